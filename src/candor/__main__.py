@@ -1,0 +1,5 @@
+import sys
+
+from candor.cli import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""The ``candor`` command: parse, call one domain function, print. Errors are one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from candor import __version__
+from candor.cli import commands
+from candor.errors import CandorError, ErrorKind
+
+# Exit codes by error kind, so scripts can tell a bad config from a locked token.
+EXIT_CODES = {
+    ErrorKind.CONFIG: 2,
+    ErrorKind.KEY: 3,
+    ErrorKind.POLICY: 4,
+    ErrorKind.LINT: 4,
+    ErrorKind.CONFLICT: 5,
+    ErrorKind.NOT_FOUND: 6,
+    ErrorKind.STORAGE: 7,
+    ErrorKind.INTEGRITY: 8,
+    ErrorKind.UNAVAILABLE: 9,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="candor", description="Candor certificate authority")
+    parser.add_argument("--version", action="version", version=f"candor {__version__}")
+    parser.add_argument("--data-dir", help="data directory (default: $CANDOR_HOME)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = sub.add_parser("init", help="create a data directory and run the default ceremony with file keys")
+    init.add_argument("--port", type=int, default=8080, help="port 'candor serve' will listen on")
+    init.add_argument("--base-url", help="base of AIA/CRL URLs (default http://127.0.0.1:PORT)")
+    init.set_defaults(handler=commands.init)
+
+    ceremony = sub.add_parser("ceremony", help="run a key ceremony from a ceremony file")
+    ceremony.add_argument("--config", required=True, help="the ceremony file (TOML)")
+    ceremony.set_defaults(handler=commands.ceremony)
+
+    hierarchy = sub.add_parser("hierarchy", help="show the CA hierarchy with fingerprints and validity")
+    hierarchy.set_defaults(handler=commands.hierarchy)
+
+    audit = sub.add_parser("audit", help="audit log operations")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_sub.add_parser("verify", help="verify the audit log's hash chain")
+    verify.add_argument("--anchor", help="expected head as SEQ:HASH, recorded earlier from 'audit verify'")
+    verify.set_defaults(handler=commands.audit_verify)
+
+    db = sub.add_parser("db", help="database operations")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    upgrade = db_sub.add_parser("upgrade", help="apply schema migrations")
+    upgrade.set_defaults(handler=commands.db_upgrade)
+
+    serve = sub.add_parser("serve", help="serve the CA's HTTP endpoints")
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.set_defaults(handler=commands.serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.handler(args, os.environ)
+        return result
+    except CandorError as exc:
+        print(f"candor: error: {exc.message}", file=sys.stderr)
+        return EXIT_CODES.get(exc.kind, 1)
+    except KeyboardInterrupt:
+        print("candor: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure: one line for the operator, details in the log
+        logging.getLogger("candor").debug("unexpected failure", exc_info=True)
+        print(f"candor: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

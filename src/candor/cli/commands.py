@@ -1,0 +1,131 @@
+"""The CLI's commands. Each parses nothing itself and calls one domain function."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from candor.ceremony import Ceremony, PublicFiles, load_ceremony
+from candor.cli.context import Context, data_dir_from, open_context
+from candor.cli.render import render_hierarchy
+from candor.config import CONFIG_FILE_NAME, load_config
+from candor.defaults import CEREMONY_TEMPLATE, CONFIG_TEMPLATE
+from candor.errors import CandorError, ErrorKind
+from candor.keys import KeyStores
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _run_ceremony(context: Context, ceremony_file: Path) -> None:
+    spec, digest = load_ceremony(ceremony_file)
+    stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
+    try:
+        result = Ceremony(
+            spec,
+            file_sha256=digest,
+            db=context.db,
+            stores=stores,
+            clock=context.clock,
+            public=PublicFiles(context.public_dir),
+            actor=context.actor,
+            progress=lambda message: _say(f"  {message}"),
+        ).run()
+    finally:
+        stores.close()
+    _say(f"ceremony complete: {len(result.issuers)} CA certificate(s), {len(result.keys)} key(s)")
+
+
+def init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    data_dir = data_dir_from(args.data_dir, environ)
+    if (data_dir / CONFIG_FILE_NAME).exists():
+        raise CandorError(
+            ErrorKind.CONFLICT, f"{data_dir} is already initialised ({CONFIG_FILE_NAME} exists)"
+        )
+    if not 1 <= args.port <= 65535:
+        raise CandorError(ErrorKind.CONFIG, "--port must be 1-65535")
+    base_url = args.base_url or f"http://127.0.0.1:{args.port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secrets_dir = data_dir / "secrets"
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    passphrase_file = secrets_dir / "key-passphrase"
+    fd = os.open(passphrase_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=") + "\n")
+    ceremony_file = data_dir / "ceremony.toml"
+    ceremony_file.write_text(CEREMONY_TEMPLATE.format(base_url=base_url), encoding="utf-8")
+    (data_dir / CONFIG_FILE_NAME).write_text(
+        CONFIG_TEMPLATE.format(port=args.port, base_url=base_url), encoding="utf-8"
+    )
+    load_config(data_dir)  # the template must itself be valid
+    _say(f"initialised {data_dir}; running the default ceremony ({ceremony_file.name})")
+    with open_context(data_dir, environ, migrate=True) as context:
+        _run_ceremony(context, ceremony_file)
+        with context.db.session() as session:
+            _say(render_hierarchy(session))
+    return 0
+
+
+def ceremony(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    data_dir = data_dir_from(args.data_dir, environ)
+    ceremony_file = Path(args.config)
+    load_ceremony(ceremony_file)  # validate the file before touching the database
+    with open_context(data_dir, environ, migrate=True) as context:
+        _run_ceremony(context, ceremony_file)
+    return 0
+
+
+def hierarchy(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    with (
+        open_context(data_dir_from(args.data_dir, environ), environ) as context,
+        context.db.session() as session,
+    ):
+        _say(render_hierarchy(session))
+    return 0
+
+
+def audit_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from candor.audit import verify_chain
+
+    anchor: tuple[int, str] | None = None
+    if args.anchor:
+        seq, _, digest = args.anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise CandorError(ErrorKind.CONFIG, "--anchor must be SEQ:HASH (hash as 64 hex digits)")
+        anchor = (int(seq), digest.lower())
+    with (
+        open_context(data_dir_from(args.data_dir, environ), environ) as context,
+        context.db.session() as session,
+    ):
+        report = verify_chain(session, expected_head=anchor)
+    if not report.ok:
+        raise CandorError(ErrorKind.INTEGRITY, f"audit log broken: {report.problem}")
+    _say(f"audit log intact: {report.events_checked} events; head {report.head_seq}:{report.head_hash}")
+    return 0
+
+
+def db_upgrade(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    with open_context(data_dir_from(args.data_dir, environ), environ, migrate=True) as context:
+        _say(f"database at revision {context.db.current_revision()}")
+    return 0
+
+
+def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from candor.server import run_server
+
+    with open_context(data_dir_from(args.data_dir, environ), environ) as context:
+        run_server(
+            config=context.config,
+            db=context.db,
+            clock=context.clock,
+            public_dir=context.public_dir,
+            host=args.host,
+            port=args.port,
+            announce=_say,
+        )
+    return 0

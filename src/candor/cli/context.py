@@ -1,0 +1,59 @@
+"""What every command needs: the data directory, its validated config, the database and key stores."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from candor.clock import Clock, SystemClock
+from candor.config import CandorConfig, database_url, load_config
+from candor.errors import CandorError, ErrorKind
+from candor.storage import Database
+
+ENV_HOME = "CANDOR_HOME"
+
+
+def data_dir_from(argument: str | None, environ: Mapping[str, str]) -> Path:
+    chosen = argument or environ.get(ENV_HOME)
+    if not chosen:
+        raise CandorError(ErrorKind.CONFIG, f"no data directory: pass --data-dir or set {ENV_HOME}")
+    return Path(chosen).expanduser().resolve()
+
+
+@dataclass
+class Context:
+    data_dir: Path
+    config: CandorConfig
+    db: Database
+    clock: Clock
+    environ: Mapping[str, str]
+
+    @property
+    def public_dir(self) -> Path:
+        return self.data_dir / "public"
+
+    @property
+    def actor(self) -> str:
+        """Who runs this command, for the audit log (the operating-system user)."""
+        return f"cli:{self.environ.get('USER') or self.environ.get('LOGNAME') or os.getuid()}"
+
+
+@contextmanager
+def open_context(data_dir: Path, environ: Mapping[str, str], *, migrate: bool = False) -> Iterator[Context]:
+    if not data_dir.is_dir():
+        raise CandorError(ErrorKind.CONFIG, f"data directory {data_dir} does not exist (run 'candor init')")
+    config = load_config(data_dir)
+    db = Database(database_url(config.database, data_dir))
+    try:
+        if migrate:
+            db.upgrade()
+        elif db.current_revision() != db.head_revision():
+            raise CandorError(
+                ErrorKind.STORAGE, "the database schema is not current; run 'candor db upgrade' first"
+            )
+        yield Context(data_dir=data_dir, config=config, db=db, clock=SystemClock(), environ=environ)
+    finally:
+        db.dispose()

@@ -1,0 +1,177 @@
+"""Typed configuration: one TOML file in the data directory, validated at start-up.
+
+Only the CLI reads the file (:func:`load_config`); everything else is handed the validated model. A bad value
+is reported as one line naming the field and what is allowed. Secrets (key passphrases, HSM PINs) are never
+in the file: it names the file or environment variable they come from, and :func:`resolve_secret` reads
+them at the edge, given the environment explicitly.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from candor.errors import CandorError, ErrorKind
+
+CONFIG_FILE_NAME = "candor.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretSource(_Strict):
+    """Where a secret comes from: exactly one of a file (first line) or an environment variable."""
+
+    file: Path | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretSource:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of 'file' or 'env'")
+        return self
+
+    def describe(self) -> str:
+        return f"file {self.file}" if self.file is not None else f"environment variable {self.env}"
+
+
+class FileKeyStoreConfig(_Strict):
+    """Keys as PKCS#8 files encrypted with a passphrase (BR 6.2.7 for non-HSM test and private CAs)."""
+
+    backend: Literal["file"]
+    directory: Path = Path("keys")
+    passphrase: SecretSource
+
+
+class Pkcs11KeyStoreConfig(_Strict):
+    """Keys on one PKCS#11 token, generated there as sensitive and non-extractable."""
+
+    backend: Literal["pkcs11"]
+    module: Path
+    token_label: str = Field(min_length=1, max_length=32)
+    pin: SecretSource
+
+
+KeyStoreConfig = Annotated[FileKeyStoreConfig | Pkcs11KeyStoreConfig, Field(discriminator="backend")]
+
+
+class KeysConfig(_Strict):
+    stores: dict[str, KeyStoreConfig] = Field(min_length=1)
+
+    @field_validator("stores")
+    @classmethod
+    def _names(cls, stores: dict[str, Any]) -> dict[str, Any]:
+        for name in stores:
+            if not name.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"store name {name!r} must be letters, digits, '-' or '_'")
+        return stores
+
+
+class DatabaseConfig(_Strict):
+    url: str = "sqlite:///candor.db"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, url: str) -> str:
+        if not (url.startswith("sqlite:///") or url.startswith("postgresql")):
+            raise ValueError("must be a sqlite:///PATH or postgresql+psycopg://... URL")
+        if url.startswith("postgresql") and not url.startswith("postgresql+psycopg://"):
+            raise ValueError("PostgreSQL URLs must use the psycopg 3 driver: postgresql+psycopg://...")
+        return url
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    # The base of every URL baked into certificates (AIA caIssuers, CRLDP). BR 7.1.2.11.2 and 7.1.2.10.3:
+    # these are http URLs, so that relying parties can fetch them without a TLS chain to validate first.
+    public_base_url: str = "http://localhost:8080"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http(cls, url: str) -> str:
+        if not url.startswith("http://") or url.endswith("/"):
+            raise ValueError("must be an http:// URL without a trailing slash (BR 7.1.2.11.2)")
+        return url
+
+
+class LoggingConfig(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class CandorConfig(_Strict):
+    database: DatabaseConfig = DatabaseConfig()
+    server: ServerConfig = ServerConfig()
+    keys: KeysConfig
+    logging: LoggingConfig = LoggingConfig()
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """One line: the first offending field and what is allowed."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"] if not str(part).startswith("function-after"))
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "literal_error" or first["type"] == "union_tag_invalid":
+        expected = first.get("ctx", {}).get("expected") or first.get("ctx", {}).get("expected_tags")
+        message = f"must be one of {expected}" if expected else message
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {where or '(top level)'}: {message}{suffix}"
+
+
+def parse_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise CandorError(ErrorKind.CONFIG, f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CandorError(ErrorKind.CONFIG, f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise CandorError(ErrorKind.CONFIG, f"{path}: cannot be read: {exc.strerror}") from None
+
+
+def load_config(data_dir: Path) -> CandorConfig:
+    path = data_dir / CONFIG_FILE_NAME
+    raw = parse_toml(path)
+    try:
+        return CandorConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise CandorError(ErrorKind.CONFIG, format_validation_error(exc, str(path))) from None
+
+
+def resolve_secret(source: SecretSource, *, base_dir: Path, environ: Mapping[str, str]) -> str:
+    """Read a secret at the edge. The message on failure names the source, never the value."""
+    if source.env is not None:
+        value = environ.get(source.env)
+        if not value:
+            raise CandorError(ErrorKind.CONFIG, f"environment variable {source.env} is not set or empty")
+        return value
+    assert source.file is not None
+    path = source.file if source.file.is_absolute() else base_dir / source.file
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CandorError(ErrorKind.CONFIG, f"secret file {path} cannot be read: {exc.strerror}") from None
+    if not lines or not lines[0]:
+        raise CandorError(ErrorKind.CONFIG, f"secret file {path} is empty")
+    return lines[0]
+
+
+def resolve_path(path: Path, base_dir: Path) -> Path:
+    return path if path.is_absolute() else base_dir / path
+
+
+def database_url(config: DatabaseConfig, base_dir: Path) -> str:
+    """The SQLAlchemy URL, with a relative SQLite path taken relative to the data directory."""
+    url = config.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            return f"sqlite:///{(base_dir / relative).resolve()}"
+    return url

@@ -1,0 +1,90 @@
+"""The commented files ``candor init`` writes into a new data directory."""
+
+from __future__ import annotations
+
+CONFIG_TEMPLATE = """\
+# Candor configuration. Read once by the CLI at start-up and validated; a bad value stops start-up with
+# one line naming the field. Relative paths are relative to this data directory.
+
+[database]
+# SQLite (WAL) by default. For PostgreSQL: "postgresql+psycopg://user@host:5432/dbname"
+url = "sqlite:///candor.db"
+
+[server]
+host = "127.0.0.1"
+port = {port}
+# Base of the URLs served here (issuer certificates, CRLs). Must be http:// (BR 7.1.2.11.2).
+public_base_url = "{base_url}"
+
+# Key stores. A ceremony file names a store for every key it creates.
+# file: PKCS#8 files encrypted with the passphrase read from a file (first line) or an environment variable.
+[keys.stores.file]
+backend = "file"
+directory = "keys"
+passphrase = {{ file = "secrets/key-passphrase" }}
+
+# A PKCS#11 token (an HSM, or SoftHSM2 for tests). Keys are generated on the token, sensitive and
+# non-extractable; the PIN comes from a file or an environment variable, never from this file.
+# [keys.stores.hsm]
+# backend = "pkcs11"
+# module = "/usr/lib/softhsm/libsofthsm2.so"
+# token_label = "candor-ca"
+# pin = {{ env = "CANDOR_HSM_PIN" }}
+
+[logging]
+level = "INFO"
+"""
+
+CEREMONY_TEMPLATE = """\
+# Candor key ceremony: the whole hierarchy in one file, for review before it runs.
+# Run with: candor ceremony --config ceremony.toml
+# Algorithms allowed for CA keys: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384.
+
+[ceremony]
+name = "Candor embedded default hierarchy"
+# AIA caIssuers and CRL URLs are built from this base (http only: BR 7.1.2.10.3, 7.1.2.11.2).
+base_url = "{base_url}"
+# true: this hierarchy is private or for tests, and its URLs may use loopback or internal names.
+# A publicly-trusted hierarchy sets false, and pkilint then refuses any internal name.
+private = true
+
+[root]                       # BR 7.1.2.1
+name = "root-x1"
+key = {{ store = "file", algorithm = "ecdsa-p384" }}
+validity_days = 9125         # 2922..9132 days
+crl_validity_days = 365      # the root's CA-scope CRL, at most 12 months
+subject = {{ country = "XX", organization = "Candor Local PKI", common_name = "Candor Local Root X1" }}
+
+[[tls_issuers]]              # BR 7.1.2.6 TLS subordinate CA: serverAuth, pathLen 0
+name = "tls-e1"
+key = {{ store = "file", algorithm = "ecdsa-p256" }}
+validity_days = 1826
+policy = "dv"
+subject = {{ country = "XX", organization = "Candor Local PKI", common_name = "Candor Local TLS E1" }}
+# OCSP responses signed by a delegated responder (BR 7.1.2.8), short-lived and re-issued by this CA.
+ocsp = {{ mode = "delegated", key = {{ store = "file", algorithm = "ecdsa-p256" }}, validity_days = 30 }}
+
+[[tls_issuers]]
+name = "tls-r1"
+key = {{ store = "file", algorithm = "rsa-3072" }}
+validity_days = 1826
+policy = "dv"
+subject = {{ country = "XX", organization = "Candor Local PKI", common_name = "Candor Local TLS R1" }}
+ocsp = {{ mode = "delegated", key = {{ store = "file", algorithm = "rsa-2048" }}, validity_days = 30 }}
+
+[timestamping]               # a separate sub-CA for RFC 3161 time-stamping (CSBR)
+name = "tsa-ca1"
+key = {{ store = "file", algorithm = "ecdsa-p384" }}
+validity_days = 3652
+subject = {{ country = "XX", organization = "Candor Local PKI", common_name = "Candor Local TSA CA1" }}
+
+[[ct_logs]]                  # RFC 6962 log keys, ECDSA P-256, one operator each
+name = "log-a"
+operator = "Candor Local Log Operator A"
+key = {{ store = "file", algorithm = "ecdsa-p256" }}
+
+[[ct_logs]]
+name = "log-b"
+operator = "Candor Local Log Operator B"
+key = {{ store = "file", algorithm = "ecdsa-p256" }}
+"""

@@ -1,0 +1,36 @@
+"""The one internal error type.
+
+Every failure inside Candor is a :class:`CandorError` with a :class:`ErrorKind`. Protocol edges (the CLI,
+ACME, OCSP, the TSA) map the kind to their own error vocabulary; nothing deeper raises protocol errors, and
+nothing matches on message strings. The message is one line meant for an operator: it names the thing that
+is wrong and what is allowed, and it never carries secrets.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    CONFIG = "config"  # a setting or input file is invalid
+    KEY = "key"  # a key store or key cannot be used (bad PIN, bad passphrase, missing key)
+    POLICY = "policy"  # a request violates a rule (BR, RFC, local policy)
+    CONFLICT = "conflict"  # a uniqueness rule held by the database refused a write
+    NOT_FOUND = "not_found"
+    STORAGE = "storage"  # the database cannot be reached or migrated
+    INTEGRITY = "integrity"  # stored data fails verification (audit chain, hashes)
+    LINT = "lint"  # a linter reported errors, or could not run
+    UNAVAILABLE = "unavailable"  # a dependency is down; retrying later may help
+    INTERNAL = "internal"
+
+
+class CandorError(Exception):
+    """A failure with a kind and a one-line, secret-free message."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message

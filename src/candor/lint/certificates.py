@@ -1,0 +1,144 @@
+"""Lint certificates with pkilint: the CA/Browser Forum TLS validators, or plain RFC 5280 where no CA/B Forum
+TLS profile applies (the time-stamping hierarchy)."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from candor.errors import CandorError, ErrorKind
+
+
+class CertificateKind(StrEnum):
+    """Which pkilint validator set judges a certificate."""
+
+    ROOT_CA = "root-ca"  # BR 7.1.2.1
+    TLS_CA = "tls-ca"  # BR 7.1.2.6 (internal, unconstrained)
+    OCSP_RESPONDER = "ocsp-responder"  # BR 7.1.2.8
+    DV_CERTIFICATE = "dv-certificate"  # BR 7.1.2.7
+    DV_PRECERTIFICATE = "dv-precertificate"  # BR 7.1.2.9
+    PKIX = "pkix"  # RFC 5280 only (e.g. the time-stamping sub-CA and TSA units)
+
+
+_SERVERAUTH_TYPES = {
+    CertificateKind.ROOT_CA: "ROOT_CA",
+    CertificateKind.TLS_CA: "INTERNAL_UNCONSTRAINED_TLS_CA",
+    CertificateKind.OCSP_RESPONDER: "OCSP_RESPONDER",
+    CertificateKind.DV_CERTIFICATE: "DV_FINAL_CERTIFICATE",
+    CertificateKind.DV_PRECERTIFICATE: "DV_PRE_CERTIFICATE",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # FATAL, ERROR, WARNING, NOTICE, INFO (pkilint's, RFC 2119 flavoured)
+    code: str  # e.g. cabf.serverauth.root.unexpected_extension
+    path: str  # where in the certificate
+    message: str | None = None
+
+    def __str__(self) -> str:
+        detail = f": {self.message}" if self.message else ""
+        return f"{self.severity} {self.code} at {self.path}{detail}"
+
+
+@dataclass(frozen=True)
+class LintReport:
+    kind: CertificateKind
+    findings: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity in ("FATAL", "ERROR"))
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "WARNING")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+_build_lock = threading.Lock()
+
+
+@functools.cache
+def _validator(kind: CertificateKind) -> tuple[Any, Any]:
+    """(validator container, finding filters) for *kind*, built once per process."""
+    from pkilint.cabf import serverauth
+    from pkilint.cabf.serverauth import serverauth_constants
+    from pkilint.pkix import certificate, extension, name
+
+    if kind is CertificateKind.PKIX:
+        container = certificate.create_pkix_certificate_validator_container(
+            certificate.create_decoding_validators(
+                name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS
+            ),
+            [
+                certificate.create_issuer_validator_container([]),
+                certificate.create_validity_validator_container(),
+                certificate.create_subject_validator_container([]),
+                certificate.create_extensions_validator_container([]),
+                certificate.create_spki_validator_container([]),
+            ],
+        )
+        return container, []
+    cert_type = serverauth_constants.CertificateType[_SERVERAUTH_TYPES[kind]]
+    container = certificate.create_pkix_certificate_validator_container(
+        serverauth.create_decoding_validators(), serverauth.create_validators(cert_type)
+    )
+    return container, serverauth.create_serverauth_finding_filters(cert_type)
+
+
+def lint_certificate(der: bytes, kind: CertificateKind) -> LintReport:
+    """Run pkilint on *der*. Any failure of the linter itself is a ``LINT`` error: nothing gets signed."""
+    try:
+        from pkilint import finding_filter, loader
+
+        with _build_lock:
+            container, filters = _validator(kind)
+        document = loader.RFC5280CertificateDocumentLoader().load_der_document(der, "certificate")
+        results = container.validate(document.root)
+        if filters:
+            results, _ = finding_filter.filter_results(filters, results)
+        findings = tuple(
+            Finding(
+                severity=description.finding.severity.name,
+                code=description.finding.code,
+                path=str(result.node.path),
+                message=description.message,
+            )
+            for result in results
+            for description in result.finding_descriptions
+        )
+    except CandorError:
+        raise
+    except Exception as exc:  # the linter failed to run: fail closed
+        raise CandorError(ErrorKind.LINT, f"pkilint could not lint the {kind} certificate: {exc!r}") from None
+    return LintReport(kind=kind, findings=findings)
+
+
+# A private or test hierarchy served on this machine has AIA and CRL URLs on a loopback address, which the
+# CA/B Forum validators rightly call internal names. Only these findings, only inside those two extensions,
+# and only when the ceremony file says the hierarchy is private, are accepted.
+LOCAL_URL_FINDINGS = frozenset({"cabf.internal_domain_name", "cabf.internal_ip_address"})
+_URL_EXTENSION_PATHS = ("cRLDistributionPoints", "authorityInfoAccessSyntax")
+
+
+def is_local_url_finding(finding: Finding) -> bool:
+    return finding.code in LOCAL_URL_FINDINGS and any(p in finding.path for p in _URL_EXTENSION_PATHS)
+
+
+def require_clean(
+    der: bytes, kind: CertificateKind, *, what: str, allow_local_urls: bool = False
+) -> LintReport:
+    """Lint and refuse on any error; the report (with warnings) is returned for the audit record."""
+    report = lint_certificate(der, kind)
+    errors = [f for f in report.errors if not (allow_local_urls and is_local_url_finding(f))]
+    if errors:
+        listed = "; ".join(str(f) for f in errors[:5])
+        raise CandorError(ErrorKind.LINT, f"{what}: pkilint reports {len(errors)} error(s): {listed}")
+    return report
