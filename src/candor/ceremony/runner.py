@@ -19,12 +19,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from candor.audit import AuditLog
 from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
-from candor.keys import CAPrivateKey, KeyAlgorithm, KeyStores
+from candor.keys import CAPrivateKey, KeyAlgorithm, KeyStores, check_key
 from candor.lint import CertificateKind
 from candor.profiles import (
     TLS_POLICIES,
@@ -104,9 +105,7 @@ class Ceremony:
         try:
             root = self._root()
             for tls in self.spec.tls_issuers:
-                issuer = self._subordinate(
-                    tls.name, tls.key, tls.subject, root, tls.validity_days, "tls", tls.policy
-                )
+                issuer = self._subordinate(tls.name, tls.key, tls.subject, root, tls.validity_days, "tls", tls.policy)
                 if tls.ocsp.key is not None:
                     self._ocsp_responder(issuer, tls.ocsp.key, timedelta(days=tls.ocsp.validity_days))
             if self.spec.timestamping is not None:
@@ -137,9 +136,20 @@ class Ceremony:
                 f"ceremony uses key store(s) {', '.join(missing)} not configured in candor.toml "
                 f"(configured: {', '.join(sorted(configured)) or 'none'})",
             )
-        for name in sorted(self.spec.stores()):
-            self.stores.get(name)  # opens the store: a wrong PIN or missing token stops us here
         with self.db.session() as session:
+            for name in sorted(self.spec.stores()):
+                store = self.stores.get(name)  # opens the store: a wrong PIN or missing token stops us here
+                # A store that already holds keys must still open them: a new key under a different
+                # passphrase would leave the store unusable as a whole.
+                existing = session.scalars(select(KeyRecord).where(KeyRecord.store == name).limit(1)).first()
+                if existing is not None:
+                    check_key(
+                        store,
+                        handle=existing.handle,
+                        algorithm=KeyAlgorithm(existing.algorithm),
+                        public_key_der=existing.public_key_der,
+                        label=existing.label,
+                    )
             taken = [n for n in self._issuer_names() if repositories.issuer_by_name(session, n) is not None]
             labels = [label for label in self._key_labels() if repositories.key_by_label(session, label)]
         if taken or labels:
@@ -243,9 +253,7 @@ class Ceremony:
             validity=validity,
             issuer=self._issuer_info(issuer),
         )
-        certificate = self._sign(
-            template, issuer.key, issuer.algorithm, CertificateKind.OCSP_RESPONDER, label
-        )
+        certificate = self._sign(template, issuer.key, issuer.algorithm, CertificateKind.OCSP_RESPONDER, label)
         with self.db.session() as session:
             self._record_ca_certificate(session, session.merge(issuer.issuer), certificate)
 
@@ -344,9 +352,7 @@ class Ceremony:
         self.result.files.append(path)
 
     def _publish_crl(self, signer: Signer, validity: timedelta) -> None:
-        crl = ca_crl(
-            signer.certificate, signer.key, signer.algorithm, now=self.clock.now(), validity=validity
-        )
+        crl = ca_crl(signer.certificate, signer.key, signer.algorithm, now=self.clock.now(), validity=validity)
         path = self.public.write_crl(signer.issuer.name, crl)
         self.result.files.append(path)
         self._event(

@@ -39,9 +39,7 @@ def verify_signature(certificate: x509.Certificate, issuer_key: CAPublicKey) -> 
                 certificate.signature, certificate.tbs_certificate_bytes, padding.PKCS1v15(), hash_algorithm
             )
         else:
-            issuer_key.verify(
-                certificate.signature, certificate.tbs_certificate_bytes, ec.ECDSA(hash_algorithm)
-            )
+            issuer_key.verify(certificate.signature, certificate.tbs_certificate_bytes, ec.ECDSA(hash_algorithm))
     except InvalidSignature:
         raise CandorError(ErrorKind.KEY, "the key store produced a signature that does not verify") from None
 
@@ -59,14 +57,10 @@ def sign_linted(
     builder = to_builder(template)
     hash_algorithm = signer_algorithm.signature_hash()
     draft = builder.sign(_throwaway(signer_algorithm), hash_algorithm)
-    report = require_clean(
-        draft.public_bytes(Encoding.DER), kind, what=what, allow_local_urls=allow_local_urls
-    )
+    report = require_clean(draft.public_bytes(Encoding.DER), kind, what=what, allow_local_urls=allow_local_urls)
     certificate = builder.sign(signer, hash_algorithm)
     if certificate.tbs_certificate_bytes != draft.tbs_certificate_bytes:
-        raise CandorError(
-            ErrorKind.INTERNAL, f"{what}: the signed TBSCertificate differs from the linted one"
-        )
+        raise CandorError(ErrorKind.INTERNAL, f"{what}: the signed TBSCertificate differs from the linted one")
     verify_signature(certificate, signer.public_key())
     return certificate, report, hashlib.sha256(draft.tbs_certificate_bytes).hexdigest()
 

@@ -83,9 +83,7 @@ class TimestampingSpec(_Strict):
     name: str
     key: KeySpec
     subject: CASubject
-    validity_days: int = Field(
-        default=3652, ge=30, le=135 * 30
-    )  # CSBR 6.3.2 caps TSA certificates at 135 months
+    validity_days: int = Field(default=3652, ge=30, le=135 * 30)  # CSBR 6.3.2 caps TSA certificates at 135 months
 
     _name = field_validator("name")(_slug)
 

@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--anchor", help="expected head as SEQ:HASH, recorded earlier from 'audit verify'")
     verify.set_defaults(handler=commands.audit_verify)
 
+    keys = sub.add_parser("keys", help="key operations")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_verify = keys_sub.add_parser("verify", help="check every recorded key can sign and matches its record")
+    keys_verify.set_defaults(handler=commands.keys_verify)
+
     db = sub.add_parser("db", help="database operations")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = db_sub.add_parser("upgrade", help="apply schema migrations")
@@ -65,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         result: int = args.handler(args, os.environ)
         return result

@@ -44,9 +44,7 @@ def _run_ceremony(context: Context, ceremony_file: Path) -> None:
 def init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     data_dir = data_dir_from(args.data_dir, environ)
     if (data_dir / CONFIG_FILE_NAME).exists():
-        raise CandorError(
-            ErrorKind.CONFLICT, f"{data_dir} is already initialised ({CONFIG_FILE_NAME} exists)"
-        )
+        raise CandorError(ErrorKind.CONFLICT, f"{data_dir} is already initialised ({CONFIG_FILE_NAME} exists)")
     if not 1 <= args.port <= 65535:
         raise CandorError(ErrorKind.CONFIG, "--port must be 1-65535")
     base_url = args.base_url or f"http://127.0.0.1:{args.port}"
@@ -128,4 +126,31 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             port=args.port,
             announce=_say,
         )
+    return 0
+
+
+def keys_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Open every recorded key, sign a probe and verify it against the recorded public key."""
+    from sqlalchemy import select
+
+    from candor.keys import KeyAlgorithm, check_key
+    from candor.storage.models import KeyRecord
+
+    with open_context(data_dir_from(args.data_dir, environ), environ) as context:
+        stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
+        try:
+            with context.db.session() as session:
+                records = list(session.scalars(select(KeyRecord).order_by(KeyRecord.id)))
+                for record in records:
+                    check_key(
+                        stores.get(record.store),
+                        handle=record.handle,
+                        algorithm=KeyAlgorithm(record.algorithm),
+                        public_key_der=record.public_key_der,
+                        label=record.label,
+                    )
+                    _say(f"ok  {record.label}: {record.algorithm} in store {record.store!r}")
+        finally:
+            stores.close()
+    _say(f"{len(records)} key(s) usable and matching their records")
     return 0

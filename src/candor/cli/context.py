@@ -51,9 +51,7 @@ def open_context(data_dir: Path, environ: Mapping[str, str], *, migrate: bool = 
         if migrate:
             db.upgrade()
         elif db.current_revision() != db.head_revision():
-            raise CandorError(
-                ErrorKind.STORAGE, "the database schema is not current; run 'candor db upgrade' first"
-            )
+            raise CandorError(ErrorKind.STORAGE, "the database schema is not current; run 'candor db upgrade' first")
         yield Context(data_dir=data_dir, config=config, db=db, clock=SystemClock(), environ=environ)
     finally:
         db.dispose()

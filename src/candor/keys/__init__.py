@@ -17,6 +17,7 @@ from candor.config import (
 )
 from candor.keys.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm, algorithm_of, parse_key_algorithm
 from candor.keys.base import GeneratedKey, KeyBackend, KeyProtection
+from candor.keys.check import check_key
 from candor.keys.file import FileKeyBackend
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "KeyProtection",
     "KeyStores",
     "algorithm_of",
+    "check_key",
     "open_key_store",
     "parse_key_algorithm",
 ]

@@ -1,0 +1,215 @@
+"""The append-only, hash-chained audit log (BR 5.4.1) and its verifier.
+
+:meth:`AuditLog.record` appends in the caller's transaction, so an event commits or rolls back together
+with the change it describes. Events form one chain: event *n* stores the hash of event *n - 1*. Two writers
+must never chain onto the same head: on PostgreSQL the appender takes a transaction-scoped advisory lock
+before reading the head; on SQLite :class:`candor.storage.Database` begins every transaction with
+``BEGIN IMMEDIATE``, which serialises writers. Whatever slips past either is stopped by the database:
+``seq`` is the primary key and ``prev_hash`` is UNIQUE, so a fork fails with ``ErrorKind.CONFLICT``.
+
+Never pass secrets (passphrases, PINs, private keys, tokens) in any field: the log is kept for years and
+shown to auditors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Row, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from candor.audit.chain import GENESIS, canonical_details, event_hash
+from candor.clock import Clock, ensure_utc
+from candor.errors import CandorError, ErrorKind
+from candor.storage.dberrors import conflict_from
+from candor.storage.models import AUDIT_OUTCOMES, AuditEvent
+
+# pg_advisory_xact_lock key for the chain head ("candor-a" as a 64-bit integer).
+AUDIT_LOCK_KEY = 0x63616E646F722D61
+_LIMITS = {"actor": 128, "action": 64, "subject": 512}
+
+
+def _check_text(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise CandorError(ErrorKind.INTERNAL, f"audit {field} must be a string")
+    if field != "subject" and not value:
+        raise CandorError(ErrorKind.INTERNAL, f"audit {field} must not be empty")
+    if len(value) > _LIMITS[field]:
+        raise CandorError(ErrorKind.INTERNAL, f"audit {field} is longer than {_LIMITS[field]} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise CandorError(ErrorKind.INTERNAL, f"audit {field} must not contain control characters")
+    return value
+
+
+class AuditLog:
+    """Appends events stamped with *clock*'s time."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def record(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        outcome: str,
+        details: dict[str, Any],
+    ) -> AuditEvent:
+        """Append one event within *session*'s transaction and return it (flushed, not committed).
+
+        *outcome* is "success", "failure" or "info"; *details* is a JSON object of str, int, float, bool,
+        None, list and dict (string keys) values, and must not contain secrets.
+        """
+        if outcome not in AUDIT_OUTCOMES:
+            raise CandorError(
+                ErrorKind.INTERNAL, f"audit outcome {outcome!r} is not one of {', '.join(AUDIT_OUTCOMES)}"
+            )
+        stored_details = canonical_details(details)
+        actor, action, subject = (
+            _check_text(n, v) for n, v in (("actor", actor), ("action", action), ("subject", subject))
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+        head = session.execute(
+            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+        ).one_or_none()
+        seq, prev_hash = (head[0] + 1, head[1]) if head is not None else (1, GENESIS)
+        occurred_at = ensure_utc(self._clock.now())
+        digest = event_hash(
+            seq=seq,
+            occurred_at=occurred_at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            outcome=outcome,
+            details=json.loads(stored_details),
+            prev_hash=prev_hash,
+        )
+        event = AuditEvent(
+            seq=seq,
+            occurred_at=occurred_at,
+            actor=actor,
+            action=action,
+            subject=subject,
+            outcome=outcome,
+            details=stored_details,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+        try:
+            with session.begin_nested():
+                session.add(event)
+        except IntegrityError as exc:
+            error = conflict_from(exc)
+            if error.kind is ErrorKind.CONFLICT:
+                raise CandorError(
+                    ErrorKind.CONFLICT, "audit log head moved: another writer appended concurrently; retry"
+                ) from None
+            raise error from None
+        return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The result of :func:`verify_chain`.
+
+    ``head_seq``/``head_hash`` describe the last event that verified (0 and GENESIS if none did);
+    ``broken_seq`` is the stored seq of the first event that did not, and ``problem`` says why.
+    """
+
+    ok: bool
+    events_checked: int
+    head_seq: int
+    head_hash: str
+    broken_seq: int | None = None
+    problem: str | None = None
+
+
+if TYPE_CHECKING:
+    _EventRow = Row[int, datetime, str, str, str, str, str, str, str]
+
+_COLUMNS = (
+    AuditEvent.seq,
+    AuditEvent.occurred_at,
+    AuditEvent.actor,
+    AuditEvent.action,
+    AuditEvent.subject,
+    AuditEvent.outcome,
+    AuditEvent.details,
+    AuditEvent.prev_hash,
+    AuditEvent.hash,
+)
+
+
+def _recomputed(row: _EventRow) -> str | None:
+    """The event's hash from its stored fields, or None if its details are not canonical JSON."""
+    try:
+        details = json.loads(row.details)
+        if not isinstance(details, dict) or canonical_details(details) != row.details:
+            return None
+        return event_hash(
+            seq=row.seq,
+            occurred_at=row.occurred_at,
+            actor=row.actor,
+            action=row.action,
+            subject=row.subject,
+            outcome=row.outcome,
+            details=details,
+            prev_hash=row.prev_hash,
+        )
+    except (ValueError, CandorError):
+        return None
+
+
+def verify_chain(session: Session, *, expected_head: tuple[int, str] | None = None) -> ChainReport:
+    """Walk the log in seq order, recomputing every hash and link; report the first broken event.
+
+    Deleting events from the end of the log leaves a shorter, intact chain; pass *expected_head*, a
+    ``(seq, hash)`` recorded earlier (e.g. in a ceremony transcript), to detect that truncation too.
+    """
+    result = session.execute(select(*_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=1000))
+    try:
+        return _walk(result, expected_head)
+    finally:
+        result.close()  # a server-side cursor on PostgreSQL: release it even when stopping early
+
+
+def _walk(rows: Iterable[_EventRow], expected_head: tuple[int, str] | None) -> ChainReport:
+    checked, head_seq, head_hash = 0, 0, GENESIS
+    anchor_seen = expected_head is None or expected_head == (0, GENESIS)
+
+    def broken(seq: int, problem: str) -> ChainReport:
+        return ChainReport(False, checked, head_seq, head_hash, seq, problem)
+
+    for row in rows:
+        checked += 1
+        if row.seq != head_seq + 1:
+            after = f"after event {head_seq}" if head_seq else "at the start of the log"
+            return broken(row.seq, f"event {row.seq}: sequence gap {after}")
+        if row.prev_hash != head_hash:
+            before = f"event {head_seq}" if head_seq else "the genesis value"
+            return broken(row.seq, f"event {row.seq}: previous-hash link does not match {before}")
+        if _recomputed(row) != row.hash:
+            return broken(row.seq, f"event {row.seq}: stored hash does not match its contents")
+        if expected_head is not None and row.seq == expected_head[0]:
+            if row.hash != expected_head[1]:
+                return broken(row.seq, f"event {row.seq}: hash differs from the expected head")
+            anchor_seen = True
+        head_seq, head_hash = row.seq, row.hash
+    if expected_head is not None and not anchor_seen:
+        return ChainReport(
+            False,
+            checked,
+            head_seq,
+            head_hash,
+            head_seq + 1,
+            f"log ends at event {head_seq}, before the expected head event {expected_head[0]}: truncated",
+        )
+    return ChainReport(True, checked, head_seq, head_hash)

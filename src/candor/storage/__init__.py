@@ -1,0 +1,39 @@
+"""Persistence: the database handle, the schema, and the repository functions over it."""
+
+from candor.storage.database import Database, head_revision
+from candor.storage.dberrors import conflict_from, insert_unique
+from candor.storage.models import AuditEvent, Base, CertificateRecord, Issuer, KeyRecord, SerialRecord
+from candor.storage.repositories import (
+    add_certificate,
+    add_issuer,
+    add_key,
+    issuer_by_name,
+    key_by_label,
+    list_issuers,
+    reserve_serial,
+    serial_by_value,
+)
+from candor.storage.serials import serial_from_hex, serial_to_hex
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "CertificateRecord",
+    "Database",
+    "Issuer",
+    "KeyRecord",
+    "SerialRecord",
+    "add_certificate",
+    "add_issuer",
+    "add_key",
+    "conflict_from",
+    "head_revision",
+    "insert_unique",
+    "issuer_by_name",
+    "key_by_label",
+    "list_issuers",
+    "reserve_serial",
+    "serial_by_value",
+    "serial_from_hex",
+    "serial_to_hex",
+]

@@ -1,0 +1,155 @@
+"""The database handle: engine set-up, migrations and transactions.
+
+SQLite (a file) and PostgreSQL (psycopg 3) are supported. On SQLite every transaction starts with
+``BEGIN IMMEDIATE``, taking the write lock up front, so writers queue on ``busy_timeout`` instead of failing
+halfway through; WAL lets readers of other connections proceed meanwhile. Failures to connect or migrate
+are :class:`CandorError` with ``ErrorKind.STORAGE`` and a one-line message that never contains the password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+from candor.errors import CandorError, ErrorKind
+from candor.storage.dberrors import one_line, translated
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# pg_advisory_xact_lock key serialising concurrent `upgrade()` runs ("candor-m" as a 64-bit integer).
+MIGRATION_LOCK_KEY = 0x63616E646F722D6D
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this version of Candor."""
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:
+        raise CandorError(ErrorKind.INTERNAL, "no database migrations are packaged")
+    return head
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 module (it would not BEGIN before SELECT or DDL);
+    # SQLAlchemy's "begin" event below emits BEGIN IMMEDIATE instead.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS:d}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """One database, given by an SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise CandorError(ErrorKind.STORAGE, "database URL is not valid") from None
+        self._secret = parsed.password if isinstance(parsed.password, str) else None
+        self.display_url = parsed.render_as_string(hide_password=True)
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            if parsed.database in (None, "", ":memory:") or str(parsed.query.get("mode")) == "memory":
+                raise CandorError(ErrorKind.STORAGE, "in-memory SQLite is not supported; give a file path")
+        elif backend == "postgresql":
+            if parsed.get_driver_name() != "psycopg":
+                raise CandorError(ErrorKind.STORAGE, "PostgreSQL URLs must use psycopg 3: postgresql+psycopg://")
+        else:
+            raise CandorError(ErrorKind.STORAGE, f"database backend {backend!r} is not supported (sqlite, postgresql)")
+        try:
+            if backend == "sqlite":
+                self.engine: Engine = create_engine(parsed)
+                event.listen(self.engine, "connect", _sqlite_on_connect)
+                event.listen(self.engine, "begin", _sqlite_on_begin)
+            else:
+                self.engine = create_engine(parsed, pool_pre_ping=True)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise CandorError(
+                ErrorKind.STORAGE,
+                f"cannot set up database {self.display_url}: {one_line(str(exc), secret=self._secret)}",
+            ) from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """The backend: "sqlite" or "postgresql"."""
+        return self.engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"Database({self.display_url!r})"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction: committed when the block ends, rolled back if it raises.
+
+        Objects stay usable after the block (``expire_on_commit=False``), detached from the session.
+        Database failures leaving the block become :class:`CandorError`.
+        """
+        session = self._sessions()
+        try:
+            with translated(f"error at {self.display_url}", secret=self._secret), session.begin():
+                yield session
+        finally:
+            session.close()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the packaged migrations up to *revision*, in one transaction."""
+        config = _alembic_config()
+        try:
+            with self.engine.begin() as connection:
+                if self.dialect == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+        except CommandError as exc:
+            raise CandorError(
+                ErrorKind.STORAGE,
+                f"cannot migrate {self.display_url}: {one_line(str(exc), secret=self._secret)}",
+            ) from None
+        except DBAPIError as exc:
+            orig = exc.orig if exc.orig is not None else exc
+            detail = one_line(f"{type(orig).__name__}: {orig}", secret=self._secret)
+            raise CandorError(ErrorKind.STORAGE, f"cannot migrate {self.display_url}: {detail}") from None
+
+    def current_revision(self) -> str | None:
+        """The migration the database is at, or None if it has never been migrated."""
+        with (
+            translated(f"error at {self.display_url}", secret=self._secret),
+            self.engine.connect() as connection,
+        ):
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def head_revision(self) -> str:
+        """The newest packaged migration (what :meth:`upgrade` brings the database to)."""
+        return head_revision()
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,103 @@
+"""Helpers shared by the CLI, ceremony and server tests: data directories and in-process CLI runs."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Mapping
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from candor.cli import main
+from candor.defaults import CEREMONY_TEMPLATE
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*argv: str | Path, environ: Mapping[str, str] | None = None) -> CliResult:
+    """Run ``candor ARGV`` in this process (so it shares SoftHSM's configuration) and capture its output."""
+    import os
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    try:
+        if environ is not None:
+            os.environ.update(environ)
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main([str(a) for a in argv])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def assert_one_line_error(result: CliResult, *fragments: str) -> None:
+    """A refused command exits non-zero with exactly one line on stderr and no traceback."""
+    assert result.code != 0, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("candor: error: "), lines[0]
+    assert "Traceback" not in result.err + result.out
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+FILE_STORE = """
+[keys.stores.file]
+backend = "file"
+directory = "keys"
+passphrase = { file = "secrets/key-passphrase" }
+"""
+
+
+def pkcs11_store(name: str, module: Path, token_label: str, pin_env: str) -> str:
+    return f"""
+[keys.stores.{name}]
+backend = "pkcs11"
+module = "{module}"
+token_label = "{token_label}"
+pin = {{ env = "{pin_env}" }}
+"""
+
+
+def make_home(base: Path, *, stores: str = FILE_STORE, database_url: str = "sqlite:///candor.db") -> Path:
+    """A data directory with a config and a key passphrase, but no hierarchy yet."""
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "secrets").mkdir(mode=0o700, exist_ok=True)
+    (base / "secrets" / "key-passphrase").write_text("test passphrase, long enough\n")
+    (base / "candor.toml").write_text(f'[database]\nurl = "{database_url}"\n{stores}')
+    return base
+
+
+def ceremony_file(
+    path: Path,
+    *,
+    base_url: str = "http://127.0.0.1:8080",
+    private: bool = True,
+    replace: Mapping[str, str] | None = None,
+) -> Path:
+    """The default ceremony, with text substitutions (e.g. a store name or an algorithm)."""
+    text = CEREMONY_TEMPLATE.format(base_url=base_url)
+    text = text.replace("private = true", f"private = {'true' if private else 'false'}")
+    for old, new in (replace or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text)
+    return path
+
+
+def load_pem_or_der(path: Path) -> x509.Certificate:
+    data = path.read_bytes()
+    return x509.load_pem_x509_certificate(data) if data.startswith(b"-----") else x509.load_der_x509_certificate(data)
+
+
+def openssl(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, check=check, timeout=60)
