@@ -77,7 +77,7 @@ def test_pkcs11_tool_reports_the_keys_never_extractable(
     home, pins = hsm_home
     config = load_config(home)
     store = config.keys.stores["hsm-root"]
-    label = getattr(store, "token_label")
+    label = store.token_label
     token = type("Token", (), {"label": label, "pin": pins["CANDOR_TEST_ROOT_PIN"]})()
     listing = softhsm.pkcs11_tool(token, "--list-objects", "--type", "privkey")  # type: ignore[arg-type]
     assert "label:      root-x1" in listing

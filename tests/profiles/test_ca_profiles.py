@@ -98,5 +98,5 @@ def test_country_is_an_iso_3166_alpha_2_code(country: str) -> None:
 
 @pytest.mark.parametrize("value", [" Candor", "-", "..."])
 def test_meaningless_attribute_values_are_refused(value: str) -> None:
-    with pytest.raises(ValueError, match="BR 7.1.4.3"):
+    with pytest.raises(ValueError, match=r"BR 7\.1\.4\.3"):
         CASubject(country="US", organization=value, common_name="x")

@@ -38,7 +38,7 @@ from candor.profiles import (
 )
 from candor.profiles.names import CASubject
 from candor.storage import Database, repositories
-from candor.storage.models import Issuer, KeyRecord
+from candor.storage.models import CertificateRecord, Issuer, KeyRecord
 
 from .publish import PublicFiles, ca_crl
 from .signing import sign_linted
@@ -242,7 +242,7 @@ class Ceremony:
     def _ocsp_responder(self, issuer: Signer, key_spec: KeySpec, validity: timedelta) -> None:
         label = f"{issuer.issuer.name}-ocsp-1"
         self.progress(f"OCSP responder {label}: generating {key_spec.algorithm} key")
-        _record, key = self._generate_key(label, key_spec, "ocsp-responder")
+        record, key = self._generate_key(label, key_spec, "ocsp-responder")
         issuer_subject = CASubject.model_validate(_subject_fields(issuer.certificate.subject))
         subject = issuer_subject.model_copy(update={"common_name": _responder_cn(issuer_subject.common_name)})
         template = ocsp_responder(
@@ -255,7 +255,11 @@ class Ceremony:
         )
         certificate = self._sign(template, issuer.key, issuer.algorithm, CertificateKind.OCSP_RESPONDER, label)
         with self.db.session() as session:
-            self._record_ca_certificate(session, session.merge(issuer.issuer), certificate)
+            parent = session.merge(issuer.issuer)
+            stored = self._record_ca_certificate(session, parent, certificate)
+            repositories.add_ocsp_responder(
+                session, issuer=parent, key=session.merge(record), certificate=stored, created_at=self.clock.now()
+            )
 
     # -- helpers --------------------------------------------------------------------------------------
     def _generate_key(self, label: str, spec: KeySpec, purpose: str) -> tuple[KeyRecord, CAPrivateKey]:
@@ -325,11 +329,14 @@ class Ceremony:
         )
         return certificate
 
-    def _record_ca_certificate(self, session: Session, issuer: Issuer, certificate: x509.Certificate) -> None:
+    def _record_ca_certificate(
+        self, session: Session, issuer: Issuer, certificate: x509.Certificate
+    ) -> CertificateRecord:
+        """Claim the certificate's serial under its issuer and store it, so the serial is never reused."""
         serial = repositories.reserve_serial(
             session, issuer=issuer, serial=certificate.serial_number, created_at=self.clock.now()
         )
-        repositories.add_certificate(
+        return repositories.add_certificate(
             session,
             serial_record=serial,
             kind="certificate",

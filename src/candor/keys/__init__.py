@@ -36,9 +36,7 @@ __all__ = [
 ]
 
 
-def open_key_store(
-    name: str, config: KeyStoreConfig, *, base_dir: Path, environ: Mapping[str, str]
-) -> KeyBackend:
+def open_key_store(name: str, config: KeyStoreConfig, *, base_dir: Path, environ: Mapping[str, str]) -> KeyBackend:
     """Open one configured store, reading its passphrase or PIN from where the config says."""
     if isinstance(config, FileKeyStoreConfig):
         passphrase = resolve_secret(config.passphrase, base_dir=base_dir, environ=environ)
@@ -47,17 +45,13 @@ def open_key_store(
     from candor.keys.pkcs11 import Pkcs11KeyBackend
 
     pin = resolve_secret(config.pin, base_dir=base_dir, environ=environ)
-    return Pkcs11KeyBackend(
-        name, module=resolve_path(config.module, base_dir), token_label=config.token_label, pin=pin
-    )
+    return Pkcs11KeyBackend(name, module=resolve_path(config.module, base_dir), token_label=config.token_label, pin=pin)
 
 
 class KeyStores:
     """The configured stores, opened on first use and closed together."""
 
-    def __init__(
-        self, configs: Mapping[str, KeyStoreConfig], *, base_dir: Path, environ: Mapping[str, str]
-    ) -> None:
+    def __init__(self, configs: Mapping[str, KeyStoreConfig], *, base_dir: Path, environ: Mapping[str, str]) -> None:
         self._configs = dict(configs)
         self._base_dir = base_dir
         self._environ = environ

@@ -27,9 +27,7 @@ class GeneratedKey:
 class KeyProtection:
     """How a stored private key is protected, as the store itself reports it."""
 
-    location: (
-        str  # e.g. "file keys/root-x1.key (PKCS#8, scrypt/AES-256-CBC)" or "PKCS#11 token 'candor-root'"
-    )
+    location: str  # e.g. "file keys/root-x1.key (PKCS#8, scrypt/AES-256-CBC)" or "PKCS#11 token 'candor-root'"
     extractable: bool
     sensitive: bool
     encrypted_at_rest: bool

@@ -40,9 +40,7 @@ class FileKeyBackend:
 
     def __init__(self, name: str, *, directory: Path, passphrase: str) -> None:
         if len(passphrase) < 12:
-            raise CandorError(
-                ErrorKind.CONFIG, f"key store {name!r}: passphrase must be at least 12 characters"
-            )
+            raise CandorError(ErrorKind.CONFIG, f"key store {name!r}: passphrase must be at least 12 characters")
         self._name = name
         self._directory = directory
         self._passphrase = passphrase.encode("utf-8")

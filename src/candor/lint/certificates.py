@@ -74,9 +74,7 @@ def _validator(kind: CertificateKind) -> tuple[Any, Any]:
 
     if kind is CertificateKind.PKIX:
         container = certificate.create_pkix_certificate_validator_container(
-            certificate.create_decoding_validators(
-                name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS
-            ),
+            certificate.create_decoding_validators(name.ATTRIBUTE_TYPE_MAPPINGS, extension.EXTENSION_MAPPINGS),
             [
                 certificate.create_issuer_validator_container([]),
                 certificate.create_validity_validator_container(),
@@ -132,9 +130,7 @@ def is_local_url_finding(finding: Finding) -> bool:
     return finding.code in LOCAL_URL_FINDINGS and any(p in finding.path for p in _URL_EXTENSION_PATHS)
 
 
-def require_clean(
-    der: bytes, kind: CertificateKind, *, what: str, allow_local_urls: bool = False
-) -> LintReport:
+def require_clean(der: bytes, kind: CertificateKind, *, what: str, allow_local_urls: bool = False) -> LintReport:
     """Lint and refuse on any error; the report (with warnings) is returned for the audit record."""
     report = lint_certificate(der, kind)
     errors = [f for f in report.errors if not (allow_local_urls and is_local_url_finding(f))]

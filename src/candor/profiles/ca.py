@@ -207,9 +207,7 @@ def ocsp_responder(
     """BR 7.1.2.8: a delegated responder, EKU id-kp-OCSPSigning only, id-pkix-ocsp-nocheck, keyUsage
     digitalSignature only, AKI; short-lived because nocheck means it cannot itself be revoked usefully."""
     if validity <= timedelta(0) or validity > timedelta(days=90):
-        raise CandorError(
-            ErrorKind.POLICY, "an OCSP responder certificate must be valid for 1 second to 90 days"
-        )
+        raise CandorError(ErrorKind.POLICY, "an OCSP responder certificate must be valid for 1 second to 90 days")
     start = signing_start(now)
     not_after = start + validity - timedelta(seconds=1)
     _within_issuer(not_after, issuer, "OCSP responder")

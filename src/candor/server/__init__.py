@@ -38,9 +38,7 @@ def run_server(
         sock.bind((bind_host, bind_port))
     except OSError as exc:
         sock.close()
-        raise CandorError(
-            ErrorKind.UNAVAILABLE, f"cannot listen on {bind_host}:{bind_port}: {exc.strerror}"
-        ) from None
+        raise CandorError(ErrorKind.UNAVAILABLE, f"cannot listen on {bind_host}:{bind_port}: {exc.strerror}") from None
     announce(f"Candor is serving on http://{bind_host}:{bind_port}")
     announce(f"  health:  {base_url}/health")
     for name in sorted(state.issuer_der):

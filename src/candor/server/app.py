@@ -59,9 +59,7 @@ def create_app(state: ServerState) -> Starlette:
         return JSONResponse(
             {
                 "health": f"{state.base_url}/health",
-                "issuers": {
-                    name: f"{state.base_url}/issuers/{name}.der" for name in sorted(state.issuer_der)
-                },
+                "issuers": {name: f"{state.base_url}/issuers/{name}.der" for name in sorted(state.issuer_der)},
             }
         )
 

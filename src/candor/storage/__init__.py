@@ -2,14 +2,24 @@
 
 from candor.storage.database import Database, head_revision
 from candor.storage.dberrors import conflict_from, insert_unique
-from candor.storage.models import AuditEvent, Base, CertificateRecord, Issuer, KeyRecord, SerialRecord
+from candor.storage.models import (
+    AuditEvent,
+    Base,
+    CertificateRecord,
+    Issuer,
+    KeyRecord,
+    OcspResponder,
+    SerialRecord,
+)
 from candor.storage.repositories import (
     add_certificate,
     add_issuer,
     add_key,
+    add_ocsp_responder,
     issuer_by_name,
     key_by_label,
     list_issuers,
+    ocsp_responders,
     reserve_serial,
     serial_by_value,
 )
@@ -22,16 +32,19 @@ __all__ = [
     "Database",
     "Issuer",
     "KeyRecord",
+    "OcspResponder",
     "SerialRecord",
     "add_certificate",
     "add_issuer",
     "add_key",
+    "add_ocsp_responder",
     "conflict_from",
     "head_revision",
     "insert_unique",
     "issuer_by_name",
     "key_by_label",
     "list_issuers",
+    "ocsp_responders",
     "reserve_serial",
     "serial_by_value",
     "serial_from_hex",

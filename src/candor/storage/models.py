@@ -45,6 +45,7 @@ SERIAL_STATUSES = ("reserved", "issued", "revoked")
 REVOCATION_REASONS = (0, 1, 2, 3, 4, 5, 6, 8, 9, 10)  # RFC 5280 5.3.1 CRLReason; 7 is unused
 CERTIFICATE_KINDS = ("precertificate", "certificate")
 AUDIT_OUTCOMES = ("success", "failure", "info")
+RESPONDER_STATUSES = ("active", "retired")
 
 # SQLite only auto-assigns INTEGER PRIMARY KEY columns, so the 64-bit ids are plain INTEGER there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -168,6 +169,29 @@ class CertificateRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     serial: Mapped[SerialRecord] = relationship(lazy="joined")
+
+
+class OcspResponder(Base):
+    """A delegated OCSP responder of an issuer (BR 7.1.2.8): its key and its current certificate.
+
+    Rotation adds a row and retires the old one; the certificate row itself lives in ``certificates``
+    under the issuer's serials, so a responder certificate's serial can never be reused by that issuer.
+    """
+
+    __tablename__ = "ocsp_responders"
+    __table_args__ = (CheckConstraint(one_of("status", RESPONDER_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("issuers.id"))
+    key_id: Mapped[int] = mapped_column(ForeignKey("keys.id"))
+    certificate_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("certificates.id"), unique=True)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    key: Mapped[KeyRecord] = relationship(lazy="joined")
+    certificate: Mapped[CertificateRecord] = relationship(lazy="joined")
 
 
 class AuditEvent(Base):

@@ -29,6 +29,7 @@ from candor.storage.models import (
     CertificateRecord,
     Issuer,
     KeyRecord,
+    OcspResponder,
     SerialRecord,
 )
 from candor.storage.serials import serial_to_hex
@@ -282,3 +283,45 @@ def add_certificate(
     session.flush()
     session.refresh(record)
     return record
+
+
+def add_ocsp_responder(
+    session: Session, *, issuer: Issuer, key: KeyRecord, certificate: CertificateRecord, created_at: datetime
+) -> OcspResponder:
+    """Record *certificate* (already stored under *issuer*) as a delegated OCSP responder for *issuer*.
+
+    Refused unless the key is an OCSP-responder key, the certificate is for that key, and it carries the
+    id-kp-OCSPSigning EKU (RFC 6960 4.2.2.2: the responder must be authorised by the issuer itself).
+    """
+    if key.purpose != "ocsp-responder":
+        raise CandorError(ErrorKind.POLICY, f"key {key.label!r} is a {key.purpose} key, not an OCSP responder key")
+    parsed = _parse_certificate(certificate.der)
+    if _spki_der(parsed) != key.public_key_der:
+        raise CandorError(ErrorKind.POLICY, f"the responder certificate is not for key {key.label!r}")
+    if parsed.issuer.public_bytes() != issuer.subject_der:
+        raise CandorError(ErrorKind.POLICY, f"the responder certificate was not issued by {issuer.name!r}")
+    try:
+        eku = parsed.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = x509.ExtendedKeyUsage([])
+    if list(eku) != [x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING]:
+        raise CandorError(ErrorKind.POLICY, "a responder certificate carries exactly the id-kp-OCSPSigning EKU")
+    record = OcspResponder(
+        issuer_id=issuer.id,
+        key_id=key.id,
+        certificate_id=certificate.id,
+        not_before=parsed.not_valid_before_utc,
+        not_after=parsed.not_valid_after_utc,
+        status="active",
+        created_at=_utc(created_at),
+    )
+    insert_unique(session, record, {"uq_ocsp_responders_certificate_id": "that responder certificate"})
+    return record
+
+
+def ocsp_responders(session: Session, issuer: Issuer, *, status: str | None = "active") -> list[OcspResponder]:
+    """The issuer's responders (by default the active ones), newest first."""
+    query = select(OcspResponder).where(OcspResponder.issuer_id == issuer.id).order_by(OcspResponder.id.desc())
+    if status is not None:
+        query = query.where(OcspResponder.status == status)
+    return list(session.scalars(query))

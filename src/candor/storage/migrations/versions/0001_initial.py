@@ -125,6 +125,25 @@ def upgrade() -> None:
         sa.CheckConstraint("kind IN ('precertificate', 'certificate')", name=op.f("ck_certificates_kind")),
     )
     op.create_table(
+        "ocsp_responders",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("issuer_id", sa.Integer(), nullable=False),
+        sa.Column("key_id", sa.Integer(), nullable=False),
+        sa.Column("certificate_id", sa.BigInteger(), nullable=False),
+        _ts("not_before"),
+        _ts("not_after"),
+        sa.Column("status", sa.String(16), nullable=False),
+        _ts("created_at"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ocsp_responders")),
+        sa.ForeignKeyConstraint(["issuer_id"], ["issuers.id"], name=op.f("fk_ocsp_responders_issuer_id_issuers")),
+        sa.ForeignKeyConstraint(["key_id"], ["keys.id"], name=op.f("fk_ocsp_responders_key_id_keys")),
+        sa.ForeignKeyConstraint(
+            ["certificate_id"], ["certificates.id"], name=op.f("fk_ocsp_responders_certificate_id_certificates")
+        ),
+        sa.UniqueConstraint("certificate_id", name=op.f("uq_ocsp_responders_certificate_id")),
+        sa.CheckConstraint("status IN ('active', 'retired')", name=op.f("ck_ocsp_responders_status")),
+    )
+    op.create_table(
         "audit_events",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         _ts("occurred_at"),
@@ -144,5 +163,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("audit_events", "certificates", "serials", "issuers", "keys"):
+    for table in ("audit_events", "ocsp_responders", "certificates", "serials", "issuers", "keys"):
         op.drop_table(table)
