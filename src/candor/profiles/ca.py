@@ -140,25 +140,17 @@ def tls_subordinate_ca(
         raise CandorError(
             ErrorKind.POLICY, "a TLS CA carries exactly one reserved DV/OV/IV/EV policy OID (BR 7.1.2.10.5)"
         )
-    start = signing_start(now)
-    not_after = start + timedelta(days=validity_days) - timedelta(seconds=1)
-    _within_issuer(not_after, issuer, "TLS subordinate CA")
-    extensions = [
-        ext(x509.BasicConstraints(ca=True, path_length=0), critical=True),
-        _ca_key_usage(digital_signature=True),
-        ext(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False),
-        ext(x509.CertificatePolicies([x509.PolicyInformation(p, None) for p in policies]), critical=False),
-        *_distribution(issuer),
-        *_key_ids(public_key, issuer.public_key),
-    ]
-    return CertificateTemplate(
+    return _subordinate_ca(
         subject=subject,
-        issuer=issuer.name,
         public_key=public_key,
         serial=serial,
-        not_before=start,
-        not_after=not_after,
-        extensions=tuple(extensions),
+        now=now,
+        validity_days=validity_days,
+        issuer=issuer,
+        what="TLS subordinate CA",
+        eku=ExtendedKeyUsageOID.SERVER_AUTH,
+        policy=reserved[0],
+        digital_signature=True,
     )
 
 
@@ -173,14 +165,43 @@ def tsa_subordinate_ca(
 ) -> CertificateTemplate:
     """A CA dedicated to time-stamping (CSBR 7.1.2.2): EKU timeStamping only, the CA/B Forum time-stamping
     policy OID 2.23.140.1.4.2, pathLen 0; kept apart from the TLS hierarchy below the root."""
+    return _subordinate_ca(
+        subject=subject,
+        public_key=public_key,
+        serial=serial,
+        now=now,
+        validity_days=validity_days,
+        issuer=issuer,
+        what="time-stamping subordinate CA",
+        eku=ExtendedKeyUsageOID.TIME_STAMPING,
+        policy=POLICY_TIMESTAMPING,
+        digital_signature=False,
+    )
+
+
+def _subordinate_ca(
+    *,
+    subject: x509.Name,
+    public_key: CAPublicKey,
+    serial: int,
+    now: datetime,
+    validity_days: int,
+    issuer: IssuerInfo,
+    what: str,
+    eku: ObjectIdentifier,
+    policy: ObjectIdentifier,
+    digital_signature: bool,
+) -> CertificateTemplate:
+    """The fields every Candor subordinate CA shares (BR 7.1.2.10): critical basicConstraints with pathLen 0,
+    critical keyUsage, one EKU purpose, one policy, CRLDP and AIA to the issuer, SKI and AKI."""
     start = signing_start(now)
     not_after = start + timedelta(days=validity_days) - timedelta(seconds=1)
-    _within_issuer(not_after, issuer, "time-stamping subordinate CA")
+    _within_issuer(not_after, issuer, what)
     extensions = [
         ext(x509.BasicConstraints(ca=True, path_length=0), critical=True),
-        _ca_key_usage(digital_signature=False),
-        ext(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=False),
-        ext(x509.CertificatePolicies([x509.PolicyInformation(POLICY_TIMESTAMPING, None)]), critical=False),
+        _ca_key_usage(digital_signature=digital_signature),
+        ext(x509.ExtendedKeyUsage([eku]), critical=False),
+        ext(x509.CertificatePolicies([x509.PolicyInformation(policy, None)]), critical=False),
         *_distribution(issuer),
         *_key_ids(public_key, issuer.public_key),
     ]
