@@ -22,9 +22,9 @@ from pkcs11 import Attribute, ObjectClass
 
 from candor.config import Pkcs11KeyStoreConfig, SecretSource
 from candor.errors import CandorError, ErrorKind
-from candor.keys.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
 from candor.keys.pkcs11 import Pkcs11KeyBackend, open_pkcs11_store
 from candor.keys.pkcs11_signer import translate
+from candor.policy.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
 from softhsm import SoftHsm, SoftHsmToken
 
 pytestmark = pytest.mark.softhsm

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import StatementError
 
 from candor.errors import CandorError, ErrorKind
-from candor.keys.algorithms import KeyAlgorithm
+from candor.policy.algorithms import KeyAlgorithm
 from candor.storage import AuditEvent, Base, Database, head_revision
 from candor.storage.models import KEY_ALGORITHMS
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from storage_pki import NOW, Hierarchy, make_ca, make_leaf, register, spki
 
 from candor.errors import CandorError, ErrorKind
-from candor.keys.algorithms import KeyAlgorithm
+from candor.policy.algorithms import KeyAlgorithm
 from candor.storage import (
     CertificateRecord,
     Database,

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from candor.errors import CandorError, ErrorKind
-from candor.keys import CAPrivateKey, CAPublicKey, KeyAlgorithm
 from candor.keys.file import generate_private_key
 from candor.lint import CertificateKind, LintReport, require_clean
+from candor.policy import CAPrivateKey, CAPublicKey, KeyAlgorithm
 from candor.profiles import CertificateTemplate, to_builder
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from candor.config import format_validation_error, parse_toml
 from candor.errors import CandorError, ErrorKind
-from candor.keys.algorithms import ALLOWED, KeyAlgorithm
+from candor.policy.algorithms import ALLOWED, KeyAlgorithm
 from candor.profiles.ca import ROOT_MAX_DAYS, ROOT_MIN_DAYS, TLS_POLICIES
 from candor.profiles.names import CASubject
 

@@ -15,10 +15,10 @@ from candor.config import (
     resolve_path,
     resolve_secret,
 )
-from candor.keys.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm, algorithm_of, parse_key_algorithm
 from candor.keys.base import GeneratedKey, KeyBackend, KeyProtection
 from candor.keys.check import check_key
 from candor.keys.file import FileKeyBackend
+from candor.policy.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm, algorithm_of, parse_key_algorithm
 
 __all__ = [
     "CAPrivateKey",

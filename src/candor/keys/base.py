@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
-from candor.keys.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
+from candor.policy.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from candor.errors import CandorError, ErrorKind
-from candor.keys.algorithms import KeyAlgorithm
 from candor.keys.base import KeyBackend
+from candor.policy.algorithms import KeyAlgorithm
 
 _PROBE = b"candor key check: this signature proves the key can sign and matches its record"
 

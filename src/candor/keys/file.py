@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import PrivateFormat
 
 from candor.errors import CandorError, ErrorKind
-from candor.keys.algorithms import CAPrivateKey, KeyAlgorithm, algorithm_of
 from candor.keys.base import GeneratedKey, KeyProtection
+from candor.policy.algorithms import CAPrivateKey, KeyAlgorithm, algorithm_of
 
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 

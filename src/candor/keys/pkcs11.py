@@ -25,7 +25,6 @@ from pkcs11.exceptions import MultipleTokensReturned, NoSuchToken, PKCS11Error
 
 from candor.config import Pkcs11KeyStoreConfig
 from candor.errors import CandorError, ErrorKind
-from candor.keys.algorithms import CAPrivateKey, KeyAlgorithm, algorithm_of
 from candor.keys.base import GeneratedKey, KeyProtection
 from candor.keys.pkcs11_signer import (
     Pkcs11ECPrivateKey,
@@ -35,6 +34,7 @@ from candor.keys.pkcs11_signer import (
     public_key_from_token,
     translate,
 )
+from candor.policy.algorithms import CAPrivateKey, KeyAlgorithm, algorithm_of
 
 _LABEL = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _HANDLE = re.compile(r"^[0-9a-f]{2,128}$")

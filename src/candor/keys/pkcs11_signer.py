@@ -23,7 +23,7 @@ from pkcs11 import Attribute, KeyType, Mechanism
 from pkcs11.exceptions import PKCS11Error
 
 from candor.errors import CandorError, ErrorKind
-from candor.keys.algorithms import CAPublicKey
+from candor.policy.algorithms import CAPublicKey
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from candor.clock import ensure_utc
 from candor.errors import CandorError, ErrorKind
-from candor.keys.algorithms import CAPublicKey
+from candor.policy.algorithms import CAPublicKey
 from candor.profiles.template import CertificateTemplate, ext
 
 # BR 7.1.6.1 reserved policy identifiers, and CSBR 7.1.6.1 for time-stamping.

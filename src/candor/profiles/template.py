@@ -11,7 +11,7 @@ from datetime import datetime
 
 from cryptography import x509
 
-from candor.keys.algorithms import CAPublicKey
+from candor.policy.algorithms import CAPublicKey
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from candor.clock import Clock
 from candor.storage import Database, repositories
@@ -54,7 +54,8 @@ def _cached(body: bytes, media_type: str, request: Request, *, max_age: int) -> 
     return Response(body, media_type=media_type, headers=headers)
 
 
-def create_app(state: ServerState) -> Starlette:
+def create_app(state: ServerState, *, mounts: Sequence[BaseRoute] = ()) -> Starlette:
+    """The application; later roles (ACME, OCSP, CT, TSA) pass their routes or sub-applications in *mounts*."""
     async def index(request: Request) -> JSONResponse:
         return JSONResponse(
             {
@@ -116,6 +117,7 @@ def create_app(state: ServerState) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/issuers/{name}.{suffix}", issuer_certificate, methods=["GET"]),
         Route("/crl/{name}.crl", crl, methods=["GET"]),
+        *mounts,
     ]
     state.load_issuers()
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error, Exception: http_error})

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from candor.clock import ensure_utc
 from candor.errors import CandorError, ErrorKind
-from candor.keys.algorithms import algorithm_of
+from candor.policy.algorithms import algorithm_of
 from candor.storage.dberrors import insert_unique
 from candor.storage.models import (
     CERTIFICATE_KINDS,
