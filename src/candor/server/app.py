@@ -56,6 +56,7 @@ def _cached(body: bytes, media_type: str, request: Request, *, max_age: int) -> 
 
 def create_app(state: ServerState, *, mounts: Sequence[BaseRoute] = ()) -> Starlette:
     """The application; later roles (ACME, OCSP, CT, TSA) pass their routes or sub-applications in *mounts*."""
+
     async def index(request: Request) -> JSONResponse:
         return JSONResponse(
             {
