@@ -101,3 +101,12 @@ def load_pem_or_der(path: Path) -> x509.Certificate:
 
 def openssl(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, check=check, timeout=60)
+
+
+# Every certificate the issuance tests obtain, re-checked independently at the end of the run
+# (tests/zz_relint): (certificate, its chain without the root, the root's PEM file).
+ISSUED: list[tuple[x509.Certificate, tuple[x509.Certificate, ...], Path]] = []
+
+
+def record_issued(certificate: x509.Certificate, chain: tuple[x509.Certificate, ...], root_pem: Path) -> None:
+    ISSUED.append((certificate, chain, root_pem))

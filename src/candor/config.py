@@ -100,6 +100,18 @@ class ServerConfig(_Strict):
         return url
 
 
+class IssuanceConfig(_Strict):
+    """How the signer fills in what the profiles leave to the operator."""
+
+    # notBefore = signing time minus this (clock skew of relying parties). BR 7.1.2.7 allows 48 hours;
+    # Candor allows at most one hour and never dates forward.
+    backdate_seconds: int = Field(default=0, ge=0, le=3600)
+    # Validity of subscriber certificates, capped by the dated BR maximum in force (BR 6.3.2).
+    validity_days: int = Field(default=90, ge=1, le=398)
+    # Put the OCSP responder URL in AIA (only once an OCSP responder serves these issuers).
+    ocsp_urls: bool = False
+
+
 class LoggingConfig(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -108,6 +120,7 @@ class CandorConfig(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     server: ServerConfig = ServerConfig()
     keys: KeysConfig
+    issuance: IssuanceConfig = IssuanceConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from candor import signing
 from candor.audit import AuditLog
 from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
@@ -41,7 +42,6 @@ from candor.storage import Database, repositories
 from candor.storage.models import CertificateRecord, Issuer, KeyRecord
 
 from .publish import PublicFiles, ca_crl
-from .signing import sign_linted
 from .spec import CeremonySpec, KeySpec
 
 Progress = Callable[[str], None]
@@ -188,6 +188,7 @@ class Ceremony:
                 key=session.merge(record),
                 certificate_der=certificate.public_bytes(Encoding.DER),
                 created_at=self.clock.now(),
+                private=self.private,
             )
             self._record_ca_certificate(session, issuer, certificate)
         root = Signer(issuer, certificate, key, spec.key.algorithm)
@@ -233,6 +234,7 @@ class Ceremony:
                 key=session.merge(record),
                 certificate_der=certificate.public_bytes(Encoding.DER),
                 created_at=self.clock.now(),
+                private=self.private,
             )
             self._record_ca_certificate(session, session.merge(parent.issuer), certificate)
         signer = Signer(issuer, certificate, key, key_spec.algorithm)
@@ -309,21 +311,18 @@ class Ceremony:
         kind: CertificateKind,
         what: str,
     ) -> x509.Certificate:
-        certificate, report, tbs_sha256 = sign_linted(
-            template,
-            signer=key,
-            signer_algorithm=algorithm,
-            kind=kind,
-            what=what,
-            allow_local_urls=self.private,
-        )
+        token = signing.prepare(template, algorithm=algorithm, kind=kind, what=what, allow_local_urls=self.private)
+        warnings = [str(w) for w in token.report.warnings] if token.report else []
+        # Audit before and after the signature: what is about to be signed, then what was.
+        self._event("certificate.sign.intent", what, "info", tbs_sha256=token.tbs_sha256, lint_warnings=warnings)
+        certificate = signing.sign(token, key)
         self._event(
             "certificate.sign",
             what,
             "success",
+            kind=kind.value,
             serial=format(certificate.serial_number, "x"),
-            tbs_sha256=tbs_sha256,
-            lint_warnings=[str(w) for w in report.warnings],
+            tbs_sha256=token.tbs_sha256,
             fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(),
             der=certificate.public_bytes(Encoding.DER).hex(),
         )

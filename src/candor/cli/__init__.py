@@ -50,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--anchor", help="expected head as SEQ:HASH, recorded earlier from 'audit verify'")
     verify.set_defaults(handler=commands.audit_verify)
 
+    issue = sub.add_parser("issue", help="issue a certificate for a CSR (operator issuance)")
+    issue.add_argument("--csr", required=True, help="PKCS#10 request, PEM or DER ('-' for standard input)")
+    issue.add_argument("--issuer", required=True, help="the TLS issuing CA, by name")
+    issue.add_argument("--profile", default="dv", choices=["dv", "ov", "ev"], help="certificate profile")
+    issue.add_argument("--account", help="account whose authorizations cover the names (needed on public issuers)")
+    issue.add_argument("--out", help="write the PEM chain here instead of standard output")
+    issue.set_defaults(handler=commands.issue)
+
+    inspect = sub.add_parser("inspect", help="print a certificate and its pkilint findings")
+    inspect.add_argument("certificate", help="certificate, PEM or DER ('-' for standard input)")
+    inspect.set_defaults(handler=commands.inspect)
+
     keys = sub.add_parser("keys", help="key operations")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     keys_verify = keys_sub.add_parser("verify", help="check every recorded key can sign and matches its record")

@@ -6,6 +6,7 @@ import argparse
 import base64
 import os
 import secrets
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,8 +19,8 @@ from candor.errors import CandorError, ErrorKind
 from candor.keys import KeyStores
 
 
-def _say(message: str) -> None:
-    print(message, flush=True)
+def _say(message: str, *, err: bool = False) -> None:
+    print(message, flush=True, file=sys.stderr if err else sys.stdout)
 
 
 def _run_ceremony(context: Context, ceremony_file: Path) -> None:
@@ -154,3 +155,59 @@ def keys_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             stores.close()
     _say(f"{len(records)} key(s) usable and matching their records")
     return 0
+
+
+def issue(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Operator issuance: a CSR in, the certificate chain out (PEM)."""
+    from candor.audit import AuditLog
+    from candor.cli.context import build_signer, fault_pause
+    from candor.issuance import parse_csr
+    from candor.ra import operator_order
+
+    csr = _read_input(args.csr)
+    parsed = parse_csr(csr)
+    with open_context(data_dir_from(args.data_dir, environ), environ) as context:
+        stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
+        try:
+            signer = build_signer(context, stores, on_phase=fault_pause(environ))
+            for note in signer.reconcile():
+                _say(f"reconciled: {note}", err=True)
+            with context.db.session() as session:
+                order = operator_order(
+                    session,
+                    audit=AuditLog(context.clock),
+                    actor=context.actor,
+                    issuer_name=args.issuer,
+                    identifiers=parsed.identifiers,
+                    profile=args.profile,
+                    account_label=args.account,
+                    now=context.clock.now(),
+                )
+                order_id = order.id
+            chain = signer.finalize(order_id, csr)
+        finally:
+            stores.close()
+    if args.out:
+        Path(args.out).write_bytes(chain.pem())
+        _say(f"issued serial {chain.certificate.serial_number:x} (order {order_id}) to {args.out}", err=True)
+    else:
+        sys.stdout.write(chain.pem().decode("ascii"))
+    return 0
+
+
+def inspect(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Print a certificate and what pkilint finds in it."""
+    from candor.cli.render import render_certificate
+
+    data = _read_input(args.certificate)
+    _say(render_certificate(data))
+    return 0
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CandorError(ErrorKind.CONFIG, f"{path}: cannot be read: {exc.strerror}") from None

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from candor.clock import Clock, SystemClock
 from candor.config import CandorConfig, database_url, load_config
 from candor.errors import CandorError, ErrorKind
+from candor.issuance import IssuanceSettings, IssuerResolver, Signer
+from candor.issuance.signer import Phase
+from candor.keys import KeyStores
 from candor.storage import Database
 
 ENV_HOME = "CANDOR_HOME"
@@ -55,3 +60,39 @@ def open_context(data_dir: Path, environ: Mapping[str, str], *, migrate: bool = 
         yield Context(data_dir=data_dir, config=config, db=db, clock=SystemClock(), environ=environ)
     finally:
         db.dispose()
+
+
+def build_signer(context: Context, stores: KeyStores, *, on_phase: Phase | None = None) -> Signer:
+    """The signer for this data directory, as configured."""
+    config = context.config
+    settings = IssuanceSettings(
+        base_url=config.server.public_base_url,
+        validity=timedelta(days=config.issuance.validity_days),
+        backdate=timedelta(seconds=config.issuance.backdate_seconds),
+        ocsp_urls=config.issuance.ocsp_urls,
+    )
+    return Signer(
+        db=context.db,
+        issuers=IssuerResolver(stores, base_url=config.server.public_base_url),
+        clock=context.clock,
+        settings=settings,
+        actor=context.actor,
+        on_phase=on_phase,
+    )
+
+
+def fault_pause(environ: Mapping[str, str]) -> Phase | None:
+    """Test-only: ``CANDOR_TEST_PAUSE_AT=STAGE:SECONDS`` makes the signer sleep when it reaches STAGE, so a
+    test can kill the process there. Unset (the default), nothing pauses."""
+    setting = environ.get("CANDOR_TEST_PAUSE_AT")
+    if not setting:
+        return None
+    stage, _, seconds = setting.partition(":")
+    delay = float(seconds or "60")
+
+    def pause(reached: str, _order_id: int) -> None:
+        if reached == stage:
+            print(f"paused at {stage}", flush=True)
+            time.sleep(delay)
+
+    return pause

@@ -62,3 +62,42 @@ def render_hierarchy(session: Session) -> str:
             log_id = base64.b64encode(hashlib.sha256(log.public_key_der).digest()).decode("ascii")
             lines.append(f"  {log.label}: {log.algorithm} in store {log.store!r}, log ID {log_id}")
     return "\n".join(lines)
+
+
+def render_certificate(data: bytes) -> str:
+    """A certificate's main fields and its pkilint findings (the kind detected from its contents)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from candor.errors import CandorError, ErrorKind
+    from candor.lint import lint_detected
+
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            certificate = x509.load_pem_x509_certificate(data)
+        else:
+            certificate = x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise CandorError(ErrorKind.POLICY, "not an X.509 certificate (PEM or DER)") from None
+    der = certificate.public_bytes(Encoding.DER)
+    lines = [
+        f"subject     {certificate.subject.rfc4514_string() or '(empty)'}",
+        f"issuer      {certificate.issuer.rfc4514_string()}",
+        f"serial      {certificate.serial_number:x}",
+        f"validity    {certificate.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} .. "
+        f"{certificate.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}",
+        f"SHA-256     {_fingerprint(certificate.fingerprint(hashes.SHA256()).hex())}",
+    ]
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        lines.append("names       " + ", ".join(str(n.value) for n in names))
+    except x509.ExtensionNotFound:
+        pass
+    for extension in certificate.extensions:
+        name = getattr(extension.oid, "_name", extension.oid.dotted_string)
+        lines.append(f"extension   {name}{' (critical)' if extension.critical else ''}")
+    report = lint_detected(der)
+    lines.append(f"pkilint     {report.kind}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    lines.extend(f"  {finding}" for finding in report.findings)
+    return "\n".join(lines)

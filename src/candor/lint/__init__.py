@@ -11,7 +11,9 @@ from candor.lint.certificates import (
     Finding,
     LintReport,
     is_local_url_finding,
+    kind_for,
     lint_certificate,
+    lint_detected,
     require_clean,
 )
 
@@ -20,6 +22,8 @@ __all__ = [
     "Finding",
     "LintReport",
     "is_local_url_finding",
+    "kind_for",
     "lint_certificate",
+    "lint_detected",
     "require_clean",
 ]

@@ -20,6 +20,10 @@ class CertificateKind(StrEnum):
     OCSP_RESPONDER = "ocsp-responder"  # BR 7.1.2.8
     DV_CERTIFICATE = "dv-certificate"  # BR 7.1.2.7
     DV_PRECERTIFICATE = "dv-precertificate"  # BR 7.1.2.9
+    OV_CERTIFICATE = "ov-certificate"  # BR 7.1.2.7.4
+    OV_PRECERTIFICATE = "ov-precertificate"  # BR 7.1.2.9
+    EV_CERTIFICATE = "ev-certificate"  # BR 7.1.2.7.5, EV Guidelines 7.1
+    EV_PRECERTIFICATE = "ev-precertificate"  # BR 7.1.2.9
     PKIX = "pkix"  # RFC 5280 only (e.g. the time-stamping sub-CA and TSA units)
 
 
@@ -29,7 +33,28 @@ _SERVERAUTH_TYPES = {
     CertificateKind.OCSP_RESPONDER: "OCSP_RESPONDER",
     CertificateKind.DV_CERTIFICATE: "DV_FINAL_CERTIFICATE",
     CertificateKind.DV_PRECERTIFICATE: "DV_PRE_CERTIFICATE",
+    CertificateKind.OV_CERTIFICATE: "OV_FINAL_CERTIFICATE",
+    CertificateKind.OV_PRECERTIFICATE: "OV_PRE_CERTIFICATE",
+    CertificateKind.EV_CERTIFICATE: "EV_FINAL_CERTIFICATE",
+    CertificateKind.EV_PRECERTIFICATE: "EV_PRE_CERTIFICATE",
 }
+
+_SUBSCRIBER_KINDS = {
+    ("dv", False): CertificateKind.DV_CERTIFICATE,
+    ("dv", True): CertificateKind.DV_PRECERTIFICATE,
+    ("ov", False): CertificateKind.OV_CERTIFICATE,
+    ("ov", True): CertificateKind.OV_PRECERTIFICATE,
+    ("ev", False): CertificateKind.EV_CERTIFICATE,
+    ("ev", True): CertificateKind.EV_PRECERTIFICATE,
+}
+
+
+def kind_for(level: str, precertificate: bool) -> CertificateKind:
+    """The lint kind of a subscriber TLS certificate of validation *level* ("dv", "ov" or "ev")."""
+    try:
+        return _SUBSCRIBER_KINDS[(level, precertificate)]
+    except KeyError:
+        raise CandorError(ErrorKind.POLICY, f"no lint kind for a {level!r} subscriber certificate") from None
 
 
 @dataclass(frozen=True)
@@ -138,3 +163,25 @@ def require_clean(der: bytes, kind: CertificateKind, *, what: str, allow_local_u
         listed = "; ".join(str(f) for f in errors[:5])
         raise CandorError(ErrorKind.LINT, f"{what}: pkilint reports {len(errors)} error(s): {listed}")
     return report
+
+
+def lint_detected(der: bytes) -> LintReport:
+    """Lint with the validators for the type pkilint itself detects from the certificate's contents (an
+    independent second opinion: it does not trust the kind Candor meant to issue)."""
+    try:
+        from pkilint import loader
+        from pkilint.cabf import serverauth
+
+        document = loader.RFC5280CertificateDocumentLoader().load_der_document(der, "certificate")
+        detected = serverauth.determine_certificate_type(document)
+    except Exception as exc:  # the linter failed to run: fail closed
+        raise CandorError(ErrorKind.LINT, f"pkilint could not classify the certificate: {exc!r}") from None
+    kind = _KIND_BY_SERVERAUTH_TYPE.get(detected.name)
+    if kind is None:
+        raise CandorError(
+            ErrorKind.LINT, f"pkilint classifies the certificate as {detected.name}, not a type Candor issues"
+        )
+    return lint_certificate(der, kind)
+
+
+_KIND_BY_SERVERAUTH_TYPE = {name: kind for kind, name in _SERVERAUTH_TYPES.items()}

@@ -16,20 +16,40 @@ from candor.profiles.ca import (
     tsa_subordinate_ca,
 )
 from candor.profiles.names import CASubject
+from candor.profiles.precert import (
+    POISON_OID,
+    SCT_LIST_OID,
+    check_sct_list,
+    final_certificate,
+    final_certificate_without_scts,
+    precertificate,
+    tbs_without_poison_or_scts,
+)
+from candor.profiles.subscriber import SubscriberRequest, VettedOrganization, subscriber_certificate
 from candor.profiles.template import CertificateTemplate, to_builder
 
 __all__ = [
+    "POISON_OID",
     "POLICY_DV",
     "POLICY_EV",
     "POLICY_IV",
     "POLICY_OV",
     "POLICY_TIMESTAMPING",
+    "SCT_LIST_OID",
     "TLS_POLICIES",
     "CASubject",
     "CertificateTemplate",
     "IssuerInfo",
+    "SubscriberRequest",
+    "VettedOrganization",
+    "check_sct_list",
+    "final_certificate",
+    "final_certificate_without_scts",
     "ocsp_responder",
+    "precertificate",
     "root_ca",
+    "subscriber_certificate",
+    "tbs_without_poison_or_scts",
     "tls_subordinate_ca",
     "to_builder",
     "tsa_subordinate_ca",

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Integer,
@@ -108,6 +109,10 @@ class Issuer(Base):
     not_after: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A private issuer is outside the Web PKI: it may issue without CT logs and on operator attestation.
+    private: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The number of CRL shards baked into its certificates' CRLDP (a serial's shard never changes).
+    crl_shards: Mapped[int] = mapped_column(Integer, default=16)
 
     key: Mapped[KeyRecord] = relationship(lazy="joined")
     parent: Mapped[Issuer | None] = relationship(remote_side=[id], lazy="select")

@@ -126,6 +126,8 @@ def add_issuer(
     key: KeyRecord,
     certificate_der: bytes,
     created_at: datetime,
+    private: bool = False,
+    crl_shards: int = 16,
 ) -> Issuer:
     """Record a CA certificate; subject, SKI, fingerprint and validity are taken from the DER.
 
@@ -138,6 +140,8 @@ def add_issuer(
             f"issuer name {name!r} must be a slug: a-z, 0-9 and inner '-', at most 64 characters",
         )
     _one_of("issuer kind", kind, ISSUER_KINDS)
+    if not 1 <= crl_shards <= 4096:
+        raise CandorError(ErrorKind.POLICY, f"issuer {name!r}: crl_shards must be 1..4096")
     if key.purpose != ISSUER_KEY_PURPOSE[kind]:
         raise CandorError(
             ErrorKind.POLICY,
@@ -178,6 +182,8 @@ def add_issuer(
         not_after=certificate.not_valid_after_utc,
         status="active",
         created_at=_utc(created_at),
+        private=private,
+        crl_shards=crl_shards,
     )
     insert_unique(
         session,

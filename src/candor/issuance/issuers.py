@@ -1,0 +1,118 @@
+"""Which CA signs, and whether it may: the issuer checks the signer makes for every order."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+from sqlalchemy.orm import Session
+
+from candor.errors import CandorError, ErrorKind
+from candor.keys import KeyStores
+from candor.policy.algorithms import CAPrivateKey, KeyAlgorithm
+from candor.profiles import POLICY_DV, POLICY_EV, POLICY_IV, POLICY_OV, IssuerInfo
+from candor.storage.models import Issuer
+from candor.storage.models_issuance import Order
+
+ANY_POLICY = x509.ObjectIdentifier("2.5.29.32.0")
+PROFILE_POLICY = {"dv": POLICY_DV, "ov": POLICY_OV, "iv": POLICY_IV, "ev": POLICY_EV}
+
+
+@dataclass(frozen=True)
+class IssuerContext:
+    record: Issuer
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]  # the issuing CA and any intermediates above it, root excluded
+    algorithm: KeyAlgorithm
+    info: IssuerInfo
+    resolver: IssuerResolver
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def private(self) -> bool:
+        return self.record.private
+
+    @property
+    def crl_shards(self) -> int:
+        return self.record.crl_shards
+
+    def key(self) -> CAPrivateKey:
+        return self.resolver.key_for(self.record)
+
+
+class IssuerResolver:
+    def __init__(self, stores: KeyStores, *, base_url: str) -> None:
+        self._stores = stores
+        self._base_url = base_url
+        self._keys: dict[int, CAPrivateKey] = {}
+        self._lock = threading.Lock()
+
+    def key_for(self, issuer: Issuer) -> CAPrivateKey:
+        with self._lock:
+            key = self._keys.get(issuer.id)
+            if key is None:
+                record = issuer.key
+                key = self._stores.get(record.store).load(record.handle, KeyAlgorithm(record.algorithm))
+                self._keys[issuer.id] = key
+            return key
+
+    def by_id(self, session: Session, issuer_id: int) -> IssuerContext:
+        issuer = session.get(Issuer, issuer_id)
+        if issuer is None:
+            raise CandorError(ErrorKind.NOT_FOUND, f"issuer {issuer_id} does not exist")
+        certificate = x509.load_der_x509_certificate(issuer.certificate_der)
+        chain = [certificate]
+        parent = issuer.parent
+        while parent is not None and parent.kind != "root":
+            chain.append(x509.load_der_x509_certificate(parent.certificate_der))
+            parent = parent.parent
+        public_key = certificate.public_key()
+        return IssuerContext(
+            record=issuer,
+            certificate=certificate,
+            chain=tuple(chain),
+            algorithm=KeyAlgorithm(issuer.key.algorithm),
+            info=IssuerInfo(
+                name=certificate.subject,
+                public_key=public_key,  # type: ignore[arg-type]
+                not_after=certificate.not_valid_after_utc,
+                certificate_url=f"{self._base_url}/issuers/{issuer.name}.der",
+                crl_url=f"{self._base_url}/crl/{issuer.name}.crl",
+            ),
+            resolver=self,
+        )
+
+    def for_order(self, session: Session, order: Order, *, now: datetime, with_ct: bool) -> IssuerContext:
+        """The order's issuer, refused unless it may issue this profile now."""
+        context = self.by_id(session, order.issuer_id)
+        issuer = context.record
+        if issuer.kind != "tls" or issuer.status != "active":
+            raise CandorError(ErrorKind.POLICY, f"issuer {issuer.name!r} is not an active TLS issuing CA")
+        if not issuer.not_before <= now < issuer.not_after:
+            raise CandorError(ErrorKind.POLICY, f"issuer {issuer.name!r} is outside its validity period")
+        wanted = PROFILE_POLICY.get(order.profile)
+        allowed = _policies(context.certificate)
+        if wanted is None or not (wanted in allowed or ANY_POLICY in allowed):
+            raise CandorError(
+                ErrorKind.POLICY,
+                f"BR 7.1.2.10.5: issuer {issuer.name!r} may not issue the {order.profile!r} profile",
+            )
+        if not with_ct and not issuer.private:
+            raise CandorError(
+                ErrorKind.POLICY, f"issuer {issuer.name!r} is publicly trusted: it issues only with CT logs"
+            )
+        return context
+
+
+def _policies(certificate: x509.Certificate) -> set[x509.ObjectIdentifier]:
+    try:
+        extension = certificate.extensions.get_extension_for_oid(ExtensionOID.CERTIFICATE_POLICIES)
+    except x509.ExtensionNotFound:
+        return set()
+    return {p.policy_identifier for p in extension.value}  # type: ignore[attr-defined]

@@ -1,0 +1,16 @@
+"""Signing what was linted: single-use tokens over stored TBSCertificates, for the ceremony and the signer."""
+
+from __future__ import annotations
+
+from candor.signing.der import final_tbs_from_precertificate
+from candor.signing.linted import SigningToken, prepare, prepare_tbs, sign, token_for_stored_tbs, verify_signature
+
+__all__ = [
+    "SigningToken",
+    "final_tbs_from_precertificate",
+    "prepare",
+    "prepare_tbs",
+    "sign",
+    "token_for_stored_tbs",
+    "verify_signature",
+]

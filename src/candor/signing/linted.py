@@ -1,0 +1,116 @@
+"""Sign exactly what was linted.
+
+``prepare()`` turns a template into a TBSCertificate by signing it with a throwaway key of the issuer's
+algorithm (so the signature AlgorithmIdentifier inside the TBS is the real one), lints that certificate
+with pkilint, and returns the TBS bytes as a single-use :class:`SigningToken`. ``sign()`` signs those stored
+bytes with the CA key: there is no second template rendering that could differ from what was linted.
+(Boulder's issuance package does the same: "issuance token already redeemed".)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from candor.errors import CandorError, ErrorKind
+from candor.keys.file import generate_private_key
+from candor.lint import CertificateKind, LintReport, require_clean
+from candor.policy.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
+from candor.profiles import CertificateTemplate, to_builder
+from candor.signing.der import assemble_certificate
+
+
+@functools.cache
+def _throwaway(algorithm: KeyAlgorithm) -> CAPrivateKey:
+    return generate_private_key(algorithm)
+
+
+@dataclass
+class SigningToken:
+    """A linted TBSCertificate, good for one signature."""
+
+    tbs: bytes
+    algorithm: KeyAlgorithm
+    report: LintReport | None
+    _redeemed: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def tbs_sha256(self) -> str:
+        return hashlib.sha256(self.tbs).hexdigest()
+
+    def redeem(self) -> bytes:
+        with self._lock:
+            if self._redeemed:
+                raise CandorError(ErrorKind.INTERNAL, "signing token already redeemed")
+            self._redeemed = True
+        return self.tbs
+
+
+def prepare(
+    template: CertificateTemplate,
+    *,
+    algorithm: KeyAlgorithm,
+    kind: CertificateKind,
+    what: str,
+    allow_local_urls: bool = False,
+) -> SigningToken:
+    """Render and lint *template*; refuse (``ErrorKind.LINT``) on any pkilint error or if pkilint cannot run."""
+    draft = to_builder(template).sign(_throwaway(algorithm), algorithm.signature_hash())
+    report = require_clean(draft.public_bytes(Encoding.DER), kind, what=what, allow_local_urls=allow_local_urls)
+    return SigningToken(tbs=draft.tbs_certificate_bytes, algorithm=algorithm, report=report)
+
+
+def prepare_tbs(
+    tbs: bytes, *, algorithm: KeyAlgorithm, kind: CertificateKind, what: str, allow_local_urls: bool = False
+) -> SigningToken:
+    """Lint a TBSCertificate built at the DER level (a final certificate from its precertificate)."""
+    draft = x509.load_der_x509_certificate(assemble_certificate(tbs, _raw_sign(tbs, _throwaway(algorithm), algorithm)))
+    report = require_clean(draft.public_bytes(Encoding.DER), kind, what=what, allow_local_urls=allow_local_urls)
+    return SigningToken(tbs=tbs, algorithm=algorithm, report=report)
+
+
+def _raw_sign(tbs: bytes, key: CAPrivateKey, algorithm: KeyAlgorithm) -> bytes:
+    hash_algorithm = algorithm.signature_hash()
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(tbs, padding.PKCS1v15(), hash_algorithm)
+    return key.sign(tbs, ec.ECDSA(hash_algorithm))
+
+
+def token_for_stored_tbs(tbs: bytes, algorithm: KeyAlgorithm) -> SigningToken:
+    """A token for a TBS that was linted and stored earlier (resuming after a crash)."""
+    return SigningToken(tbs=tbs, algorithm=algorithm, report=None)
+
+
+def sign(token: SigningToken, key: CAPrivateKey) -> x509.Certificate:
+    """Sign the token's TBS with *key*, assemble the certificate, and verify the signature."""
+    tbs = token.redeem()
+    signature = _raw_sign(tbs, key, token.algorithm)
+    certificate = x509.load_der_x509_certificate(assemble_certificate(tbs, signature))
+    if certificate.tbs_certificate_bytes != tbs:
+        raise CandorError(ErrorKind.INTERNAL, "the assembled certificate does not carry the linted TBS")
+    verify_signature(certificate, key.public_key())
+    return certificate
+
+
+def verify_signature(certificate: x509.Certificate, issuer_key: CAPublicKey) -> None:
+    """Check *certificate*'s signature with *issuer_key*: a key store that signs garbage is caught here."""
+    hash_algorithm = certificate.signature_hash_algorithm
+    if hash_algorithm is None:
+        raise CandorError(ErrorKind.INTERNAL, "certificate signature has no hash algorithm")
+    try:
+        if isinstance(issuer_key, rsa.RSAPublicKey):
+            issuer_key.verify(
+                certificate.signature, certificate.tbs_certificate_bytes, padding.PKCS1v15(), hash_algorithm
+            )
+        else:
+            issuer_key.verify(certificate.signature, certificate.tbs_certificate_bytes, ec.ECDSA(hash_algorithm))
+    except InvalidSignature:
+        raise CandorError(ErrorKind.KEY, "the key store produced a signature that does not verify") from None
