@@ -51,6 +51,7 @@ class IssuerResolver:
         self._stores = stores
         self._base_url = base_url
         self._keys: dict[int, CAPrivateKey] = {}
+        self._contexts: dict[int, IssuerContext] = {}
         self._lock = threading.Lock()
 
     def key_for(self, issuer: Issuer) -> CAPrivateKey:
@@ -63,9 +64,19 @@ class IssuerResolver:
             return key
 
     def by_id(self, session: Session, issuer_id: int) -> IssuerContext:
+        """The issuer's certificates and key reference, parsed once per process (they never change)."""
+        with self._lock:
+            cached = self._contexts.get(issuer_id)
+        if cached is not None:
+            return cached
         issuer = session.get(Issuer, issuer_id)
         if issuer is None:
             raise CandorError(ErrorKind.NOT_FOUND, f"issuer {issuer_id} does not exist")
+        context = self._context(issuer)
+        with self._lock:
+            return self._contexts.setdefault(issuer_id, context)
+
+    def _context(self, issuer: Issuer) -> IssuerContext:
         certificate = x509.load_der_x509_certificate(issuer.certificate_der)
         chain = [certificate]
         parent = issuer.parent
@@ -89,9 +100,10 @@ class IssuerResolver:
         )
 
     def for_order(self, session: Session, order: Order, *, now: datetime, with_ct: bool) -> IssuerContext:
-        """The order's issuer, refused unless it may issue this profile now."""
+        """The order's issuer, refused unless it may issue this profile now (its status read fresh)."""
         context = self.by_id(session, order.issuer_id)
-        issuer = context.record
+        issuer = session.get(Issuer, order.issuer_id)
+        assert issuer is not None
         if issuer.kind != "tls" or issuer.status != "active":
             raise CandorError(ErrorKind.POLICY, f"issuer {issuer.name!r} is not an active TLS issuing CA")
         if not issuer.not_before <= now < issuer.not_after:

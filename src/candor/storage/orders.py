@@ -242,10 +242,15 @@ def release_stale_orders(session: Session, *, older_than: datetime) -> list[int]
     return [order.id for order in stale]
 
 
-def certificate_der(session: Session, serial_id: int, kind: str) -> bytes:
+def find_certificate_der(session: Session, serial_id: int, kind: str) -> bytes | None:
     record = session.scalars(
         select(CertificateRecord).where(CertificateRecord.serial_id == serial_id, CertificateRecord.kind == kind)
     ).one_or_none()
-    if record is None:
+    return record.der if record is not None else None
+
+
+def certificate_der(session: Session, serial_id: int, kind: str) -> bytes:
+    der = find_certificate_der(session, serial_id, kind)
+    if der is None:
         raise CandorError(ErrorKind.NOT_FOUND, f"no {kind} stored for serial record {serial_id}")
-    return record.der
+    return der
