@@ -16,7 +16,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
@@ -26,7 +27,7 @@ from candor import signing
 from candor.audit import AuditLog
 from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
-from candor.keys import CAPrivateKey, KeyAlgorithm, KeyStores, check_key
+from candor.keys import CAPrivateKey, CAPublicKey, KeyAlgorithm, KeyStores, check_key
 from candor.lint import CertificateKind
 from candor.profiles import (
     TLS_POLICIES,
@@ -178,7 +179,8 @@ class Ceremony:
             now=self.clock.now(),
             validity_days=spec.validity_days,
         )
-        certificate = self._sign(template, key, spec.key.algorithm, CertificateKind.ROOT_CA, spec.name)
+        recorded = _public_key(record.public_key_der)  # what the store reported when it made the key
+        certificate = self._sign(template, key, spec.key.algorithm, CertificateKind.ROOT_CA, spec.name, recorded)
         with self.db.session() as session:
             issuer = repositories.add_issuer(
                 session,
@@ -224,7 +226,7 @@ class Ceremony:
         else:
             template = tsa_subordinate_ca(**common)  # type: ignore[arg-type]
             lint_kind = CertificateKind.PKIX
-        certificate = self._sign(template, parent.key, parent.algorithm, lint_kind, name)
+        certificate = self._sign(template, parent.key, parent.algorithm, lint_kind, name, _issuer_key(parent))
         with self.db.session() as session:
             issuer = repositories.add_issuer(
                 session,
@@ -255,7 +257,9 @@ class Ceremony:
             validity=validity,
             issuer=self._issuer_info(issuer),
         )
-        certificate = self._sign(template, issuer.key, issuer.algorithm, CertificateKind.OCSP_RESPONDER, label)
+        certificate = self._sign(
+            template, issuer.key, issuer.algorithm, CertificateKind.OCSP_RESPONDER, label, _issuer_key(issuer)
+        )
         with self.db.session() as session:
             parent = session.merge(issuer.issuer)
             stored = self._record_ca_certificate(session, parent, certificate)
@@ -310,12 +314,13 @@ class Ceremony:
         algorithm: KeyAlgorithm,
         kind: CertificateKind,
         what: str,
+        issuer_key: CAPublicKey,
     ) -> x509.Certificate:
         token = signing.prepare(template, algorithm=algorithm, kind=kind, what=what, allow_local_urls=self.private)
         warnings = [str(w) for w in token.report.warnings] if token.report else []
         # Audit before and after the signature: what is about to be signed, then what was.
         self._event("certificate.sign.intent", what, "info", tbs_sha256=token.tbs_sha256, lint_warnings=warnings)
-        certificate = signing.sign(token, key)
+        certificate = signing.sign(token, key, issuer_key=issuer_key)
         self._event(
             "certificate.sign",
             what,
@@ -375,6 +380,17 @@ class Ceremony:
             self.audit.record(
                 session, actor=self.actor, action=action, subject=subject, outcome=outcome, details=details
             )
+
+
+def _public_key(spki_der: bytes) -> CAPublicKey:
+    key = serialization.load_der_public_key(spki_der)
+    assert isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+    return key
+
+
+def _issuer_key(signer: Signer) -> CAPublicKey:
+    """The issuer's public key as its certificate states it, to check each signature made in its name."""
+    return _public_key(signer.certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
 
 
 def _subject_fields(name: x509.Name) -> dict[str, str]:

@@ -102,7 +102,7 @@ class Stages:
 
     def _precertificate(self, progress: Progress) -> None:
         token = signing.token_for_stored_tbs(progress.precert_tbs, progress.issuer.algorithm)
-        precert = signing.sign(token, progress.issuer.key())
+        precert = signing.sign(token, progress.issuer.key(), issuer_key=progress.issuer.info.public_key)
         with self.db.session() as session:
             moved = self._move(session, progress, "intent", "precertificate")
             if moved:
@@ -142,7 +142,7 @@ class Stages:
     def _final(self, progress: Progress) -> None:
         assert progress.final_tbs is not None
         token = signing.token_for_stored_tbs(progress.final_tbs, progress.issuer.algorithm)
-        certificate = signing.sign(token, progress.issuer.key())
+        certificate = signing.sign(token, progress.issuer.key(), issuer_key=progress.issuer.info.public_key)
         with self.db.session() as session:
             moved = self._move(session, progress, "final-intent", "complete")
             if moved:

@@ -45,9 +45,11 @@ from candor.policy.names import Identifier, check_common_name, check_identifiers
 from candor.profiles import SubscriberRequest, precertificate, subscriber_certificate
 from candor.signing.der import assemble_certificate
 from candor.storage import Database, orders, repositories
+from candor.storage.models import SerialRecord
 from candor.storage.models_issuance import Issuance, Order
 
 log = logging.getLogger(__name__)
+SERIAL_ATTEMPTS = 3
 Phase = Callable[[str, int], None]  # (stage reached, order id): observability and fault-injection hook
 
 
@@ -66,6 +68,12 @@ class IssuedChain:
 
     def pem(self) -> bytes:
         return b"".join(c.public_bytes(Encoding.PEM) for c in (self.certificate, *self.chain))
+
+
+@dataclass(frozen=True)
+class _Reserved:
+    serial: int
+    record: SerialRecord
 
 
 def random_serial() -> int:
@@ -154,8 +162,9 @@ class Signer:
                     raise CandorError(ErrorKind.CONFLICT, f"order {order_id} is not ready for finalization ({status})")
                 issuer = self.issuers.for_order(session, order, now=now, with_ct=self.sct_source is not None)
                 identifiers = self._check_request(session, order, parsed, issuer, now=now)
-                token, serial = self._intent_token(order, parsed, identifiers, issuer, now=now)
-                return self._store_intent(session, order, issuer, token, serial, now=now)
+                serial = self._reserve_serial(session, order, issuer, now=now)
+                token = self._intent_token(order, parsed, identifiers, issuer, serial=serial.serial, now=now)
+                return self._store_intent(session, order, issuer, token, serial.record, now=now)
         except CandorError as exc:
             if exc.kind is not ErrorKind.CONFLICT:
                 self._fail_order(order_id, exc)
@@ -197,6 +206,22 @@ class Signer:
         )
         return identifiers
 
+    def _reserve_serial(self, session: Session, order: Order, issuer: IssuerContext, *, now: datetime) -> _Reserved:
+        """A fresh serial, claimed under the issuer by the database's UNIQUE constraint; a collision (with 128
+        random bits, a broken RNG more than bad luck) is retried with a new draw, and audited."""
+        for attempt in range(1, SERIAL_ATTEMPTS + 1):
+            serial = random_serial()
+            try:
+                record = repositories.reserve_serial(
+                    session, issuer=issuer.record, serial=serial, created_at=now, order_ref=str(order.id)
+                )
+                return _Reserved(serial, record)
+            except CandorError as exc:
+                if exc.kind is not ErrorKind.CONFLICT or attempt == SERIAL_ATTEMPTS:
+                    raise
+                log.warning("serial collision under issuer %s (attempt %d); drawing again", issuer.name, attempt)
+        raise AssertionError("unreachable")
+
     def _intent_token(
         self,
         order: Order,
@@ -204,10 +229,10 @@ class Signer:
         identifiers: tuple[Identifier, ...],
         issuer: IssuerContext,
         *,
+        serial: int,
         now: datetime,
-    ) -> tuple[signing.SigningToken, int]:
+    ) -> signing.SigningToken:
         max_validity = timedelta(days=rules_at(now).max_validity_days)
-        serial = random_serial()
         request = SubscriberRequest(
             public_key=serialization.load_der_public_key(parsed.spki_der),  # type: ignore[arg-type]
             dns_names=tuple(i.value for i in identifiers if i.type == "dns"),
@@ -233,7 +258,7 @@ class Signer:
             what=f"precertificate for order {order.id}",
             allow_local_urls=issuer.private,
         )
-        return token, serial
+        return token
 
     def _store_intent(
         self,
@@ -241,13 +266,10 @@ class Signer:
         order: Order,
         issuer: IssuerContext,
         token: signing.SigningToken,
-        serial: int,
+        record: SerialRecord,
         *,
         now: datetime,
     ) -> Progress:
-        record = repositories.reserve_serial(
-            session, issuer=issuer.record, serial=serial, created_at=now, order_ref=str(order.id)
-        )
         issuance = orders.add_issuance(
             session,
             serial=record,

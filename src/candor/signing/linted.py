@@ -89,14 +89,16 @@ def token_for_stored_tbs(tbs: bytes, algorithm: KeyAlgorithm) -> SigningToken:
     return SigningToken(tbs=tbs, algorithm=algorithm, report=None)
 
 
-def sign(token: SigningToken, key: CAPrivateKey) -> x509.Certificate:
-    """Sign the token's TBS with *key*, assemble the certificate, and verify the signature."""
+def sign(token: SigningToken, key: CAPrivateKey, *, issuer_key: CAPublicKey) -> x509.Certificate:
+    """Sign the token's TBS with *key*, assemble the certificate, and verify the signature with the issuer's
+    recorded public key (*issuer_key*, from its certificate): a key store that hands back the wrong key, or
+    signs garbage, is caught here and nothing is returned."""
     tbs = token.redeem()
     signature = _raw_sign(tbs, key, token.algorithm)
     certificate = x509.load_der_x509_certificate(assemble_certificate(tbs, signature))
     if certificate.tbs_certificate_bytes != tbs:
         raise CandorError(ErrorKind.INTERNAL, "the assembled certificate does not carry the linted TBS")
-    verify_signature(certificate, key.public_key())
+    verify_signature(certificate, issuer_key)
     return certificate
 
 
