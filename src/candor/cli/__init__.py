@@ -58,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--out", help="write the PEM chain here instead of standard output")
     issue.set_defaults(handler=commands.issue)
 
+    revoke = sub.add_parser("revoke", help="revoke a certificate by issuer and serial")
+    revoke.add_argument("--issuer", required=True, help="the issuing CA, by name")
+    revoke.add_argument("--serial", required=True, help="the serial number in hex")
+    revoke.add_argument(
+        "--reason",
+        default="unspecified",
+        help="unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn",
+    )
+    revoke.set_defaults(handler=commands.revoke)
+
     inspect = sub.add_parser("inspect", help="print a certificate and its pkilint findings")
     inspect.add_argument("certificate", help="certificate, PEM or DER ('-' for standard input)")
     inspect.set_defaults(handler=commands.inspect)

@@ -211,3 +211,32 @@ def _read_input(path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise CandorError(ErrorKind.CONFIG, f"{path}: cannot be read: {exc.strerror}") from None
+
+
+def revoke(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from candor.audit import AuditLog
+    from candor.revocation import parse_reason
+    from candor.revocation import revoke as revoke_serial
+    from candor.storage import repositories
+
+    reason = parse_reason(args.reason)
+    try:
+        serial = int(args.serial.replace(":", ""), 16)
+    except ValueError:
+        raise CandorError(ErrorKind.CONFIG, f"--serial {args.serial!r} is not a hexadecimal number") from None
+    with open_context(data_dir_from(args.data_dir, environ), environ) as context, context.db.session() as session:
+        issuer = repositories.issuer_by_name(session, args.issuer)
+        if issuer is None:
+            raise CandorError(ErrorKind.NOT_FOUND, f"no issuer named {args.issuer!r}")
+        revoked = revoke_serial(
+            session,
+            audit=AuditLog(context.clock),
+            actor=context.actor,
+            issuer=issuer,
+            serial=serial,
+            reason=reason,
+            now=context.clock.now(),
+        )
+    for entry in revoked:
+        _say(f"revoked {entry} ({reason.rfc_name})")
+    return 0

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from candor.errors import CandorError, ErrorKind
-from candor.policy.names import Identifier, normalize_identifier
+from candor.policy.names import Identifier, is_ip_address, normalize_identifier
 
 # Extensions a client may put in its request without asking for anything Candor would refuse to certify.
 # Their values are never copied: the profile decides keyUsage and extKeyUsage.
@@ -78,7 +78,7 @@ def parse_csr(data: bytes) -> ParsedCsr:
     common_name = _common_name(csr)
     identifiers = {normalize_identifier(kind, value) for kind, value in names}
     if common_name is not None:
-        cn_identifier = normalize_identifier("ip" if _looks_like_ip(common_name) else "dns", common_name)
+        cn_identifier = normalize_identifier("ip" if is_ip_address(common_name) else "dns", common_name)
         if cn_identifier not in identifiers:
             raise _refuse("BR 7.1.2.7.2: the request's commonName is not one of its subjectAltNames")
         common_name = cn_identifier.value
@@ -125,13 +125,3 @@ def _common_name(csr: x509.CertificateSigningRequest) -> str | None:
     if len(values) > 1:
         raise _refuse("BR 7.1.4.3: the request carries more than one commonName")
     return str(values[0].value) if values else None
-
-
-def _looks_like_ip(value: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True

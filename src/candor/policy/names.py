@@ -141,7 +141,7 @@ def normalize_identifier(type: str, value: str) -> Identifier:
     if len(value) > _MAX_INPUT:
         raise _refuse(f"RFC 1035 §2.3.4: identifier of {len(value)} characters is far beyond 253")
     if type == "dns":
-        if _looks_like_ip(value):
+        if is_ip_address(value):
             raise _refuse(f"BR 7.1.2.7.12: {value!r} is an IP address; request it as an 'ip' identifier")
         return Identifier("dns", _normalize_dns(value))
     if type == "ip":
@@ -149,7 +149,8 @@ def normalize_identifier(type: str, value: str) -> Identifier:
     raise _refuse(f"RFC 8555 §9.7.7: identifier type {type!r} is not supported (dns or ip)")
 
 
-def _looks_like_ip(value: str) -> bool:
+def is_ip_address(value: str) -> bool:
+    """Whether *value* is an IPv4 or IPv6 address literal."""
     try:
         ipaddress.ip_address(value)
     except ValueError:

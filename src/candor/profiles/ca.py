@@ -17,7 +17,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from candor.clock import ensure_utc
 from candor.errors import CandorError, ErrorKind
 from candor.policy.algorithms import CAPublicKey
-from candor.profiles.template import CertificateTemplate, ext
+from candor.profiles.template import CertificateTemplate, ext, key_usage
 
 # BR 7.1.6.1 reserved policy identifiers, and CSBR 7.1.6.1 for time-stamping.
 POLICY_DV = ObjectIdentifier("2.23.140.1.2.1")
@@ -56,20 +56,7 @@ def _key_ids(public_key: CAPublicKey, issuer_key: CAPublicKey) -> list[x509.Exte
 
 
 def _ca_key_usage(*, digital_signature: bool) -> x509.Extension[x509.ExtensionType]:
-    return ext(
-        x509.KeyUsage(
-            digital_signature=digital_signature,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=True,
-            crl_sign=True,
-            encipher_only=False,
-            decipher_only=False,
-        ),
-        critical=True,
-    )
+    return key_usage(digital_signature=digital_signature, key_cert_sign=True, crl_sign=True)
 
 
 def _within_issuer(not_after: datetime, issuer: IssuerInfo, what: str) -> None:
@@ -233,20 +220,7 @@ def ocsp_responder(
     not_after = start + validity - timedelta(seconds=1)
     _within_issuer(not_after, issuer, "OCSP responder")
     extensions = [
-        ext(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        ),
+        key_usage(digital_signature=True),
         ext(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False),
         ext(x509.OCSPNoCheck(), critical=False),
         *_key_ids(public_key, issuer.public_key),

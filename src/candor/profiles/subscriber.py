@@ -22,7 +22,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from candor.clock import ensure_utc
 from candor.errors import CandorError, ErrorKind
 from candor.profiles.ca import TLS_POLICIES, IssuerInfo, _within_issuer
-from candor.profiles.template import CertificateTemplate, ext
+from candor.profiles.template import CertificateTemplate, ext, key_usage
 
 Level = Literal["dv", "ov", "ev"]
 LEVELS: tuple[Level, ...] = ("dv", "ov", "ev")
@@ -318,21 +318,7 @@ def _ev_attributes(organization: VettedOrganization) -> list[x509.NameAttribute[
 def _key_usage(public_key: SubscriberPublicKey) -> x509.Extension[x509.ExtensionType]:
     """BR 7.1.2.7.11, critical. ECDSA: digitalSignature only (never keyEncipherment, keyAgreement NOT
     RECOMMENDED). RSA: digitalSignature and keyEncipherment (RSA key transport for TLS 1.2 clients)."""
-    rsa_key = isinstance(public_key, rsa.RSAPublicKey)
-    return ext(
-        x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=rsa_key,
-            data_encipherment=False,
-            key_agreement=False,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        ),
-        critical=True,
-    )
+    return key_usage(digital_signature=True, key_encipherment=isinstance(public_key, rsa.RSAPublicKey))
 
 
 def _check_http_url(url: str, rule: str, what: str) -> None:

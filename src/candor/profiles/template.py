@@ -45,3 +45,27 @@ def to_builder(template: CertificateTemplate) -> x509.CertificateBuilder:
 
 def ext(value: x509.ExtensionType, *, critical: bool) -> x509.Extension[x509.ExtensionType]:
     return x509.Extension(value.oid, critical, value)
+
+
+def key_usage(
+    *,
+    digital_signature: bool = False,
+    key_encipherment: bool = False,
+    key_cert_sign: bool = False,
+    crl_sign: bool = False,
+) -> x509.Extension[x509.ExtensionType]:
+    """A critical keyUsage with the named bits set and every other bit clear (RFC 5280 4.2.1.3)."""
+    return ext(
+        x509.KeyUsage(
+            digital_signature=digital_signature,
+            content_commitment=False,
+            key_encipherment=key_encipherment,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=key_cert_sign,
+            crl_sign=crl_sign,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+        critical=True,
+    )

@@ -169,6 +169,8 @@ class CertificateRecord(Base):
     der: Mapped[bytes] = mapped_column(LargeBinary)
     tbs_sha256: Mapped[str] = mapped_column(String(64))
     fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # SHA-256 of the subject public key info: finds every certificate for a key reported compromised.
+    spki_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     not_after: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -272,6 +272,7 @@ def add_certificate(
         der=der,
         tbs_sha256=hashlib.sha256(certificate.tbs_certificate_bytes).hexdigest(),
         fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+        spki_sha256=hashlib.sha256(_spki_der(certificate)).hexdigest(),
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
         created_at=_utc(created_at),

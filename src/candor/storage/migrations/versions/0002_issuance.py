@@ -26,6 +26,9 @@ def upgrade() -> None:
     with op.batch_alter_table("issuers") as batch:
         batch.add_column(sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column("crl_shards", sa.Integer(), nullable=False, server_default="16"))
+    with op.batch_alter_table("certificates") as batch:
+        batch.add_column(sa.Column("spki_sha256", sa.String(64), nullable=True))
+        batch.create_index("ix_certificates_spki_sha256", ["spki_sha256"], unique=False)
     op.create_table(
         "accounts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -127,6 +130,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("blocked_keys", "issuances", "orders", "authorizations", "accounts"):
         op.drop_table(table)
+    with op.batch_alter_table("certificates") as batch:
+        batch.drop_index("ix_certificates_spki_sha256")
+        batch.drop_column("spki_sha256")
     with op.batch_alter_table("issuers") as batch:
         batch.drop_column("crl_shards")
         batch.drop_column("private")
