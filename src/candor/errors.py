@@ -14,7 +14,12 @@ from enum import StrEnum
 class ErrorKind(StrEnum):
     CONFIG = "config"  # a setting or input file is invalid
     KEY = "key"  # a key store or key cannot be used (bad PIN, bad passphrase, missing key)
-    POLICY = "policy"  # a request violates a rule (BR, RFC, local policy)
+    POLICY = "policy"  # a request violates a rule (BR, RFC, local policy) not covered by a finer kind below
+    MALFORMED = "malformed"  # a request that cannot be parsed (RFC 8555 malformed)
+    BAD_CSR = "bad_csr"  # a certificate request Candor will not certify as asked (RFC 8555 badCSR)
+    BAD_PUBLIC_KEY = "bad_public_key"  # a key that key policy refuses (RFC 8555 badPublicKey; BR 6.1.5)
+    REJECTED_IDENTIFIER = "rejected_identifier"  # a name Candor will never issue for (RFC 8555 rejectedIdentifier)
+    UNAUTHORIZED = "unauthorized"  # the requester has not proved control, or acts on what is not theirs
     CONFLICT = "conflict"  # a uniqueness rule held by the database refused a write
     NOT_FOUND = "not_found"
     STORAGE = "storage"  # the database cannot be reached or migrated

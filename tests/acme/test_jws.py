@@ -287,6 +287,13 @@ def test_standard_base64_alphabet_is_malformed(member: str) -> None:
     refused(body(raw), "malformed", f"'{member}' must be a base64url string")
 
 
+def test_base64url_of_impossible_length_is_malformed() -> None:
+    raw = as_dict(signed(PAYLOAD, "p256", "ES256"))
+    raw["signature"] += "AAA"  # 86 + 3 = 89 characters: 1 more than a multiple of 4, which no octets encode
+    assert len(raw["signature"]) % 4 == 1
+    refused(body(raw), "malformed", "'signature' must be a base64url string without padding")
+
+
 def test_non_canonical_base64url_is_malformed() -> None:
     raw = as_dict(signed(PAYLOAD, "p256", "ES256"))
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

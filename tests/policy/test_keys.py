@@ -115,7 +115,7 @@ def rsa_key(bits: int) -> rsa.RSAPrivateKey:
 def refused(spki_der: bytes, match: str) -> CandorError:
     with pytest.raises(CandorError, match=match) as caught:
         check_subscriber_key(spki_der)
-    assert caught.value.kind is ErrorKind.POLICY
+    assert caught.value.kind is ErrorKind.BAD_PUBLIC_KEY
     assert "\n" not in str(caught.value)
     return caught.value
 

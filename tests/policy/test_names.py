@@ -39,7 +39,7 @@ def accept(type_: str, value: str, now: datetime = NOW) -> Identifier:
 def refuse(type_: str, value: str, match: str, now: datetime = NOW) -> str:
     with pytest.raises(CandorError, match=match) as caught:
         accept(type_, value, now)
-    assert caught.value.kind is ErrorKind.POLICY
+    assert caught.value.kind is ErrorKind.REJECTED_IDENTIFIER
     message = str(caught.value)
     assert RULE.match(message) and "\n" not in message, message
     return message

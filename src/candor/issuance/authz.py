@@ -100,7 +100,7 @@ def require_authorized(
         match = next((f for f in usable if covers(f, identifier)), None)
         if match is None:
             raise CandorError(
-                ErrorKind.POLICY,
+                ErrorKind.UNAUTHORIZED,
                 f"BR 3.2.2.4: this account holds no valid authorization covering {identifier.value!r}",
             )
         chosen[identifier.value] = match.id

@@ -42,7 +42,7 @@ class ParsedCsr:
 
 
 def _refuse(message: str) -> CandorError:
-    return CandorError(ErrorKind.POLICY, message)
+    return CandorError(ErrorKind.BAD_CSR, message)
 
 
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:

@@ -175,7 +175,7 @@ class Signer:
     ) -> tuple[Identifier, ...]:
         """Everything legitimacy rests on, read from storage, whatever the caller already checked."""
         if {(i.type, i.value) for i in parsed.identifiers} != set(orders.decode_identifiers(order.identifiers)):
-            raise CandorError(ErrorKind.POLICY, "RFC 8555 7.4: the request's names differ from the order's")
+            raise CandorError(ErrorKind.BAD_CSR, "RFC 8555 7.4: the request's names differ from the order's")
         check_subscriber_key(parsed.spki_der, is_blocked=lambda digest: orders.is_key_blocked(session, digest))
         identifiers = parsed.identifiers
         check_identifiers(identifiers, now=now)

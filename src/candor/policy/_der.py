@@ -17,7 +17,7 @@ OID = 0x06
 
 
 def _fail(what: str) -> CandorError:
-    return CandorError(ErrorKind.POLICY, f"X.690 DER: {what}")
+    return CandorError(ErrorKind.BAD_PUBLIC_KEY, f"X.690 DER: {what}")
 
 
 def read_tlv(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
@@ -78,10 +78,10 @@ def positive_integer(content: bytes, what: str) -> int:
     if len(content) > 1 and ((content[0] == 0x00 and content[1] < 0x80) or (content[0] == 0xFF and content[1] >= 0x80)):
         raise _fail(f"{what} is not minimally encoded")
     if content[0] >= 0x80:
-        raise CandorError(ErrorKind.POLICY, f"RFC 8017 §A.1.1: {what} is negative")
+        raise CandorError(ErrorKind.BAD_PUBLIC_KEY, f"RFC 8017 §A.1.1: {what} is negative")
     value = int.from_bytes(content, "big")
     if value == 0:
-        raise CandorError(ErrorKind.POLICY, f"RFC 8017 §A.1.1: {what} is zero")
+        raise CandorError(ErrorKind.BAD_PUBLIC_KEY, f"RFC 8017 §A.1.1: {what} is zero")
     return value
 
 

@@ -106,7 +106,7 @@ class AcceptedKey:
 
 
 def _refuse(message: str) -> CandorError:
-    return CandorError(ErrorKind.POLICY, message)
+    return CandorError(ErrorKind.BAD_PUBLIC_KEY, message)
 
 
 def _describe_algorithm(algorithm: bytes) -> str:

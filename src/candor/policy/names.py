@@ -59,7 +59,7 @@ class Identifier:
 
 
 def _refuse(message: str) -> CandorError:
-    return CandorError(ErrorKind.POLICY, message)
+    return CandorError(ErrorKind.REJECTED_IDENTIFIER, message)
 
 
 def _check_ascii_label(label: str, name: str) -> None:

@@ -115,5 +115,7 @@ def registered_domain(name: str) -> str:
     labels = _labels(name)
     length = _suffix_length(labels)
     if length >= len(labels):
-        raise CandorError(ErrorKind.POLICY, f"BR 3.2.2.6 / PSL: {name} is a public suffix, not a registrable domain")
+        raise CandorError(
+            ErrorKind.REJECTED_IDENTIFIER, f"BR 3.2.2.6 / PSL: {name} is a public suffix, not a registrable domain"
+        )
     return ".".join(labels[-(length + 1) :])

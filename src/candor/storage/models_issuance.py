@@ -38,6 +38,7 @@ class Account(Base):
     label: Mapped[str | None] = mapped_column(String(128), unique=True)  # e.g. "operator:alice"
     key_thumbprint: Mapped[str | None] = mapped_column(String(64), unique=True)  # RFC 7638, for ACME
     contact: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of URIs
+    jwk: Mapped[str | None] = mapped_column(Text)  # the account key as a public JWK (RFC 7517), for ACME
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

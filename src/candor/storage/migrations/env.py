@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from candor.storage import models_issuance  # noqa: F401  (registers its tables)
+from candor.storage import models_acme, models_issuance  # noqa: F401  (registers their tables)
 from candor.storage.models import Base
 
 config = context.config
