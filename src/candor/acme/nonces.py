@@ -1,0 +1,57 @@
+"""Anti-replay nonces (RFC 8555 6.5, 7.2).
+
+A nonce is 128 bits from the CSPRNG, base64url without padding, stored with its expiry. Using one is
+deleting its row: the database decides, so a nonce is accepted once across every front-end node, and a
+replay, an unknown nonce and an expired nonce are all the same answer, badNonce (RFC 8555 6.5).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete
+
+from candor.clock import Clock
+from candor.storage import Database
+from candor.storage.models_acme import Nonce
+
+NONCE_BYTES = 16
+_FORM = re.compile(r"^[A-Za-z0-9_-]{22}$")  # 16 bytes in base64url without padding
+
+
+class NonceStore:
+    def __init__(self, db: Database, clock: Clock, *, lifetime: timedelta = timedelta(hours=1)) -> None:
+        self._db = db
+        self._clock = clock
+        self._lifetime = lifetime
+
+    def issue(self) -> str:
+        value = base64.urlsafe_b64encode(secrets.token_bytes(NONCE_BYTES)).rstrip(b"=").decode("ascii")
+        with self._db.session() as session:
+            session.add(Nonce(value=value, expires_at=self._clock.now() + self._lifetime))
+        return value
+
+    def redeem(self, value: str) -> bool:
+        """True exactly once for a nonce this server issued and that has not expired."""
+        if not _FORM.match(value):
+            return False
+        with self._db.session() as session:
+            result = session.execute(
+                delete(Nonce)
+                .where(Nonce.value == value, Nonce.expires_at > self._clock.now())
+                .execution_options(synchronize_session=False)
+            )
+            used: bool = result.rowcount == 1  # type: ignore[attr-defined]
+        return used
+
+    def prune(self) -> int:
+        """Delete expired nonces; returns how many."""
+        with self._db.session() as session:
+            result = session.execute(
+                delete(Nonce).where(Nonce.expires_at <= self._clock.now()).execution_options(synchronize_session=False)
+            )
+            removed: int = result.rowcount  # type: ignore[attr-defined]
+        return removed

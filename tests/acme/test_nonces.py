@@ -1,0 +1,49 @@
+"""RFC 8555 6.5: nonces are single use across processes, expire, and unknown ones are refused."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from candor.acme.nonces import NonceStore
+from candor.clock import FakeClock
+from candor.storage import Database
+
+
+def test_a_nonce_is_good_once(db: Database) -> None:
+    store = NonceStore(db, FakeClock())
+    nonce = store.issue()
+    assert len(nonce) == 22 and "=" not in nonce
+    assert store.redeem(nonce)
+    assert not store.redeem(nonce)
+
+
+def test_nonces_are_unique(db: Database) -> None:
+    store = NonceStore(db, FakeClock())
+    assert len({store.issue() for _ in range(500)}) == 500
+
+
+def test_an_expired_nonce_is_refused_and_pruned(db: Database) -> None:
+    clock = FakeClock()
+    store = NonceStore(db, clock, lifetime=timedelta(minutes=5))
+    old = store.issue()
+    clock.advance(timedelta(minutes=5))
+    fresh = store.issue()
+    assert not store.redeem(old)  # expired at exactly its lifetime
+    assert store.prune() == 1  # the expired one goes; the fresh one stays
+    assert store.redeem(fresh)
+    assert store.prune() == 0
+
+
+def test_unknown_or_malformed_nonces_are_refused(db: Database) -> None:
+    store = NonceStore(db, FakeClock())
+    for value in ["", "x" * 22, "not a nonce!!", "A" * 200, "=" * 22]:
+        assert not store.redeem(value)
+
+
+def test_a_nonce_raced_by_many_threads_is_accepted_once(db: Database) -> None:
+    store = NonceStore(db, FakeClock())
+    nonce = store.issue()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: store.redeem(nonce), range(16)))
+    assert results.count(True) == 1
