@@ -1,8 +1,8 @@
 """JSON Web Keys for ACME: base64url, JWK <-> public key, thumbprints, key authorizations, and the error type.
 
 The error type lives here, at the bottom of the ``candor.acme`` imports, because key parsing refuses keys too;
-:mod:`candor.acme.jws` re-exports it. Every refusal is a :class:`JwsError`: a :class:`CandorError` of kind
-POLICY refined with the RFC 8555 §6.7 error type that the ACME edge puts in its problem document.
+:mod:`candor.acme.jws` re-exports it. Every refusal is a :class:`JwsError`: a :class:`CandorError` whose kind
+is the closest :class:`ErrorKind`, refined with the exact RFC 8555 §6.7 type for the ACME problem document.
 """
 
 from __future__ import annotations
@@ -38,15 +38,24 @@ AcmeErrorType = Literal[
 ]
 
 
+# The kind each type maps to; badNonce and badSignatureAlgorithm have no finer kind than POLICY.
+_KINDS = {
+    "malformed": ErrorKind.MALFORMED,
+    "badPublicKey": ErrorKind.BAD_PUBLIC_KEY,
+    "unauthorized": ErrorKind.UNAUTHORIZED,
+    "accountDoesNotExist": ErrorKind.NOT_FOUND,
+}
+
+
 class JwsError(CandorError):
-    """A refused ACME request: kind POLICY, with the RFC 8555 §6.7 ``acme_type`` for the problem document.
+    """A refused ACME request, with the RFC 8555 §6.7 ``acme_type`` for the problem document.
 
     ``algorithms`` is set for ``badSignatureAlgorithm``: RFC 8555 §6.2 requires the problem document to list
     the supported "alg" values.
     """
 
     def __init__(self, acme_type: AcmeErrorType, message: str, *, algorithms: tuple[str, ...] = ()) -> None:
-        super().__init__(ErrorKind.POLICY, message)
+        super().__init__(_KINDS.get(acme_type, ErrorKind.POLICY), message)
         self.acme_type: AcmeErrorType = acme_type
         self.algorithms = algorithms
 

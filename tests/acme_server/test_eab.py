@@ -11,10 +11,10 @@ from typing import Any
 
 import josepy as jose
 import pytest
-from jose_requests import b64, jose_key, public_jwk_of
-
 from acme import jws as acme_jws
 from acme import messages
+from jose_requests import b64, jose_key, public_jwk_of
+
 from candor.acme import JwsError, verify_eab
 
 NEW_ACCOUNT = "https://acme.test/acme/new-acct"

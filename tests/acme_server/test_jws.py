@@ -12,6 +12,7 @@ from typing import Any
 
 import josepy as jose
 import pytest
+from acme import jws as acme_jws
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jose_requests import (
     NONCE_B64,
@@ -28,7 +29,6 @@ from jose_requests import (
     signed_raw,
 )
 
-from acme import jws as acme_jws
 from candor.acme import SUPPORTED_ALGS, JwsError, PublicKey, VerifiedRequest, verify_request
 from candor.errors import CandorError, ErrorKind
 
@@ -117,11 +117,23 @@ def test_payload_that_is_not_an_object_is_malformed() -> None:
         verified.payload_json()
 
 
-def test_refusal_is_the_one_internal_error_type_with_kind_policy() -> None:
-    error = refused(b"not json", "malformed", "JSON")
-    assert isinstance(error, CandorError)
-    assert error.kind is ErrorKind.POLICY
-    assert "\n" not in str(error)
+@pytest.mark.parametrize(
+    ("request_body", "kind"),
+    [
+        (b"not json", ErrorKind.MALFORMED),
+        (signed(PAYLOAD, "rsa1024", "RS256"), ErrorKind.BAD_PUBLIC_KEY),
+        (signed(PAYLOAD, "p256", "ES256", url="https://acme.test/other"), ErrorKind.UNAUTHORIZED),
+        (signed(PAYLOAD, "p256", "ES256", kid=ACCOUNT), ErrorKind.NOT_FOUND),
+        (signed(PAYLOAD, "p256", "ES256", nonce=None), ErrorKind.POLICY),
+        (signed(PAYLOAD, "p384", "ES256"), ErrorKind.POLICY),
+    ],
+)
+def test_refusal_is_the_one_internal_error_type_with_the_nearest_kind(request_body: bytes, kind: ErrorKind) -> None:
+    with pytest.raises(CandorError) as caught:
+        verify(request_body)
+    assert isinstance(caught.value, JwsError)
+    assert caught.value.kind is kind
+    assert "\n" not in str(caught.value)
 
 
 # --- algorithms -------------------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ from typing import Any
 
 import josepy as jose
 import pytest
+from acme import challenges
 from jose_requests import b64, jose_key, private_key, public_jwk_of
 
-from acme import challenges
 from candor.acme import JwsError, jwk_thumbprint, key_authorization, key_from_jwk, public_jwk
 
 # RFC 7638 §3.1: the JWK as printed there, with "alg" and "kid", which the thumbprint leaves out.

@@ -13,9 +13,8 @@ import json
 from typing import Any
 
 import josepy as jose
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-
 from acme import jws as acme_jws
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 URL = "https://acme.test/acme/new-order"
 NONCE = b"\x01\x02nonce-from-the-server\xfe\xff"
