@@ -115,9 +115,17 @@ def db_upgrade(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from candor.cli.context import build_signer
     from candor.server import run_server
 
     with open_context(data_dir_from(args.data_dir, environ), environ) as context:
+        # The embedded default runs the signer in this process: finish what a crash interrupted first.
+        stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
+        try:
+            for note in build_signer(context, stores).reconcile():
+                _say(f"reconciled: {note}")
+        finally:
+            stores.close()
         run_server(
             config=context.config,
             db=context.db,

@@ -21,7 +21,7 @@ def _issuer_lines(issuer: Issuer, prefix: str) -> list[str]:
     certificate = x509.load_der_x509_certificate(issuer.certificate_der)
     key = issuer.key
     return [
-        f"{issuer.name} [{issuer.kind}] {certificate.subject.rfc4514_string()}",
+        f"{issuer.name} [{issuer.kind}{', private' if issuer.private else ''}] {certificate.subject.rfc4514_string()}",
         f"{prefix}  SHA-256 {_fingerprint(issuer.fingerprint_sha256)}",
         f"{prefix}  valid {issuer.not_before:%Y-%m-%dT%H:%M:%SZ} .. {issuer.not_after:%Y-%m-%dT%H:%M:%SZ}"
         f"  serial {certificate.serial_number:x}",
