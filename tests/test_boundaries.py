@@ -14,7 +14,13 @@ RULES = {
     "candor.server": ("candor.keys", "candor.cli", "candor.ceremony"),
     # Internet-facing roles reach the signer only through an interface, never its module or the keys.
     "candor.acme": ("candor.keys", "candor.issuance", "candor.signing", *ROLES_AND_ENTRY_POINTS),
-    "candor.validation": ("candor.keys", "candor.issuance", "candor.signing", "candor.storage", *ROLES_AND_ENTRY_POINTS),
+    "candor.validation": (
+        "candor.keys",
+        "candor.issuance",
+        "candor.signing",
+        "candor.storage",
+        *ROLES_AND_ENTRY_POINTS,
+    ),
     "candor.storage": ("candor.keys", *ROLES_AND_ENTRY_POINTS),
     "candor.audit": ("candor.keys", *ROLES_AND_ENTRY_POINTS),
     "candor.profiles": ("candor.keys", "candor.storage", *ROLES_AND_ENTRY_POINTS),

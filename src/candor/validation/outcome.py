@@ -20,25 +20,32 @@ __all__ = ["PROBLEM_URN_PREFIX", "Contact", "ProblemType", "ValidationResult"]
 PROBLEM_URN_PREFIX = "urn:ietf:params:acme:error:"  # RFC 8555 §6.7
 
 # RFC 8555 §6.7 error types a validator may return.
-ProblemType = Literal["connection", "unauthorized", "incorrectResponse", "tls", "dns", "rejectedIdentifier", "malformed"]
+ProblemType = Literal[
+    "connection", "unauthorized", "incorrectResponse", "tls", "dns", "rejectedIdentifier", "malformed"
+]
 _PROBLEM_TYPES = frozenset(get_args(ProblemType))
 
 
 @dataclass(frozen=True)
 class Contact:
-    """One endpoint the validator tried: what, where, and what happened.
+    """One endpoint the validator considered: what, where, and what happened.
 
-    ``connected`` is False when no TCP connection was made: the address policy refused the address (nothing
-    was sent), the connection was refused, or it timed out. ``status`` is the HTTP status code, when one
-    was received.
+    ``attempted`` is False when no packet was sent to it (the address policy refused it, or the time budget
+    was spent); ``connected`` is True when a TCP connection was made. ``status`` is the HTTP status code,
+    when one was received.
     """
 
     url: str
     ip: str
     port: int
+    attempted: bool
     connected: bool
     status: int | None
     outcome: str
+
+    def __post_init__(self) -> None:
+        if self.connected and not self.attempted:
+            raise ValueError("a Contact cannot be connected without being attempted")
 
 
 @dataclass(frozen=True)
