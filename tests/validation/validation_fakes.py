@@ -215,6 +215,11 @@ class FakeWebServer:
     def log(self) -> ServerLog:
         return self._server.log
 
+    @property
+    def routes(self) -> dict[str, Route]:
+        """The live route table: add to it while the server runs."""
+        return self._server.routes
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()

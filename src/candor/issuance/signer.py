@@ -18,6 +18,7 @@ way resumes it; ``reconcile()`` resumes everything at start-up. Stages 2-4 are i
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -309,7 +310,8 @@ class Signer:
         with self.db.session() as session:
             order = orders.claim_order(session, order_id, now=self.clock.now())
             if order is not None:
-                orders.finish_order(session, order, status="invalid", now=self.clock.now(), error=exc.message)
+                error = json.dumps({"kind": exc.kind.value, "detail": exc.message})
+                orders.finish_order(session, order, status="invalid", now=self.clock.now(), error=error)
 
     def _event(self, action: str, subject: str, outcome: str, **details: object) -> None:
         with self.db.session() as session:

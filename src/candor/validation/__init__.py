@@ -15,10 +15,12 @@ from candor.validation.addresses import AddressPolicy, IPAddress, Resolver, Stat
 from candor.validation.http01 import validate_http01
 from candor.validation.outcome import PROBLEM_URN_PREFIX, Contact, ProblemType, ValidationResult
 from candor.validation.tlsalpn01 import validate_tlsalpn01
+from candor.validation.validator import ChallengeValidator
 
 __all__ = [
     "PROBLEM_URN_PREFIX",
     "AddressPolicy",
+    "ChallengeValidator",
     "Contact",
     "IPAddress",
     "ProblemType",

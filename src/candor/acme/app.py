@@ -1,0 +1,102 @@
+"""The ACME HTTP edge: routes, JWS and nonce checks, and RFC 7807 problem documents (RFC 8555 6, 7).
+
+Every response carries a fresh Replay-Nonce and a Link to the directory (RFC 8555 6.5, 7.1). Request bodies
+are bounded before they are read; the URL a JWS must sign is built from the configured external base, never
+from the Host header.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from candor.acme.jws import MAX_BODY_BYTES, VerifiedRequest, verify_request
+from candor.acme.nonces import NonceStore
+from candor.acme.problems import AcmeProblem, from_error
+from candor.acme.service import AcmeService, Reply
+
+JOSE = "application/jose+json"
+
+
+def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
+    base = service.settings.base
+
+    def headers(extra: dict[str, str] | None = None) -> dict[str, str]:
+        values = {
+            "Replay-Nonce": nonces.issue(),
+            "Link": f'<{base}/directory>;rel="index"',
+            "Cache-Control": "no-store",
+        }
+        values.update(extra or {})
+        return values
+
+    async def directory(request: Request) -> Response:
+        return JSONResponse(service.directory(), headers={"Cache-Control": "public, max-age=60"})
+
+    async def new_nonce(request: Request) -> Response:
+        issued = await run_in_threadpool(headers)
+        return Response(status_code=200 if request.method == "HEAD" else 204, headers=issued)
+
+    def post(handler: Callable[..., Reply], *, with_id: bool = True) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = await _bounded_body(request)
+                url = f"{service.settings.base_url}{request.url.path}"
+                object_id = int(request.path_params["id"]) if with_id else None
+
+                def run() -> Reply:
+                    verified = verify_request(body, url=url, account_key=service.account_key)
+                    if not nonces.redeem(verified.nonce):
+                        raise AcmeProblem("badNonce", "the nonce is unknown, used or expired (RFC 8555 6.5)", 400)
+                    return handler(verified, object_id) if with_id else handler(verified)
+
+                status, content, extra = await run_in_threadpool(run)
+            except Exception as error:  # mapped to a problem document; internal details are logged, not sent
+                response = from_error(error)
+                response.headers.update(await run_in_threadpool(headers))
+                return response
+            reply_headers = await run_in_threadpool(headers, extra)
+            if isinstance(content, bytes):
+                return Response(content, status_code=status, headers=reply_headers)
+            return Response(
+                json.dumps(content), status_code=status, headers=reply_headers, media_type="application/json"
+            )
+
+        return endpoint
+
+    def adapt(function: Callable[[VerifiedRequest, int], Reply]) -> Callable[..., Reply]:
+        return function
+
+    return [
+        Route("/acme/directory", directory, methods=["GET"]),
+        Route("/acme/new-nonce", new_nonce, methods=["GET", "HEAD"]),
+        Route("/acme/new-account", post(service.new_account, with_id=False), methods=["POST"]),
+        Route("/acme/new-order", post(service.new_order, with_id=False), methods=["POST"]),
+        Route("/acme/acct/{id:int}", post(adapt(service.account)), methods=["POST"]),
+        Route("/acme/acct/{id:int}/orders", post(adapt(service.account_orders)), methods=["POST"]),
+        Route("/acme/order/{id:int}", post(adapt(service.order)), methods=["POST"]),
+        Route("/acme/order/{id:int}/finalize", post(adapt(service.finalize)), methods=["POST"]),
+        Route("/acme/authz/{id:int}", post(adapt(service.authorization)), methods=["POST"]),
+        Route("/acme/chall/{id:int}", post(adapt(service.challenge)), methods=["POST"]),
+        Route("/acme/cert/{id:int}", post(adapt(service.certificate)), methods=["POST"]),
+    ]
+
+
+async def _bounded_body(request: Request) -> bytes:
+    if request.headers.get("content-type", "").split(";")[0].strip() != JOSE:
+        raise AcmeProblem("malformed", f"the request Content-Type must be {JOSE} (RFC 8555 6.2)", 415)
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise AcmeProblem("malformed", "the request body is too large", 413)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise AcmeProblem("malformed", "the request body is too large", 413)
+    return body

@@ -1,0 +1,430 @@
+"""The ACME resources (RFC 8555 7): accounts, orders, authorizations, challenges, finalization, certificates.
+
+Handlers are synchronous and run in a worker thread; each returns (status, JSON body or PEM, headers). The
+signer is reached only through the :class:`Finalizer` interface, and validation through :class:`Validator`:
+this package never holds a CA key (DESIGN.md, trust boundaries).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from candor.acme.jwk import b64url_decode, jwk_thumbprint, key_authorization, key_from_jwk
+from candor.acme.jws import VerifiedRequest
+from candor.acme.problems import AcmeProblem
+from candor.acme.records import (
+    account_json,
+    authorization_json,
+    challenge_json,
+    order_authorizations,
+    order_json,
+    owned,
+)
+from candor.audit import AuditLog
+from candor.clock import Clock
+from candor.errors import CandorError, ErrorKind
+from candor.policy.dated import rules_at
+from candor.policy.names import Identifier, check_identifiers, normalize_identifier
+from candor.storage import Database, orders, repositories
+from candor.storage.models import Issuer
+from candor.storage.models_acme import Challenge, OrderAuthorization
+from candor.storage.models_issuance import Account, Authorization, Order
+from candor.validation import ValidationResult
+
+Reply = tuple[int, Any, dict[str, str]]
+_MAILTO = re.compile(r"^mailto:[^@\s,?]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$")
+
+
+class Finalizer(Protocol):
+    """The signer as the ACME front end sees it."""
+
+    def finalize(self, order_id: int, csr: bytes) -> Any: ...
+
+
+class Validator(Protocol):
+    def validate(
+        self, challenge_type: str, identifier: Identifier, token: str, key_authorization: str
+    ) -> ValidationResult: ...
+
+
+@dataclass(frozen=True)
+class AcmeSettings:
+    base_url: str  # the server's external base; ACME lives under {base_url}/acme
+    issuer: str  # the issuing CA that signs ACME orders
+    profiles: dict[str, str] = field(default_factory=lambda: {"dv": "Domain-validated TLS server certificate"})
+    terms_of_service: str | None = None
+    website: str | None = None
+    caa_identities: tuple[str, ...] = ()
+    challenge_types: tuple[str, ...] = ("http-01", "tls-alpn-01")  # dns-01 arrives with the DNS validator
+    order_lifetime: timedelta = timedelta(days=7)
+    authorization_lifetime: timedelta = timedelta(days=7)
+
+    @property
+    def base(self) -> str:
+        return f"{self.base_url}/acme"
+
+
+class AcmeService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        settings: AcmeSettings,
+        finalizer: Finalizer,
+        validator: Validator,
+    ) -> None:
+        self.db, self.clock, self.settings = db, clock, settings
+        self.finalizer, self.validator = finalizer, validator
+        self.audit = AuditLog(clock)
+
+    # -- directory --------------------------------------------------------------------------------------
+    def directory(self) -> dict[str, Any]:
+        base = self.settings.base
+        meta: dict[str, Any] = {"profiles": self.settings.profiles, "externalAccountRequired": False}
+        if self.settings.terms_of_service:
+            meta["termsOfService"] = self.settings.terms_of_service
+        if self.settings.website:
+            meta["website"] = self.settings.website
+        if self.settings.caa_identities:
+            meta["caaIdentities"] = list(self.settings.caa_identities)
+        return {
+            "newNonce": f"{base}/new-nonce",
+            "newAccount": f"{base}/new-account",
+            "newOrder": f"{base}/new-order",
+            "meta": meta,
+        }
+
+    def account_key(self, kid: str) -> Any:
+        """The key of the valid account whose URL is *kid* (for JWS verification), or None."""
+        prefix = f"{self.settings.base}/acct/"
+        if not kid.startswith(prefix) or not kid[len(prefix) :].isdigit():
+            return None
+        with self.db.session() as session:
+            account = session.get(Account, int(kid[len(prefix) :]))
+            if account is None or account.jwk is None:
+                return None
+            if account.status != "valid":
+                raise AcmeProblem("unauthorized", f"account is {account.status}", 403)
+            return key_from_jwk(json.loads(account.jwk))
+
+    def account_for(self, session: Session, request: VerifiedRequest) -> Account:
+        if request.kid is None:
+            raise AcmeProblem("malformed", "this resource is requested with 'kid', not 'jwk' (RFC 8555 6.2)")
+        account = session.get(Account, int(request.kid.rsplit("/", 1)[1]))
+        assert account is not None  # verify_request found its key a moment ago
+        return account
+
+    # -- accounts (RFC 8555 7.3) ------------------------------------------------------------------------
+    def new_account(self, request: VerifiedRequest) -> Reply:
+        if request.jwk is None:
+            raise AcmeProblem("malformed", "newAccount is signed with 'jwk', not 'kid' (RFC 8555 7.3)")
+        payload = request.payload_json()
+        with self.db.session() as session:
+            existing = session.scalars(select(Account).where(Account.key_thumbprint == request.thumbprint)).first()
+            if existing is not None:
+                return 200, account_json(existing, self.settings.base), {"Location": self._account_url(existing)}
+            if payload.get("onlyReturnExisting") is True:
+                raise AcmeProblem("accountDoesNotExist", "no account exists with this key (RFC 8555 7.3.1)", 400)
+            if self.settings.terms_of_service and payload.get("termsOfServiceAgreed") is not True:
+                raise AcmeProblem("userActionRequired", "the terms of service must be agreed (RFC 8555 7.3)", 403)
+            contact = _contacts(payload.get("contact", []))
+            account = orders.add_account(
+                session, kind="acme", key_thumbprint=request.thumbprint, contact=contact, created_at=self.clock.now()
+            )
+            account.jwk = json.dumps(dict(request.jwk), sort_keys=True)
+            session.flush()
+            self._event(session, "account.create", account, thumbprint=request.thumbprint)
+            return 201, account_json(account, self.settings.base), {"Location": self._account_url(account)}
+
+    def account(self, request: VerifiedRequest, account_id: int) -> Reply:
+        with self.db.session() as session:
+            account = self.account_for(session, request)
+            if account.id != account_id:
+                raise AcmeProblem("unauthorized", "an account may only read and change itself", 403)
+            if not request.is_post_as_get:
+                payload = request.payload_json()
+                if "contact" in payload:
+                    account.contact = json.dumps(_contacts(payload["contact"]))
+                if payload.get("status") == "deactivated":  # RFC 8555 7.3.6
+                    account.status = "deactivated"
+                elif "status" in payload:
+                    raise AcmeProblem("malformed", "an account can only be deactivated (RFC 8555 7.3.6)")
+                self._event(session, "account.update", account, changes=sorted(payload))
+            return 200, account_json(account, self.settings.base), {}
+
+    def account_orders(self, request: VerifiedRequest, account_id: int) -> Reply:
+        """RFC 8555 7.1.2.1: the account's orders that are still pending or ready (processing, valid too)."""
+        with self.db.session() as session:
+            account = self.account_for(session, request)
+            if account.id != account_id:
+                raise AcmeProblem("unauthorized", "an account may only list its own orders", 403)
+            query = select(Order.id).where(Order.account_id == account.id, Order.status != "invalid").order_by(Order.id)
+            urls = [f"{self.settings.base}/order/{order_id}" for order_id in session.scalars(query)]
+            return 200, {"orders": urls}, {}
+
+    # -- orders (RFC 8555 7.4) --------------------------------------------------------------------------
+    def new_order(self, request: VerifiedRequest) -> Reply:
+        payload = request.payload_json()
+        if "notBefore" in payload or "notAfter" in payload:
+            raise AcmeProblem(
+                "malformed", "notBefore and notAfter are set by the CA, never by the request (BR 7.1.2.7)"
+            )
+        profile = payload.get("profile", next(iter(self.settings.profiles)))
+        if profile not in self.settings.profiles:
+            raise AcmeProblem("invalidProfile", f"profile {profile!r} is not offered; see the directory's meta")
+        identifiers = _identifiers(payload.get("identifiers"))
+        now = self.clock.now()
+        check_identifiers(identifiers, now=now)
+        for identifier in identifiers:
+            if identifier.value.startswith("*.") and "dns-01" not in self.settings.challenge_types:
+                raise CandorError(
+                    ErrorKind.REJECTED_IDENTIFIER,
+                    f"{identifier.value}: wildcards are validated only by dns-01, which this server does not offer",
+                )
+        with self.db.session() as session:
+            account = self.account_for(session, request)
+            issuer = repositories.issuer_by_name(session, self.settings.issuer)
+            if issuer is None:
+                raise CandorError(ErrorKind.UNAVAILABLE, "the configured ACME issuer does not exist")
+            order = orders.add_order(
+                session,
+                account=account,
+                identifiers=[(i.type, i.value) for i in identifiers],
+                profile=profile,
+                issuer=issuer,
+                created_at=now,
+                expires_at=now + self.settings.order_lifetime,
+                status="pending",
+            )
+            for identifier in identifiers:
+                authorization = self._authorization_for(session, account, identifier)
+                session.add(OrderAuthorization(order_id=order.id, authorization_id=authorization.id))
+            session.flush()
+            _refresh_order(session, order)
+            self._event(session, "order.create", account, order=order.id, identifiers=[i.value for i in identifiers])
+            return 201, order_json(session, order, self.settings.base), {"Location": self._order_url(order)}
+
+    def order(self, request: VerifiedRequest, order_id: int) -> Reply:
+        with self.db.session() as session:
+            order = owned(session, Order, order_id, self.account_for(session, request))
+            return 200, order_json(session, order, self.settings.base), {}
+
+    def finalize(self, request: VerifiedRequest, order_id: int) -> Reply:
+        payload = request.payload_json()
+        csr_b64 = payload.get("csr")
+        if not isinstance(csr_b64, str):
+            raise AcmeProblem("malformed", "finalize needs a 'csr' (RFC 8555 7.4)")
+        csr = b64url_decode(csr_b64, "csr")
+        with self.db.session() as session:
+            order = owned(session, Order, order_id, self.account_for(session, request))
+            status = order.status
+        if status != "ready":
+            raise AcmeProblem("orderNotReady", f"the order is {status}, not ready (RFC 8555 7.4)", 403)
+        try:
+            self.finalizer.finalize(order_id, csr)
+        except CandorError as exc:
+            if exc.kind is ErrorKind.CONFLICT:  # another finalization got there first
+                raise AcmeProblem("orderNotReady", exc.message, 403) from None
+            raise
+        with self.db.session() as session:
+            order = session.get(Order, order_id)
+            assert order is not None
+            return 200, order_json(session, order, self.settings.base), {"Location": self._order_url(order)}
+
+    def certificate(self, request: VerifiedRequest, order_id: int) -> Reply:
+        with self.db.session() as session:
+            order = owned(session, Order, order_id, self.account_for(session, request))
+            issuance = orders.issuance_for_order(session, order.id)
+            if order.status != "valid" or issuance is None:
+                raise AcmeProblem("malformed", "no certificate for this order yet", 404)
+            leaf = orders.certificate_der(session, issuance.serial_id, "certificate")
+            chain = [leaf]
+            issuer: Issuer | None = issuance.serial.issuer
+            while issuer is not None and issuer.kind != "root":
+                chain.append(issuer.certificate_der)
+                issuer = issuer.parent
+        pem = b"".join(_pem(der) for der in chain)
+        return 200, pem, {"Content-Type": "application/pem-certificate-chain"}
+
+    # -- authorizations and challenges (RFC 8555 7.5) ---------------------------------------------------
+    def authorization(self, request: VerifiedRequest, authorization_id: int) -> Reply:
+        with self.db.session() as session:
+            authorization = owned(session, Authorization, authorization_id, self.account_for(session, request))
+            if not request.is_post_as_get and request.payload_json().get("status") == "deactivated":
+                authorization.status = "deactivated"  # RFC 8555 7.5.2
+                for order in _orders_with(session, authorization):
+                    _refresh_order(session, order)
+            return 200, authorization_json(session, authorization, self.settings.base), {}
+
+    def challenge(self, request: VerifiedRequest, challenge_id: int) -> Reply:
+        with self.db.session() as session:
+            account = self.account_for(session, request)
+            challenge = owned(session, Challenge, challenge_id, account)
+            authorization = session.get(Authorization, challenge.authorization_id)
+            assert authorization is not None
+            start = not request.is_post_as_get and challenge.status == "pending" and authorization.status == "pending"
+            if start:
+                if authorization.expires_at <= self.clock.now():
+                    raise AcmeProblem("malformed", "the authorization has expired", 403)
+                challenge.status = "processing"
+            identifier = normalize_identifier(authorization.identifier_type, authorization.identifier_value)
+            jwk = _jwk_of(account)
+            token, challenge_type = challenge.token, challenge.type
+        if start:
+            result = self.validator.validate(challenge_type, identifier, token, key_authorization(token, jwk))
+            self._record_validation(challenge_id, result, jwk_thumbprint(jwk))
+        with self.db.session() as session:
+            challenge = session.get(Challenge, challenge_id)
+            assert challenge is not None
+            up = f'<{self.settings.base}/authz/{challenge.authorization_id}>;rel="up"'
+            return 200, challenge_json(challenge, self.settings.base), {"Link": up}
+
+    def _record_validation(self, challenge_id: int, result: ValidationResult, thumbprint: str) -> None:
+        with self.db.session() as session:
+            challenge = session.get(Challenge, challenge_id)
+            assert challenge is not None
+            authorization = session.get(Authorization, challenge.authorization_id)
+            assert authorization is not None
+            challenge.validated_at = result.checked_at
+            if result.ok:
+                challenge.status, authorization.status = "valid", "valid"
+                authorization.method, authorization.validated_at = result.method, result.checked_at
+            else:
+                challenge.status, authorization.status = "invalid", "invalid"
+                challenge.error = json.dumps({"type": result.problem_urn, "detail": result.detail, "status": 403})
+            for order in _orders_with(session, authorization):
+                _refresh_order(session, order)
+            self.audit.record(
+                session,
+                actor=f"acme:{thumbprint}",
+                action="validation.attempt",
+                subject=authorization.identifier_value,
+                outcome="success" if result.ok else "failure",
+                details={
+                    "challenge": challenge.type,
+                    "method": result.method,
+                    "problem": result.problem_type,
+                    "detail": result.detail,
+                    "contacts": [f"{c.url} {c.ip}:{c.port} {c.outcome}" for c in result.records],
+                },
+            )
+
+    def _authorization_for(self, session: Session, account: Account, identifier: Identifier) -> Authorization:
+        """A valid authorization of this account for exactly this identifier, still inside the reuse period,
+        or a new pending one with its challenges (RFC 8555 7.4; BR 4.2.1)."""
+        now = self.clock.now()
+        wildcard = identifier.value.startswith("*.")
+        value = identifier.value.removeprefix("*.")
+        reuse = timedelta(days=rules_at(now).dcv_reuse_days)
+        for candidate in orders.candidate_authorizations(session, account_id=account.id, values=[value]):
+            fresh = candidate.validated_at is not None and candidate.validated_at + reuse > now
+            if candidate.wildcard == wildcard and candidate.expires_at > now and fresh and candidate.method:
+                return candidate
+        authorization = orders.add_authorization(
+            session,
+            account=account,
+            identifier=(identifier.type, value),
+            wildcard=wildcard,
+            status="pending",
+            expires_at=now + self.settings.authorization_lifetime,
+            created_at=now,
+        )
+        for challenge_type in self.settings.challenge_types:
+            session.add(
+                Challenge(
+                    authorization_id=authorization.id,
+                    type=challenge_type,
+                    token=base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii"),
+                    status="pending",
+                )
+            )
+        session.flush()
+        return authorization
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _account_url(self, account: Account) -> str:
+        return f"{self.settings.base}/acct/{account.id}"
+
+    def _order_url(self, order: Order) -> str:
+        return f"{self.settings.base}/order/{order.id}"
+
+    def _event(self, session: Session, action: str, account: Account, **details: object) -> None:
+        self.audit.record(
+            session, actor=f"acme:account/{account.id}", action=action, subject=f"account {account.id}",
+            outcome="success", details=details,
+        )  # fmt: skip
+
+
+def _jwk_of(account: Account) -> dict[str, Any]:
+    return dict(json.loads(account.jwk or "{}"))
+
+
+def _pem(der: bytes) -> bytes:
+    body = base64.encodebytes(der).replace(b"\n", b"")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
+
+
+def _contacts(value: object) -> list[str]:
+    """RFC 8555 7.3: contact URIs; Candor accepts mailto: only, one address each."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise AcmeProblem("malformed", "'contact' is a list of URI strings (RFC 8555 7.1.2)")
+    for uri in value:
+        if not uri.startswith("mailto:"):
+            raise AcmeProblem("unsupportedContact", f"only mailto: contacts are supported, not {uri[:60]!r}")
+        if not _MAILTO.match(uri):
+            raise AcmeProblem("invalidContact", f"{uri[:80]!r} is not a single mailto: address (RFC 8555 7.3)")
+    if len(value) > 10:
+        raise AcmeProblem("malformed", "at most 10 contacts")
+    return list(value)
+
+
+def _identifiers(value: object) -> tuple[Identifier, ...]:
+    if not isinstance(value, list) or not value:
+        raise AcmeProblem("malformed", "'identifiers' is a non-empty list (RFC 8555 7.4)")
+    found: list[Identifier] = []
+    for item in value:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("type"), str)
+            or not isinstance(item.get("value"), str)
+        ):
+            raise AcmeProblem("malformed", "each identifier is an object with a string 'type' and 'value'")
+        if item["type"] not in ("dns", "ip"):
+            raise AcmeProblem("unsupportedIdentifier", f"identifier type {item['type'][:20]!r} is not supported")
+        found.append(normalize_identifier(item["type"], item["value"]))
+    return tuple(sorted(set(found), key=lambda i: (i.type, i.value)))
+
+
+def _orders_with(session: Session, authorization: Authorization) -> list[Order]:
+    query = (
+        select(Order)
+        .join(OrderAuthorization, OrderAuthorization.order_id == Order.id)
+        .where(OrderAuthorization.authorization_id == authorization.id)
+    )
+    return list(session.scalars(query))
+
+
+def _refresh_order(session: Session, order: Order) -> None:
+    """RFC 8555 7.1.6: pending -> ready when every authorization is valid; invalid when one is not."""
+    if order.status != "pending":
+        return
+    statuses = {a.status for a in order_authorizations(session, order)}
+    if statuses & {"invalid", "deactivated", "expired", "revoked"}:
+        order.status = "invalid"
+    elif statuses == {"valid"}:
+        order.status = "ready"
+    session.flush()
+
+
+__all__ = ["AcmeService", "AcmeSettings", "Finalizer", "Reply", "Validator"]
