@@ -116,3 +116,44 @@ def test_accounts_are_found_again_by_key(harness: AcmeHarness) -> None:
     other = client.ClientV2(client.ClientV2.get_directory(harness.directory, network), network)
     created = other.new_account(messages.NewRegistration.from_data(terms_of_service_agreed=True))
     assert created.uri != acme.net.account.uri
+
+
+def test_ws02a_a_key_authorization_on_a_high_port_does_not_count(harness: AcmeHarness) -> None:
+    """WoSign "Incident 0": only port 80 is asked; a file served on :8080 or :50001 proves nothing."""
+    from validation_fakes import FakeWebServer
+
+    acme = _client(harness)
+    order = acme.new_order(_pem_csr(["api.example.org"]))
+    challenge = next(c for c in order.authorizations[0].body.challenges if isinstance(c.chall, challenges.HTTP01))
+    response, validation = challenge.response_and_validation(acme.net.key)
+    path = "/" + challenge.chall.path.lstrip("/")
+    harness.responder_routes.pop(path, None)  # port 80 answers 404
+    servers = [
+        FakeWebServer(harness.responder_ip, port, {path: Route(200, validation.encode())}) for port in (8080, 50001)
+    ]
+    try:
+        answered = acme.answer_challenge(challenge, response)
+    finally:
+        for server in servers:
+            server.close()
+    assert answered.body.status == messages.STATUS_INVALID
+    assert all(server.log.requests == [] for server in servers)
+    with pytest.raises(messages.Error) as caught:
+        acme.begin_finalization(order)
+    assert caught.value.typ == "urn:ietf:params:acme:error:orderNotReady"
+
+
+def test_ws05g_one_unvalidated_name_of_many_blocks_the_order(acme_home: Path) -> None:
+    names = tuple(f"n{i}.example.com" for i in range(100))
+    with acme_server(acme_home, names=names) as running:
+        acme = _client(running)
+        order = acme.new_order(_pem_csr(list(names)))
+        for authorization in order.authorizations:
+            challenge = next(c for c in authorization.body.challenges if isinstance(c.chall, challenges.HTTP01))
+            response, validation = challenge.response_and_validation(acme.net.key)
+            if authorization.body.identifier.value != "n99.example.com":  # the one name not proven
+                running.responder_routes["/" + challenge.chall.path.lstrip("/")] = Route(200, validation.encode())
+            acme.answer_challenge(challenge, response)
+        with pytest.raises(messages.Error) as caught:
+            acme.begin_finalization(order)
+        assert caught.value.typ == "urn:ietf:params:acme:error:orderNotReady"
