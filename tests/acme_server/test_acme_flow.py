@@ -92,10 +92,10 @@ def test_wrong_key_authorization_is_an_invalid_authorization(harness: AcmeHarnes
         acme.finalize_order(order, datetime.datetime.now() + datetime.timedelta(seconds=5))  # noqa: DTZ005
 
 
-def test_an_internal_name_is_a_rejected_identifier(harness: AcmeHarness) -> None:
+def test_a_name_no_certificate_may_carry_is_a_rejected_identifier(harness: AcmeHarness) -> None:
     acme = _client(harness)
     with pytest.raises(messages.Error) as caught:
-        acme.new_order(_pem_csr(["printer.local"]))
+        acme.new_order(_pem_csr(["ex_ample.com"]))  # BR 7.1.2.7.12: no underscores, even on a private issuer
     assert caught.value.typ == "urn:ietf:params:acme:error:rejectedIdentifier"
 
 

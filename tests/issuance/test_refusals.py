@@ -101,8 +101,24 @@ def test_101_names_are_refused(ca: CA) -> None:
 
 
 @pytest.mark.parametrize("name", ["intranet.corp", "printer.local", "localhost", "x.internal", "ex_ample.com"])
-def test_internal_or_malformed_names_are_refused(ca: CA, name: str) -> None:
-    _refused(ca, [name], csr_for([name]), rule="BR")
+def test_a_public_issuer_refuses_internal_or_malformed_names(public_ca_home: object, name: str) -> None:
+    ca = open_ca(public_ca_home, sct_source=_UnreachableCt())  # type: ignore[arg-type]
+    try:
+        _refused(ca, [name], csr_for([name]), rule="BR")
+    finally:
+        ca.stores.close()
+        ca.db.dispose()
+
+
+def test_a_private_issuer_certifies_internal_names_but_not_bad_syntax(ca: CA) -> None:
+    """A private hierarchy (a local PKI, an enterprise CA) names its own hosts; syntax rules still hold."""
+    account = ca.account("acct-private-names")
+    for name in ("localhost", "intranet.corp"):
+        ca.authorize(account, name, method="operator")
+    ca.authorize(account, "127.0.0.1", kind="ip", method="operator")
+    order_id = ca.order(account, ["localhost", "intranet.corp", "127.0.0.1"])
+    assert ca.signer.finalize(order_id, csr_for(["localhost", "intranet.corp", "127.0.0.1"])).certificate
+    _refused(ca, ["ex_ample.com"], csr_for(["ex_ample.com"]), rule="BR")
 
 
 def test_names_that_differ_from_the_order_are_refused(ca: CA) -> None:

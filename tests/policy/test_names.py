@@ -366,3 +366,21 @@ def test_reserved_table_is_well_formed() -> None:
     for network, source in RESERVED_NETWORKS:
         assert re.search(r"\(RFC \d+", source), source
         assert reserved_reason(network.network_address) is not None
+
+
+@pytest.mark.parametrize(
+    ("type_", "value"),
+    [("dns", "localhost"), ("dns", "printer.local"), ("dns", "intranet.corp"), ("dns", "*.corp"),
+     ("ip", "127.0.0.1"), ("ip", "10.1.2.3"), ("ip", "::1"), ("ip", "fd00::5")],
+)  # fmt: skip
+def test_a_private_issuer_may_name_internal_hosts(type_: str, value: str) -> None:
+    identifier = normalize_identifier(type_, value)
+    check_identifiers([identifier], now=NOW, private=True)
+    with pytest.raises(CandorError):
+        check_identifiers([identifier], now=NOW)  # ...and a public one may not
+
+
+@pytest.mark.parametrize("value", ["*.com", "*.co.uk", "ex_ample.com", "a*.example.com"])
+def test_a_private_issuer_still_refuses_public_suffix_wildcards_and_bad_syntax(value: str) -> None:
+    with pytest.raises(CandorError):
+        check_identifiers([normalize_identifier("dns", value)], now=NOW, private=True)

@@ -184,7 +184,12 @@ class AcmeService:
             raise AcmeProblem("invalidProfile", f"profile {profile!r} is not offered; see the directory's meta")
         identifiers = _identifiers(payload.get("identifiers"))
         now = self.clock.now()
-        check_identifiers(identifiers, now=now)
+        with self.db.session() as session:
+            issuer = repositories.issuer_by_name(session, self.settings.issuer)
+            if issuer is None:
+                raise CandorError(ErrorKind.UNAVAILABLE, "the configured ACME issuer does not exist")
+            private = issuer.private
+        check_identifiers(identifiers, now=now, private=private)
         for identifier in identifiers:
             if identifier.value.startswith("*.") and "dns-01" not in self.settings.challenge_types:
                 raise CandorError(

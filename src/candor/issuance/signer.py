@@ -179,7 +179,7 @@ class Signer:
             raise CandorError(ErrorKind.BAD_CSR, "RFC 8555 7.4: the request's names differ from the order's")
         check_subscriber_key(parsed.spki_der, is_blocked=lambda digest: orders.is_key_blocked(session, digest))
         identifiers = parsed.identifiers
-        check_identifiers(identifiers, now=now)
+        check_identifiers(identifiers, now=now, private=issuer.private)
         check_common_name(parsed.common_name, identifiers)
         rules = rules_at(now)
         candidates = orders.candidate_authorizations(

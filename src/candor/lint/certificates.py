@@ -144,11 +144,11 @@ def lint_certificate(der: bytes, kind: CertificateKind) -> LintReport:
     return LintReport(kind=kind, findings=findings)
 
 
-# A private or test hierarchy served on this machine has AIA and CRL URLs on a loopback address, which the
-# CA/B Forum validators rightly call internal names. Only these findings, only inside those two extensions,
-# and only when the ceremony file says the hierarchy is private, are accepted.
+# A private hierarchy (a local test PKI, an enterprise CA) has AIA and CRL URLs on loopback or internal hosts,
+# and certifies internal names, which the CA/B Forum validators rightly call internal. Only these findings,
+# only inside those extensions, and only for an issuer marked private, are accepted.
 LOCAL_URL_FINDINGS = frozenset({"cabf.internal_domain_name", "cabf.internal_ip_address"})
-_URL_EXTENSION_PATHS = ("cRLDistributionPoints", "authorityInfoAccessSyntax")
+_URL_EXTENSION_PATHS = ("cRLDistributionPoints", "authorityInfoAccessSyntax", "subjectAltName")
 
 
 def is_local_url_finding(finding: Finding) -> bool:

@@ -128,9 +128,6 @@ def _normalize_ip(value: str) -> str:
         raise _refuse(f"RFC 8738 / BR 7.1.2.7.12: {value!r} is not an IPv4 or IPv6 address") from None
     if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
         raise _refuse(f"BR 7.1.2.7.12: {value!r} carries an IPv6 zone identifier")
-    reason = reserved_reason(address)
-    if reason is not None:
-        raise _refuse(f"BR 4.2.2 / 7.1.2.7.12: {address} is a Reserved IP Address ({reason})")
     return str(address)  # dotted quad (RFC 3986 §3.2.2) or RFC 5952 §4 text
 
 
@@ -158,9 +155,22 @@ def is_ip_address(value: str) -> bool:
     return True
 
 
-def _check_dns_name(name: str, *, reverse_zones_forbidden: bool) -> None:
+def _check_ip(value: str) -> None:
+    address = ipaddress.ip_address(value)
+    reason = reserved_reason(address)
+    if reason is not None:
+        raise _refuse(f"BR 4.2.2 / 7.1.2.7.12: {address} is a Reserved IP Address ({reason})")
+
+
+def _check_dns_name(name: str, *, reverse_zones_forbidden: bool, private: bool) -> None:
     fqdn = name.removeprefix("*.")
     labels = fqdn.split(".")
+    if private:
+        # A private hierarchy names its own hosts: Internal Names are what it is for (BR 4.2.2 is about
+        # publicly-trusted certificates). A wildcard over a real public suffix is still refused.
+        if name.startswith("*.") and labels[-1] in delegated_tlds() and is_public_suffix(fqdn):
+            raise _refuse(f"BR 3.2.2.6: wildcard {name!r} covers the public suffix {fqdn!r} (PSL ICANN section)")
+        return
     for count in range(1, len(labels) + 1):
         suffix = ".".join(labels[-count:])
         if suffix in _SPECIAL_USE:
@@ -179,8 +189,12 @@ def _check_dns_name(name: str, *, reverse_zones_forbidden: bool) -> None:
         raise _refuse(f"Candor policy: {name!r} is a bare top-level domain")
 
 
-def check_identifiers(identifiers: Sequence[Identifier], *, now: datetime) -> None:
-    """Refuse a set of requested identifiers that a certificate issued at *now* may not contain."""
+def check_identifiers(identifiers: Sequence[Identifier], *, now: datetime, private: bool = False) -> None:
+    """Refuse a set of requested identifiers that a certificate issued at *now* may not contain.
+
+    *private* is for an issuer marked private (outside the Web PKI): it may certify Internal Names and
+    Reserved IP Addresses (BR 4.2.2 governs publicly-trusted certificates only); syntax, the 100-name limit
+    and the public-suffix wildcard rule still apply."""
     if not identifiers:
         raise _refuse("BR 7.1.2.7.12: at least one dNSName or iPAddress is required")
     if len(identifiers) > MAX_IDENTIFIERS:
@@ -194,7 +208,11 @@ def check_identifiers(identifiers: Sequence[Identifier], *, now: datetime) -> No
             raise _refuse(f"Candor policy: identifier {identifier.value!r} is requested twice")
         seen.add(identifier)
         if identifier.type == "dns":
-            _check_dns_name(identifier.value, reverse_zones_forbidden=rules.reverse_zone_names_forbidden)
+            _check_dns_name(
+                identifier.value, reverse_zones_forbidden=rules.reverse_zone_names_forbidden, private=private
+            )
+        elif not private:
+            _check_ip(identifier.value)
 
 
 def check_common_name(cn: str | None, identifiers: Sequence[Identifier]) -> None:
