@@ -112,6 +112,25 @@ class IssuanceConfig(_Strict):
     ocsp_urls: bool = False
 
 
+class AcmeValidationConfig(_Strict):
+    # Test and local-PKI allowance: lets the validation client reach 127.0.0.0/8 and ::1. Off by default;
+    # private, link-local and other reserved ranges stay unreachable whatever this says.
+    allow_loopback: bool = False
+    # A fixed name -> addresses table used instead of DNS (until the DNS validator arrives, the only resolver).
+    hosts: dict[str, list[str]] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+
+class AcmeConfig(_Strict):
+    enabled: bool = True
+    issuer: str = "tls-e1"  # the TLS issuing CA that signs ACME orders
+    https_port: int = Field(default=8443, ge=1, le=65535)
+    # Names on the ACME server's own TLS certificate, issued at start-up by a private issuer.
+    server_names: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    terms_of_service: str | None = None
+    validation: AcmeValidationConfig = AcmeValidationConfig()
+
+
 class LoggingConfig(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -121,6 +140,7 @@ class CandorConfig(_Strict):
     server: ServerConfig = ServerConfig()
     keys: KeysConfig
     issuance: IssuanceConfig = IssuanceConfig()
+    acme: AcmeConfig = AcmeConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

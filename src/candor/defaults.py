@@ -31,6 +31,22 @@ passphrase = {{ file = "secrets/key-passphrase" }}
 # token_label = "candor-ca"
 # pin = {{ env = "CANDOR_HSM_PIN" }}
 
+[acme]
+# RFC 8555 over HTTPS, on its own port; the listener's certificate is issued at start-up by this issuer,
+# which must be private. Orders are signed by the same issuer.
+enabled = true
+issuer = "tls-e1"
+https_port = {acme_port}
+server_names = ["localhost", "127.0.0.1"]
+
+[acme.validation]
+# The validation client never connects to private, loopback or reserved addresses. For a local test PKI
+# whose clients answer challenges on this machine, allow loopback explicitly and name the hosts:
+# allow_loopback = true
+# hosts = {{ "app.example.test" = ["127.0.0.1"] }}
+allow_loopback = false
+timeout_seconds = 10
+
 [logging]
 level = "INFO"
 """

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="create a data directory and run the default ceremony with file keys")
     init.add_argument("--port", type=int, default=8080, help="port 'candor serve' will listen on")
     init.add_argument("--base-url", help="base of AIA/CRL URLs (default http://127.0.0.1:PORT)")
+    init.add_argument("--acme-port", type=int, help="HTTPS port of the ACME server (default PORT + 363)")
     init.set_defaults(handler=commands.init)
 
     ceremony = sub.add_parser("ceremony", help="run a key ceremony from a ceremony file")

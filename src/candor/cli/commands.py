@@ -59,7 +59,8 @@ def init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     ceremony_file = data_dir / "ceremony.toml"
     ceremony_file.write_text(CEREMONY_TEMPLATE.format(base_url=base_url), encoding="utf-8")
     (data_dir / CONFIG_FILE_NAME).write_text(
-        CONFIG_TEMPLATE.format(port=args.port, base_url=base_url), encoding="utf-8"
+        CONFIG_TEMPLATE.format(port=args.port, base_url=base_url, acme_port=args.acme_port or args.port + 363),
+        encoding="utf-8",
     )
     load_config(data_dir)  # the template must itself be valid
     _say(f"initialised {data_dir}; running the default ceremony ({ceremony_file.name})")
@@ -115,6 +116,7 @@ def db_upgrade(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from candor.cli.acme_edge import acme_listener
     from candor.cli.context import build_signer
     from candor.server import run_server
 
@@ -122,19 +124,21 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         # The embedded default runs the signer in this process: finish what a crash interrupted first.
         stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
         try:
-            for note in build_signer(context, stores).reconcile():
+            signer = build_signer(context, stores)
+            for note in signer.reconcile():
                 _say(f"reconciled: {note}")
+            run_server(
+                config=context.config,
+                db=context.db,
+                clock=context.clock,
+                public_dir=context.public_dir,
+                host=args.host,
+                port=args.port,
+                announce=_say,
+                acme=acme_listener(context, signer, host=args.host or context.config.server.host),
+            )
         finally:
             stores.close()
-        run_server(
-            config=context.config,
-            db=context.db,
-            clock=context.clock,
-            public_dir=context.public_dir,
-            host=args.host,
-            port=args.port,
-            announce=_say,
-        )
     return 0
 
 

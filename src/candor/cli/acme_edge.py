@@ -1,0 +1,118 @@
+"""Assembling the ACME front end for ``candor serve``: the signer behind the Finalizer interface, the
+validation client as configured, and the HTTPS listener's own certificate from a private issuer."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import CertificateSigningRequestBuilder, DNSName, IPAddress, Name, SubjectAlternativeName
+
+from candor.acme.app import acme_routes
+from candor.acme.nonces import NonceStore
+from candor.acme.service import AcmeService, AcmeSettings
+from candor.audit import AuditLog
+from candor.cli.context import Context
+from candor.errors import CandorError, ErrorKind
+from candor.issuance import Signer, parse_csr
+from candor.ra import operator_order
+from candor.server import AcmeListener
+from candor.storage import repositories
+from candor.validation import AddressPolicy, ChallengeValidator, StaticResolver
+
+
+def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListener | None:
+    config = context.config.acme
+    if not config.enabled:
+        return None
+    origin = f"https://{'[' + host + ']' if ':' in host else host}:{config.https_port}"
+    validation = config.validation
+    validator = ChallengeValidator(
+        resolver=StaticResolver(validation.hosts),
+        policy=AddressPolicy(allow_loopback=validation.allow_loopback),
+        clock=context.clock,
+        timeout=validation.timeout_seconds,
+    )
+    service = AcmeService(
+        db=context.db,
+        clock=context.clock,
+        settings=AcmeSettings(base_url=origin, issuer=config.issuer, terms_of_service=config.terms_of_service),
+        finalizer=signer,
+        validator=validator,
+    )
+    certfile, keyfile, password = _server_certificate(context, signer)
+    return AcmeListener(
+        routes=acme_routes(service, NonceStore(context.db, context.clock)),
+        port=config.https_port,
+        certfile=certfile,
+        keyfile=keyfile,
+        keyfile_password=password,
+        directory_url=f"{origin}/acme/directory",
+    )
+
+
+def _server_certificate(context: Context, signer: Signer) -> tuple[Path, Path, str]:
+    """A fresh TLS key and certificate for the ACME listener, issued at start-up by the (private) ACME issuer.
+    The key is written encrypted under a password that lives only in this process."""
+    config = context.config.acme
+    with context.db.session() as session:
+        issuer = repositories.issuer_by_name(session, config.issuer)
+        if issuer is None or not issuer.private:
+            raise CandorError(
+                ErrorKind.CONFIG,
+                f"acme.issuer {config.issuer!r} must be an existing private issuer to certify the ACME listener itself",
+            )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [IPAddress(ipaddress.ip_address(n)) if _is_ip(n) else DNSName(n) for n in config.server_names]
+    csr = (
+        CertificateSigningRequestBuilder()
+        .subject_name(Name([]))
+        .add_extension(SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    with context.db.session() as session:
+        order = operator_order(
+            session,
+            audit=AuditLog(context.clock),
+            actor=context.actor,
+            issuer_name=config.issuer,
+            identifiers=parse_csr(csr).identifiers,
+            profile="dv",
+            account_label=None,
+            now=context.clock.now(),
+        )
+        order_id = order.id
+    chain = signer.finalize(order_id, csr)
+    directory = context.data_dir / "tls"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    password = base64.urlsafe_b64encode(secrets.token_bytes(24)).decode("ascii")
+    keyfile, certfile = directory / "acme-server.key", directory / "acme-server.pem"
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password.encode("ascii")),
+    )
+    _write(keyfile, encrypted, 0o600)
+    _write(certfile, chain.pem(), 0o644)
+    return certfile, keyfile, password
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
