@@ -10,7 +10,9 @@ from candor.errors import CandorError, ErrorKind
 
 
 def test_the_default_config_template_is_valid(tmp_path: Path) -> None:
-    (tmp_path / "candor.toml").write_text(CONFIG_TEMPLATE.format(port=8123, base_url="http://127.0.0.1:8123", acme_port=8486))
+    (tmp_path / "candor.toml").write_text(
+        CONFIG_TEMPLATE.format(port=8123, base_url="http://127.0.0.1:8123", acme_port=8486)
+    )
     config = load_config(tmp_path)
     assert config.server.port == 8123
     assert set(config.keys.stores) == {"file"}
