@@ -32,11 +32,12 @@ def harness(hostile_home: Path) -> Iterator[AcmeHarness]:
 class Raw:
     """A deliberately low-level ACME client: every field of every request is the test's to break."""
 
-    def __init__(self, harness: AcmeHarness, key_name: str) -> None:
+    def __init__(self, harness: AcmeHarness, key_name: str, alg: str = "ES256") -> None:
         parts = urlsplit(harness.directory)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.host, self.port = parts.hostname or "", parts.port or 80
         self.key_name = key_name
+        self.alg = alg
         self.kid: str | None = None
 
     def request(
@@ -61,12 +62,13 @@ class Raw:
         path: str,
         payload: dict[str, Any] | None,
         *,
-        alg: str = "ES256",
+        alg: str | None = None,
         use_jwk: bool = False,
         nonce: str | None = None,
         url: str | None = None,
         header_changes: dict[str, Any] | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
+        alg = alg or self.alg
         header: dict[str, Any] = {"alg": alg, "nonce": nonce or self.nonce(), "url": url or self.origin + path}
         if use_jwk or self.kid is None:
             header["jwk"] = public_jwk_of(self.key_name)
@@ -214,3 +216,46 @@ def _route(body: str) -> Any:
     from validation_fakes import Route
 
     return Route(200, body.encode())
+
+
+def _issued_certificate(harness: AcmeHarness, client: Raw, name: str) -> bytes:
+    from candor.acme.jwk import key_authorization
+
+    status, order, _headers = client.post("/acme/new-order", {"identifiers": [{"type": "dns", "value": name}]})
+    assert status == 201
+    _, authz, _ = client.post(urlsplit(order["authorizations"][0]).path, None)
+    challenge = next(c for c in authz["challenges"] if c["type"] == "http-01")
+    if authz["status"] != "valid":
+        harness.responder_routes[f"/.well-known/acme-challenge/{challenge['token']}"] = _route(
+            key_authorization(challenge["token"], public_jwk_of(client.key_name))
+        )
+        client.post(urlsplit(challenge["url"]).path, {})
+    csr = base64.urlsafe_b64encode(csr_for([name])).rstrip(b"=").decode()
+    status, finished, _ = client.post(urlsplit(order["finalize"]).path, {"csr": csr})
+    assert status == 200 and finished["status"] == "valid", finished
+    _, pem, _ = client.post(urlsplit(finished["certificate"]).path, None)
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return x509_first(pem).public_bytes(Encoding.DER)
+
+
+def x509_first(pem: bytes) -> Any:
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificates(pem)[0]
+
+
+def test_only_the_ordering_account_may_revoke(harness: AcmeHarness) -> None:
+    owner, other = Raw(harness, "p384", "ES384").register(), Raw(harness, "rsa2048", "RS256").register()
+    certificate = base64.urlsafe_b64encode(_issued_certificate(harness, owner, "www.example.com")).rstrip(b"=").decode()
+    _problem(other.post("/acme/revoke-cert", {"certificate": certificate}), "unauthorized", 403)
+    _problem(owner.post("/acme/revoke-cert", {"certificate": certificate, "reason": 6}), "badRevocationReason", 400)
+    status, _body, _headers = owner.post("/acme/revoke-cert", {"certificate": certificate, "reason": 4})
+    assert status == 200
+    _problem(owner.post("/acme/revoke-cert", {"certificate": certificate}), "alreadyRevoked", 400)
+
+
+def test_a_certificate_unknown_here_cannot_be_revoked(harness: AcmeHarness) -> None:
+    client = Raw(harness, "p256").register()
+    junk = base64.urlsafe_b64encode(b"\x30\x03\x02\x01\x01").rstrip(b"=").decode()
+    _problem(client.post("/acme/revoke-cert", {"certificate": junk}), "malformed", 400)

@@ -1,5 +1,5 @@
 """Issue 4 acceptance 1 (first part): the certbot client, unmodified, against `candor serve` over HTTPS:
-`certonly --standalone` with http-01 on port 80 for two names, then a renewal."""
+`certonly --standalone` with http-01 on port 80 for two names, a renewal, and a revocation."""
 
 from __future__ import annotations
 
@@ -109,3 +109,11 @@ def test_certbot_standalone_http01_two_names_then_renew(served: tuple[Path, str,
     chain = tuple(x509.load_pem_x509_certificates((live / "chain.pem").read_bytes()))
     for certificate in (first, second):
         record_issued(certificate, chain, home / "public" / "issuers" / "root-x1.pem")
+
+    revoked = _run_certbot(
+        home, directory, answer_ip, work, "revoke", "--cert-path", str(live / "cert.pem"),
+        "--reason", "keycompromise", "--no-delete-after-revoke",
+    )  # fmt: skip
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+    audit = run_cli("--data-dir", home, "audit", "verify")
+    assert audit.code == 0, audit.err

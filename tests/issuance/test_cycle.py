@@ -139,3 +139,13 @@ def test_nothing_is_signed_for_a_refused_order(ca: CA) -> None:
         ca.signer.finalize(order_id, csr_for(["unauthorized.example.com"]))
     assert _counts(ca) == before
     assert ca.order_status(order_id) == "invalid"
+
+
+def test_a_refusal_does_not_poison_the_signer_for_the_next_order(ca: CA) -> None:
+    """A refused order rolls its transaction back; cached issuer facts must survive that (a regression: the
+    cache once held an ORM object that the rollback expired)."""
+    account = ca.account("acct-after-refusal")
+    order_id = ca.order(account, ["refused-first.example.com"])
+    with pytest.raises(CandorError):
+        ca.signer.finalize(order_id, csr_for(["other.example.com"]))  # names differ: refused after the claim
+    assert ca.issue(["accepted-next.example.com"]).certificate

@@ -78,6 +78,7 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
         Route("/acme/new-nonce", new_nonce, methods=["GET", "HEAD"]),
         Route("/acme/new-account", post(service.new_account, with_id=False), methods=["POST"]),
         Route("/acme/new-order", post(service.new_order, with_id=False), methods=["POST"]),
+        Route("/acme/revoke-cert", post(service.revoke_certificate, with_id=False), methods=["POST"]),
         Route("/acme/acct/{id:int}", post(adapt(service.account)), methods=["POST"]),
         Route("/acme/acct/{id:int}/orders", post(adapt(service.account_orders)), methods=["POST"]),
         Route("/acme/order/{id:int}", post(adapt(service.order)), methods=["POST"]),

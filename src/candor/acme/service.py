@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,6 +36,7 @@ from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
 from candor.policy.dated import rules_at
 from candor.policy.names import Identifier, check_identifiers, normalize_identifier
+from candor.revocation import RevocationReason, revoke
 from candor.storage import Database, orders, repositories
 from candor.storage.models import Issuer
 from candor.storage.models_acme import Challenge, OrderAuthorization
@@ -101,6 +104,7 @@ class AcmeService:
             "newNonce": f"{base}/new-nonce",
             "newAccount": f"{base}/new-account",
             "newOrder": f"{base}/new-order",
+            "revokeCert": f"{base}/revoke-cert",
             "meta": meta,
         }
 
@@ -261,6 +265,40 @@ class AcmeService:
         pem = b"".join(_pem(der) for der in chain)
         return 200, pem, {"Content-Type": "application/pem-certificate-chain"}
 
+    # -- revocation (RFC 8555 7.6) ----------------------------------------------------------------------
+    def revoke_certificate(self, request: VerifiedRequest) -> Reply:
+        """Revoke a certificate, signed either by the account that ordered it (kid) or by its own key (jwk)."""
+        payload = request.payload_json()
+        der = b64url_decode(payload.get("certificate"), "certificate")
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+        except ValueError:
+            raise AcmeProblem("malformed", "'certificate' is not a DER X.509 certificate (RFC 8555 7.6)") from None
+        reason = parse_reason_code(payload.get("reason", 0))
+        with self.db.session() as session:
+            stored = orders.find_certificate_by_der(session, der)
+            if stored is None:
+                raise AcmeProblem("malformed", "this server did not issue that certificate", 404)
+            serial, issuer = stored
+            if request.kid is not None:
+                account = self.account_for(session, request)
+                issuance = orders.issuance_for_serial(session, serial.id)
+                if issuance is None or issuance.account_id != account.id:
+                    raise AcmeProblem("unauthorized", "only the account that ordered a certificate may revoke it", 403)
+                actor = f"acme:account/{account.id}"
+            else:
+                spki = certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+                if request.key is None or _spki(request.key) != spki:
+                    raise AcmeProblem("unauthorized", "the request is not signed by the certificate's key", 403)
+                actor = "acme:certificate-key"
+            if serial.status == "revoked" and reason is not RevocationReason.KEY_COMPROMISE:
+                raise AcmeProblem("alreadyRevoked", "the certificate is already revoked (RFC 8555 7.6)", 400)
+            revoke(
+                session, audit=self.audit, actor=actor, issuer=issuer,
+                serial=certificate.serial_number, reason=reason, now=self.clock.now(),
+            )  # fmt: skip
+        return 200, b"", {}
+
     # -- authorizations and challenges (RFC 8555 7.5) ---------------------------------------------------
     def authorization(self, request: VerifiedRequest, authorization_id: int) -> Reply:
         with self.db.session() as session:
@@ -368,6 +406,24 @@ class AcmeService:
             session, actor=f"acme:account/{account.id}", action=action, subject=f"account {account.id}",
             outcome="success", details=details,
         )  # fmt: skip
+
+
+def parse_reason_code(value: object) -> RevocationReason:
+    """RFC 8555 7.6: an RFC 5280 CRLReason code; BR 7.2.2 narrows which a subscriber may give."""
+    allowed = {
+        RevocationReason.UNSPECIFIED,
+        RevocationReason.KEY_COMPROMISE,
+        RevocationReason.SUPERSEDED,
+        RevocationReason.CESSATION_OF_OPERATION,
+        RevocationReason.AFFILIATION_CHANGED,
+    }
+    if not isinstance(value, int) or isinstance(value, bool) or value not in {int(r) for r in allowed}:
+        raise AcmeProblem("badRevocationReason", "reason must be 0, 1, 3, 4 or 5 (BR 7.2.2; RFC 8555 7.6)", 400)
+    return RevocationReason(value)
+
+
+def _spki(key: Any) -> bytes:
+    return bytes(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
 
 
 def _jwk_of(account: Account) -> dict[str, Any]:

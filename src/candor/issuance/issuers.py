@@ -22,28 +22,35 @@ PROFILE_POLICY = {"dv": POLICY_DV, "ov": POLICY_OV, "iv": POLICY_IV, "ev": POLIC
 
 
 @dataclass(frozen=True)
+class KeyReference:
+    store: str
+    handle: str
+    algorithm: KeyAlgorithm
+
+
+@dataclass(frozen=True)
 class IssuerContext:
-    record: Issuer
+    """What the signer needs of an issuer, as plain values: cached per process, so it holds no ORM object
+    (a rolled-back session would expire one under our feet)."""
+
+    id: int
+    name: str
+    private: bool
+    crl_shards: int
+    key_reference: KeyReference
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]  # the issuing CA and any intermediates above it, root excluded
     algorithm: KeyAlgorithm
     info: IssuerInfo
     resolver: IssuerResolver
 
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def private(self) -> bool:
-        return self.record.private
-
-    @property
-    def crl_shards(self) -> int:
-        return self.record.crl_shards
-
     def key(self) -> CAPrivateKey:
-        return self.resolver.key_for(self.record)
+        return self.resolver.key_for(self)
+
+    def record(self, session: Session) -> Issuer:
+        issuer = session.get(Issuer, self.id)
+        assert issuer is not None
+        return issuer
 
 
 class IssuerResolver:
@@ -54,12 +61,12 @@ class IssuerResolver:
         self._contexts: dict[int, IssuerContext] = {}
         self._lock = threading.Lock()
 
-    def key_for(self, issuer: Issuer) -> CAPrivateKey:
+    def key_for(self, issuer: IssuerContext) -> CAPrivateKey:
         with self._lock:
             key = self._keys.get(issuer.id)
             if key is None:
-                record = issuer.key
-                key = self._stores.get(record.store).load(record.handle, KeyAlgorithm(record.algorithm))
+                reference = issuer.key_reference
+                key = self._stores.get(reference.store).load(reference.handle, reference.algorithm)
                 self._keys[issuer.id] = key
             return key
 
@@ -85,7 +92,11 @@ class IssuerResolver:
             parent = parent.parent
         public_key = certificate.public_key()
         return IssuerContext(
-            record=issuer,
+            id=issuer.id,
+            name=issuer.name,
+            private=issuer.private,
+            crl_shards=issuer.crl_shards,
+            key_reference=KeyReference(issuer.key.store, issuer.key.handle, KeyAlgorithm(issuer.key.algorithm)),
             certificate=certificate,
             chain=tuple(chain),
             algorithm=KeyAlgorithm(issuer.key.algorithm),

@@ -214,7 +214,7 @@ class Signer:
             serial = random_serial()
             try:
                 record = repositories.reserve_serial(
-                    session, issuer=issuer.record, serial=serial, created_at=now, order_ref=str(order.id)
+                    session, issuer=issuer.record(session), serial=serial, created_at=now, order_ref=str(order.id)
                 )
                 return _Reserved(serial, record)
             except CandorError as exc:

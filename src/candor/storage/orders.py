@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -254,3 +255,18 @@ def certificate_der(session: Session, serial_id: int, kind: str) -> bytes:
     if der is None:
         raise CandorError(ErrorKind.NOT_FOUND, f"no {kind} stored for serial record {serial_id}")
     return der
+
+
+def find_certificate_by_der(session: Session, der: bytes) -> tuple[SerialRecord, Issuer] | None:
+    """The serial (and its issuer) of a certificate or precertificate stored with exactly these bytes."""
+    record = session.scalars(
+        select(CertificateRecord).where(CertificateRecord.fingerprint_sha256 == hashlib.sha256(der).hexdigest())
+    ).one_or_none()
+    if record is None:
+        return None
+    serial = record.serial
+    return serial, serial.issuer
+
+
+def issuance_for_serial(session: Session, serial_id: int) -> Issuance | None:
+    return session.scalars(select(Issuance).where(Issuance.serial_id == serial_id)).one_or_none()
