@@ -121,6 +121,16 @@ class AcmeValidationConfig(_Strict):
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
 
+class LimitsConfig(_Strict):
+    """Rate limits (counted per window from the stored records; a refusal carries Retry-After)."""
+
+    orders_per_account_per_3h: int = Field(default=300, ge=1)
+    pending_authorizations_per_account: int = Field(default=1000, ge=1)
+    certificates_per_registered_domain_per_week: int = Field(default=50, ge=1)
+    failed_validations_per_name_per_hour: int = Field(default=5, ge=1)
+    accounts_per_address_per_3h: int = Field(default=10, ge=1)
+
+
 class AcmeConfig(_Strict):
     enabled: bool = True
     issuer: str = "tls-e1"  # the TLS issuing CA that signs ACME orders
@@ -129,6 +139,7 @@ class AcmeConfig(_Strict):
     server_names: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
     terms_of_service: str | None = None
     validation: AcmeValidationConfig = AcmeValidationConfig()
+    limits: LimitsConfig = LimitsConfig()
 
 
 class LoggingConfig(_Strict):

@@ -20,6 +20,7 @@ class ErrorKind(StrEnum):
     BAD_PUBLIC_KEY = "bad_public_key"  # a key that key policy refuses (RFC 8555 badPublicKey; BR 6.1.5)
     REJECTED_IDENTIFIER = "rejected_identifier"  # a name Candor will never issue for (RFC 8555 rejectedIdentifier)
     UNAUTHORIZED = "unauthorized"  # the requester has not proved control, or acts on what is not theirs
+    RATE_LIMITED = "rate_limited"  # a rate limit applies; the error says when to retry
     CONFLICT = "conflict"  # a uniqueness rule held by the database refused a write
     NOT_FOUND = "not_found"
     STORAGE = "storage"  # the database cannot be reached or migrated
@@ -39,3 +40,11 @@ class CandorError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class RateLimitError(CandorError):
+    """A rate limit refused the request; ``retry_after`` is the number of seconds until it would pass."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(ErrorKind.RATE_LIMITED, message)
+        self.retry_after = max(1, retry_after)

@@ -25,6 +25,7 @@ from validation_fakes import FakeWebServer, LoopbackPool, Route  # noqa: E402
 from candor.acme.app import acme_routes  # noqa: E402
 from candor.acme.nonces import NonceStore  # noqa: E402
 from candor.acme.service import AcmeService, AcmeSettings  # noqa: E402
+from candor.ra.limits import Limits  # noqa: E402
 from candor.validation import AddressPolicy, ChallengeValidator, StaticResolver  # noqa: E402
 
 NAMES = ("www.example.com", "example.com", "api.example.org")
@@ -46,7 +47,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def acme_server(home: Path, names: tuple[str, ...] = NAMES) -> Iterator[AcmeHarness]:
+def acme_server(home: Path, names: tuple[str, ...] = NAMES, limits: Limits | None = None) -> Iterator[AcmeHarness]:
     ca = open_ca(home)
     responder_ip = LoopbackPool(first=200, last=250).take()
     port = _free_port()
@@ -60,7 +61,7 @@ def acme_server(home: Path, names: tuple[str, ...] = NAMES) -> Iterator[AcmeHarn
     service = AcmeService(
         db=ca.db,
         clock=ca.clock,
-        settings=AcmeSettings(base_url=base_url, issuer="tls-e1"),
+        settings=AcmeSettings(base_url=base_url, issuer="tls-e1", limits=limits or Limits()),
         finalizer=ca.signer,
         validator=validator,
     )

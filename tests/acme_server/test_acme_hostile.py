@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from acme_harness import AcmeHarness, acme_server
+from acme_raw import Raw, expect_problem, issued_certificate, route_for
 from issuing import build_home, csr_for
-from jose_requests import b64, public_jwk_of, signed_raw
+from jose_requests import b64, public_jwk_of
 
 URN = "urn:ietf:params:acme:error:"
 
@@ -29,78 +28,14 @@ def harness(hostile_home: Path) -> Iterator[AcmeHarness]:
         yield running
 
 
-class Raw:
-    """A deliberately low-level ACME client: every field of every request is the test's to break."""
-
-    def __init__(self, harness: AcmeHarness, key_name: str, alg: str = "ES256") -> None:
-        parts = urlsplit(harness.directory)
-        self.origin = f"{parts.scheme}://{parts.netloc}"
-        self.host, self.port = parts.hostname or "", parts.port or 80
-        self.key_name = key_name
-        self.alg = alg
-        self.kid: str | None = None
-
-    def request(
-        self, method: str, path: str, body: bytes = b"", content_type: str = "application/jose+json"
-    ) -> tuple[int, Any, dict[str, str]]:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        try:
-            connection.request(method, path, body=body, headers={"Content-Type": content_type})
-            response = connection.getresponse()
-            data = response.read()
-            headers = {k.lower(): v for k, v in response.getheaders()}
-        finally:
-            connection.close()
-        parsed = json.loads(data) if data and headers.get("content-type", "").endswith("json") else data
-        return response.status, parsed, headers
-
-    def nonce(self) -> str:
-        return self.request("HEAD", "/acme/new-nonce")[2]["replay-nonce"]
-
-    def post(
-        self,
-        path: str,
-        payload: dict[str, Any] | None,
-        *,
-        alg: str | None = None,
-        use_jwk: bool = False,
-        nonce: str | None = None,
-        url: str | None = None,
-        header_changes: dict[str, Any] | None = None,
-    ) -> tuple[int, Any, dict[str, str]]:
-        alg = alg or self.alg
-        header: dict[str, Any] = {"alg": alg, "nonce": nonce or self.nonce(), "url": url or self.origin + path}
-        if use_jwk or self.kid is None:
-            header["jwk"] = public_jwk_of(self.key_name)
-        else:
-            header["kid"] = self.kid
-        header.update(header_changes or {})
-        raw = b"" if payload is None else json.dumps(payload).encode()
-        jws = signed_raw(header, raw, self.key_name, alg)
-        return self.request("POST", path, json.dumps(jws).encode())
-
-    def register(self) -> Raw:
-        status, _body, headers = self.post("/acme/new-account", {"termsOfServiceAgreed": True}, use_jwk=True)
-        assert status in (200, 201)
-        self.kid = headers["location"]
-        return self
-
-
-def _problem(reply: tuple[int, Any, dict[str, str]], acme_type: str, status: int) -> None:
-    code, body, headers = reply
-    assert code == status, body
-    assert headers["content-type"] == "application/problem+json"
-    assert body["type"] == URN + acme_type, body
-    assert "replay-nonce" in headers and body["status"] == status
-    assert "Traceback" not in json.dumps(body)
-
-
 def test_not_json_is_malformed(harness: AcmeHarness) -> None:
-    _problem(Raw(harness, "p256").request("POST", "/acme/new-account", b"{not json"), "malformed", 400)
+    expect_problem(Raw(harness, "p256").request("POST", "/acme/new-account", b"{not json"), "malformed", 400)
 
 
 def test_wrong_content_type_is_refused(harness: AcmeHarness) -> None:
-    _problem(Raw(harness, "p256").request("POST", "/acme/new-account", b"{}", "application/json"), "malformed", 415)
+    expect_problem(
+        Raw(harness, "p256").request("POST", "/acme/new-account", b"{}", "application/json"), "malformed", 415
+    )
 
 
 def test_alg_none_is_a_bad_signature_algorithm(harness: AcmeHarness) -> None:
@@ -113,7 +48,7 @@ def test_alg_none_is_a_bad_signature_algorithm(harness: AcmeHarness) -> None:
     }
     jws = {"protected": b64(json.dumps(header).encode()), "payload": b64(b"{}"), "signature": ""}
     reply = client.request("POST", "/acme/new-account", json.dumps(jws).encode())
-    _problem(reply, "badSignatureAlgorithm", 400)
+    expect_problem(reply, "badSignatureAlgorithm", 400)
     assert "ES256" in reply[1]["algorithms"]
 
 
@@ -122,7 +57,7 @@ def test_a_replayed_nonce_is_bad(harness: AcmeHarness) -> None:
     nonce = client.nonce()
     first = client.post("/acme/new-account", {"termsOfServiceAgreed": True}, use_jwk=True, nonce=nonce)
     assert first[0] in (200, 201)
-    _problem(
+    expect_problem(
         client.post("/acme/new-account", {"termsOfServiceAgreed": True}, use_jwk=True, nonce=nonce), "badNonce", 400
     )
 
@@ -130,36 +65,36 @@ def test_a_replayed_nonce_is_bad(harness: AcmeHarness) -> None:
 def test_a_nonce_the_server_never_issued_is_bad(harness: AcmeHarness) -> None:
     client = Raw(harness, "p256")
     forged = base64.urlsafe_b64encode(b"0123456789abcdef").rstrip(b"=").decode()
-    _problem(client.post("/acme/new-account", {}, use_jwk=True, nonce=forged), "badNonce", 400)
+    expect_problem(client.post("/acme/new-account", {}, use_jwk=True, nonce=forged), "badNonce", 400)
 
 
 def test_the_signed_url_must_be_this_one(harness: AcmeHarness) -> None:
     client = Raw(harness, "p256")
     reply = client.post("/acme/new-account", {}, use_jwk=True, url=client.origin + "/acme/new-order")
-    _problem(reply, "unauthorized", 403)
+    expect_problem(reply, "unauthorized", 403)
 
 
 def test_an_unknown_kid_is_account_does_not_exist(harness: AcmeHarness) -> None:
     client = Raw(harness, "p384")
     client.kid = client.origin + "/acme/acct/999999"
-    _problem(client.post("/acme/new-order", {"identifiers": []}, alg="ES384"), "accountDoesNotExist", 400)
+    expect_problem(client.post("/acme/new-order", {"identifiers": []}, alg="ES384"), "accountDoesNotExist", 400)
 
 
 def test_new_account_with_kid_is_malformed(harness: AcmeHarness) -> None:
     client = Raw(harness, "p256").register()
-    _problem(client.post("/acme/new-account", {}), "malformed", 400)
+    expect_problem(client.post("/acme/new-account", {}), "malformed", 400)
 
 
 def test_dates_in_a_new_order_are_refused(harness: AcmeHarness) -> None:
     client = Raw(harness, "p256").register()
     payload = {"identifiers": [{"type": "dns", "value": "www.example.com"}], "notBefore": "2015-12-20T00:00:00Z"}
-    _problem(client.post("/acme/new-order", payload), "malformed", 400)
+    expect_problem(client.post("/acme/new-order", payload), "malformed", 400)
 
 
 def test_an_unknown_profile_is_refused(harness: AcmeHarness) -> None:
     client = Raw(harness, "p256").register()
     payload = {"identifiers": [{"type": "dns", "value": "www.example.com"}], "profile": "sha1-legacy"}
-    _problem(client.post("/acme/new-order", payload), "invalidProfile", 400)
+    expect_problem(client.post("/acme/new-order", payload), "invalidProfile", 400)
 
 
 def test_account_b_cannot_touch_account_a(harness: AcmeHarness) -> None:
@@ -180,8 +115,8 @@ def test_account_b_cannot_touch_account_a(harness: AcmeHarness) -> None:
         order_path.replace("/order/", "/cert/"),
     ):
         payload = {"csr": "AAAA"} if path.endswith("finalize") else None
-        _problem(mallory.post(path, payload), "malformed", 404)
-    _problem(mallory.post(urlsplit(alice.kid or "").path, None), "unauthorized", 403)
+        expect_problem(mallory.post(path, payload), "malformed", 404)
+    expect_problem(mallory.post(urlsplit(alice.kid or "").path, None), "unauthorized", 403)
 
 
 def test_csr_names_must_match_the_order(harness: AcmeHarness) -> None:
@@ -193,14 +128,14 @@ def test_csr_names_must_match_the_order(harness: AcmeHarness) -> None:
     challenge = next(c for c in authz["challenges"] if c["type"] == "http-01")
     from candor.acme.jwk import key_authorization
 
-    harness.responder_routes[f"/.well-known/acme-challenge/{challenge['token']}"] = _route(
+    harness.responder_routes[f"/.well-known/acme-challenge/{challenge['token']}"] = route_for(
         key_authorization(challenge["token"], public_jwk_of("p256"))
     )
     status, answered, _ = client.post(urlsplit(challenge["url"]).path, {})
     assert answered["status"] == "valid", answered
     der = csr_for(["www.example.com"])
     csr = base64.urlsafe_b64encode(der).rstrip(b"=").decode()
-    _problem(client.post(urlsplit(order["finalize"]).path, {"csr": csr}), "badCSR", 400)
+    expect_problem(client.post(urlsplit(order["finalize"]).path, {"csr": csr}), "badCSR", 400)
 
 
 def test_get_on_a_post_resource_is_not_allowed(harness: AcmeHarness) -> None:
@@ -209,53 +144,22 @@ def test_get_on_a_post_resource_is_not_allowed(harness: AcmeHarness) -> None:
 
 
 def test_a_huge_body_is_refused_before_it_is_read(harness: AcmeHarness) -> None:
-    _problem(Raw(harness, "p256").request("POST", "/acme/new-account", b"x" * 100_000), "malformed", 413)
-
-
-def _route(body: str) -> Any:
-    from validation_fakes import Route
-
-    return Route(200, body.encode())
-
-
-def _issued_certificate(harness: AcmeHarness, client: Raw, name: str) -> bytes:
-    from candor.acme.jwk import key_authorization
-
-    status, order, _headers = client.post("/acme/new-order", {"identifiers": [{"type": "dns", "value": name}]})
-    assert status == 201
-    _, authz, _ = client.post(urlsplit(order["authorizations"][0]).path, None)
-    challenge = next(c for c in authz["challenges"] if c["type"] == "http-01")
-    if authz["status"] != "valid":
-        harness.responder_routes[f"/.well-known/acme-challenge/{challenge['token']}"] = _route(
-            key_authorization(challenge["token"], public_jwk_of(client.key_name))
-        )
-        client.post(urlsplit(challenge["url"]).path, {})
-    csr = base64.urlsafe_b64encode(csr_for([name])).rstrip(b"=").decode()
-    status, finished, _ = client.post(urlsplit(order["finalize"]).path, {"csr": csr})
-    assert status == 200 and finished["status"] == "valid", finished
-    _, pem, _ = client.post(urlsplit(finished["certificate"]).path, None)
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return x509_first(pem).public_bytes(Encoding.DER)
-
-
-def x509_first(pem: bytes) -> Any:
-    from cryptography import x509
-
-    return x509.load_pem_x509_certificates(pem)[0]
+    expect_problem(Raw(harness, "p256").request("POST", "/acme/new-account", b"x" * 100_000), "malformed", 413)
 
 
 def test_only_the_ordering_account_may_revoke(harness: AcmeHarness) -> None:
     owner, other = Raw(harness, "p384", "ES384").register(), Raw(harness, "rsa2048", "RS256").register()
-    certificate = base64.urlsafe_b64encode(_issued_certificate(harness, owner, "www.example.com")).rstrip(b"=").decode()
-    _problem(other.post("/acme/revoke-cert", {"certificate": certificate}), "unauthorized", 403)
-    _problem(owner.post("/acme/revoke-cert", {"certificate": certificate, "reason": 6}), "badRevocationReason", 400)
+    certificate = base64.urlsafe_b64encode(issued_certificate(harness, owner, "www.example.com")).rstrip(b"=").decode()
+    expect_problem(other.post("/acme/revoke-cert", {"certificate": certificate}), "unauthorized", 403)
+    expect_problem(
+        owner.post("/acme/revoke-cert", {"certificate": certificate, "reason": 6}), "badRevocationReason", 400
+    )
     status, _body, _headers = owner.post("/acme/revoke-cert", {"certificate": certificate, "reason": 4})
     assert status == 200
-    _problem(owner.post("/acme/revoke-cert", {"certificate": certificate}), "alreadyRevoked", 400)
+    expect_problem(owner.post("/acme/revoke-cert", {"certificate": certificate}), "alreadyRevoked", 400)
 
 
 def test_a_certificate_unknown_here_cannot_be_revoked(harness: AcmeHarness) -> None:
     client = Raw(harness, "p256").register()
     junk = base64.urlsafe_b64encode(b"\x30\x03\x02\x01\x01").rstrip(b"=").decode()
-    _problem(client.post("/acme/revoke-cert", {"certificate": junk}), "malformed", 400)
+    expect_problem(client.post("/acme/revoke-cert", {"certificate": junk}), "malformed", 400)

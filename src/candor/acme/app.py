@@ -43,7 +43,9 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
         issued = await run_in_threadpool(headers)
         return Response(status_code=200 if request.method == "HEAD" else 204, headers=issued)
 
-    def post(handler: Callable[..., Reply], *, with_id: bool = True) -> Callable[[Request], Any]:
+    def post(
+        handler: Callable[..., Reply], *, with_id: bool = True, with_address: bool = False
+    ) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             try:
                 body = await _bounded_body(request)
@@ -54,6 +56,8 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
                     verified = verify_request(body, url=url, account_key=service.account_key)
                     if not nonces.redeem(verified.nonce):
                         raise AcmeProblem("badNonce", "the nonce is unknown, used or expired (RFC 8555 6.5)", 400)
+                    if with_address:
+                        return handler(verified, address=request.client.host if request.client else None)
                     return handler(verified, object_id) if with_id else handler(verified)
 
                 status, content, extra = await run_in_threadpool(run)
@@ -76,7 +80,7 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
     return [
         Route("/acme/directory", directory, methods=["GET"]),
         Route("/acme/new-nonce", new_nonce, methods=["GET", "HEAD"]),
-        Route("/acme/new-account", post(service.new_account, with_id=False), methods=["POST"]),
+        Route("/acme/new-account", post(service.new_account, with_id=False, with_address=True), methods=["POST"]),
         Route("/acme/new-order", post(service.new_order, with_id=False), methods=["POST"]),
         Route("/acme/revoke-cert", post(service.revoke_certificate, with_id=False), methods=["POST"]),
         Route("/acme/acct/{id:int}", post(adapt(service.account)), methods=["POST"]),

@@ -12,7 +12,7 @@ import logging
 from starlette.responses import Response
 
 from candor.acme.jwk import JwsError
-from candor.errors import CandorError, ErrorKind
+from candor.errors import CandorError, ErrorKind, RateLimitError
 
 log = logging.getLogger(__name__)
 URN = "urn:ietf:params:acme:error:"
@@ -28,6 +28,7 @@ _BY_KIND: dict[ErrorKind, tuple[str, int]] = {
     ErrorKind.NOT_FOUND: ("malformed", 404),
     ErrorKind.CONFLICT: ("orderNotReady", 403),
     ErrorKind.UNAVAILABLE: ("serverInternal", 503),
+    ErrorKind.RATE_LIMITED: ("rateLimited", 429),
 }
 _JWS_STATUS = {"badNonce": 400, "unauthorized": 403, "accountDoesNotExist": 400}
 
@@ -55,6 +56,10 @@ def from_error(error: Exception) -> Response:
     if isinstance(error, JwsError):
         extra = {"algorithms": list(error.algorithms)} if error.algorithms else {}
         return problem(error.acme_type, error.message, _JWS_STATUS.get(error.acme_type, 400), **extra)
+    if isinstance(error, RateLimitError):  # RFC 8555 6.6: rateLimited, with Retry-After
+        response = problem("rateLimited", error.message, 429)
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
     if isinstance(error, CandorError) and error.kind in _BY_KIND:
         acme_type, status = _BY_KIND[error.kind]
         return problem(acme_type, error.message, status)

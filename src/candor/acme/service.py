@@ -36,6 +36,7 @@ from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
 from candor.policy.dated import rules_at
 from candor.policy.names import Identifier, check_identifiers, normalize_identifier
+from candor.ra.limits import Limits, check_new_account, check_new_order, check_validation_attempt
 from candor.revocation import RevocationReason, revoke
 from candor.storage import Database, orders, repositories
 from candor.storage.models import Issuer
@@ -70,6 +71,7 @@ class AcmeSettings:
     challenge_types: tuple[str, ...] = ("http-01", "tls-alpn-01")  # dns-01 arrives with the DNS validator
     order_lifetime: timedelta = timedelta(days=7)
     authorization_lifetime: timedelta = timedelta(days=7)
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def base(self) -> str:
@@ -129,7 +131,7 @@ class AcmeService:
         return account
 
     # -- accounts (RFC 8555 7.3) ------------------------------------------------------------------------
-    def new_account(self, request: VerifiedRequest) -> Reply:
+    def new_account(self, request: VerifiedRequest, *, address: str | None = None) -> Reply:
         if request.jwk is None:
             raise AcmeProblem("malformed", "newAccount is signed with 'jwk', not 'kid' (RFC 8555 7.3)")
         payload = request.payload_json()
@@ -142,10 +144,12 @@ class AcmeService:
             if self.settings.terms_of_service and payload.get("termsOfServiceAgreed") is not True:
                 raise AcmeProblem("userActionRequired", "the terms of service must be agreed (RFC 8555 7.3)", 403)
             contact = _contacts(payload.get("contact", []))
+            check_new_account(session, address=address, now=self.clock.now(), limits=self.settings.limits)
             account = orders.add_account(
                 session, kind="acme", key_thumbprint=request.thumbprint, contact=contact, created_at=self.clock.now()
             )
             account.jwk = json.dumps(dict(request.jwk), sort_keys=True)
+            account.created_ip = address
             session.flush()
             self._event(session, "account.create", account, thumbprint=request.thumbprint)
             return 201, account_json(account, self.settings.base), {"Location": self._account_url(account)}
@@ -202,6 +206,9 @@ class AcmeService:
                 )
         with self.db.session() as session:
             account = self.account_for(session, request)
+            check_new_order(
+                session, account_id=account.id, identifiers=identifiers, now=now, limits=self.settings.limits
+            )
             issuer = repositories.issuer_by_name(session, self.settings.issuer)
             if issuer is None:
                 raise CandorError(ErrorKind.UNAVAILABLE, "the configured ACME issuer does not exist")
@@ -319,6 +326,9 @@ class AcmeService:
             if start:
                 if authorization.expires_at <= self.clock.now():
                     raise AcmeProblem("malformed", "the authorization has expired", 403)
+                check_validation_attempt(
+                    session, name=authorization.identifier_value, now=self.clock.now(), limits=self.settings.limits
+                )
                 challenge.status = "processing"
             identifier = normalize_identifier(authorization.identifier_type, authorization.identifier_value)
             jwk = _jwk_of(account)

@@ -23,6 +23,7 @@ EXIT_CODES = {
     ErrorKind.BAD_PUBLIC_KEY: 4,
     ErrorKind.REJECTED_IDENTIFIER: 4,
     ErrorKind.UNAUTHORIZED: 4,
+    ErrorKind.RATE_LIMITED: 9,
     ErrorKind.CONFLICT: 5,
     ErrorKind.NOT_FOUND: 6,
     ErrorKind.STORAGE: 7,

@@ -21,6 +21,7 @@ from candor.cli.context import Context
 from candor.errors import CandorError, ErrorKind
 from candor.issuance import Signer, parse_csr
 from candor.ra import operator_order
+from candor.ra.limits import Limits
 from candor.server import AcmeListener
 from candor.storage import repositories
 from candor.validation import AddressPolicy, ChallengeValidator, StaticResolver
@@ -41,7 +42,9 @@ def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListene
     service = AcmeService(
         db=context.db,
         clock=context.clock,
-        settings=AcmeSettings(base_url=origin, issuer=config.issuer, terms_of_service=config.terms_of_service),
+        settings=AcmeSettings(
+            base_url=origin, issuer=config.issuer, terms_of_service=config.terms_of_service, limits=_limits(context)
+        ),
         finalizer=signer,
         validator=validator,
     )
@@ -53,6 +56,17 @@ def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListene
         keyfile=keyfile,
         keyfile_password=password,
         directory_url=f"{origin}/acme/directory",
+    )
+
+
+def _limits(context: Context) -> Limits:
+    configured = context.config.acme.limits
+    return Limits(
+        orders_per_account=configured.orders_per_account_per_3h,
+        pending_authorizations_per_account=configured.pending_authorizations_per_account,
+        certificates_per_registered_domain=configured.certificates_per_registered_domain_per_week,
+        failed_validations_per_name=configured.failed_validations_per_name_per_hour,
+        accounts_per_address=configured.accounts_per_address_per_3h,
     )
 
 

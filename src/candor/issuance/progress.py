@@ -150,6 +150,7 @@ class Stages:
                 order = session.get(Order, progress.order_id)
                 assert order is not None
                 orders.finish_order(session, order, status="valid", now=self.clock.now())
+                orders.record_issued_names(session, order, issuance_id=progress.issuance_id, now=self.clock.now())
         if not moved:
             self._reload(progress)
 

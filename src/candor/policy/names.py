@@ -223,3 +223,15 @@ def check_common_name(cn: str | None, identifiers: Sequence[Identifier]) -> None
         raise _refuse(f"BR 7.1.4.3: commonName {cn!r} is not a character-for-character copy of a SAN entry")
     if len(cn) > MAX_COMMON_NAME:
         raise _refuse(f"BR 7.1.4.2: commonName of {len(cn)} characters exceeds {MAX_COMMON_NAME}")
+
+
+def rate_limit_key(identifier: Identifier) -> str:
+    """What per-domain rate limits count: the registered domain (eTLD+1, PSL ICANN section), or the name
+    itself where there is none (a private name, an IP address)."""
+    if identifier.type == "ip":
+        return identifier.value
+    name = identifier.value.removeprefix("*.")
+    try:
+        return registered_domain(name)
+    except CandorError:
+        return name

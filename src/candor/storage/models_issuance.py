@@ -31,6 +31,7 @@ class Account(Base):
     __table_args__ = (
         CheckConstraint(one_of("kind", ACCOUNT_KINDS), name="kind"),
         CheckConstraint(one_of("status", ACCOUNT_STATUSES), name="status"),
+        Index("ix_accounts_created_ip", "created_ip", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -41,6 +42,7 @@ class Account(Base):
     jwk: Mapped[str | None] = mapped_column(Text)  # the account key as a public JWK (RFC 7517), for ACME
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_ip: Mapped[str | None] = mapped_column(String(45))  # for the new-accounts-per-address limit
 
 
 class Authorization(Base):
@@ -123,3 +125,16 @@ class BlockedKey(Base):
     reason: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IssuedName(Base):
+    """One registered domain (eTLD+1, PSL ICANN section) named by a completed issuance: the fact behind the
+    certificates-per-registered-domain rate limit."""
+
+    __tablename__ = "issued_names"
+    __table_args__ = (Index("ix_issued_names_domain_time", "registered_domain", "issued_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    registered_domain: Mapped[str] = mapped_column(String(253))
+    issuance_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("issuances.id"))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from candor.clock import ensure_utc
 from candor.errors import CandorError, ErrorKind
+from candor.policy.names import Identifier, rate_limit_key
 from candor.storage.dberrors import insert_unique
 from candor.storage.models import CertificateRecord, Issuer, SerialRecord
 from candor.storage.models_issuance import (
@@ -21,6 +22,7 @@ from candor.storage.models_issuance import (
     Authorization,
     BlockedKey,
     Issuance,
+    IssuedName,
     Order,
 )
 
@@ -270,3 +272,11 @@ def find_certificate_by_der(session: Session, der: bytes) -> tuple[SerialRecord,
 
 def issuance_for_serial(session: Session, serial_id: int) -> Issuance | None:
     return session.scalars(select(Issuance).where(Issuance.serial_id == serial_id)).one_or_none()
+
+
+def record_issued_names(session: Session, order: Order, *, issuance_id: int, now: datetime) -> None:
+    """Note the registered domains a completed issuance named (the certificates-per-domain rate limit)."""
+    keys = {rate_limit_key(Identifier(kind, value)) for kind, value in decode_identifiers(order.identifiers)}  # type: ignore[arg-type]
+    for key in sorted(keys):
+        session.add(IssuedName(registered_domain=key, issuance_id=issuance_id, issued_at=_utc(now)))
+    session.flush()

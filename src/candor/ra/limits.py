@@ -1,0 +1,105 @@
+"""Rate limits (issue 4, RA rules): counted from the records themselves, so every front-end node sees the same
+counts. A refusal says which limit, and when the oldest counted event leaves the window (Retry-After)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from candor.errors import RateLimitError
+from candor.policy.names import Identifier, rate_limit_key
+from candor.storage.models_acme import Challenge
+from candor.storage.models_issuance import Account, Authorization, IssuedName, Order
+
+
+@dataclass(frozen=True)
+class Limits:
+    orders_per_account: int = 300
+    orders_window: timedelta = timedelta(hours=3)
+    pending_authorizations_per_account: int = 1000
+    certificates_per_registered_domain: int = 50
+    certificates_window: timedelta = timedelta(days=7)
+    failed_validations_per_name: int = 5
+    failed_validations_window: timedelta = timedelta(hours=1)
+    accounts_per_address: int = 10
+    accounts_window: timedelta = timedelta(hours=3)
+
+
+def rate_keys(identifiers: Iterable[Identifier]) -> list[str]:
+    return sorted({rate_limit_key(i) for i in identifiers})
+
+
+def _refuse(what: str, limit: int, window: timedelta, oldest: datetime | None, now: datetime) -> RateLimitError:
+    retry = int(((oldest + window) - now).total_seconds()) + 1 if oldest is not None else int(window.total_seconds())
+    hours = window.total_seconds() / 3600
+    return RateLimitError(f"rate limit: {what} (at most {limit} per {hours:g} h)", retry_after=retry)
+
+
+def _count_since(session: Session, query: Any, column: Any, since: datetime) -> tuple[int, datetime | None]:
+    row = session.execute(query.where(column > since).with_only_columns(func.count(), func.min(column))).one()
+    return int(row[0]), row[1]
+
+
+def check_new_account(session: Session, *, address: str | None, now: datetime, limits: Limits) -> None:
+    if address is None:
+        return
+    count, oldest = _count_since(
+        session, select(Account).where(Account.created_ip == address), Account.created_at, now - limits.accounts_window
+    )
+    if count >= limits.accounts_per_address:
+        raise _refuse(f"new accounts from {address}", limits.accounts_per_address, limits.accounts_window, oldest, now)
+
+
+def check_new_order(
+    session: Session, *, account_id: int, identifiers: Sequence[Identifier], now: datetime, limits: Limits
+) -> None:
+    count, oldest = _count_since(
+        session, select(Order).where(Order.account_id == account_id), Order.created_at, now - limits.orders_window
+    )
+    if count >= limits.orders_per_account:
+        raise _refuse("new orders for this account", limits.orders_per_account, limits.orders_window, oldest, now)
+    pending = session.scalar(
+        select(func.count()).where(
+            Authorization.account_id == account_id, Authorization.status == "pending", Authorization.expires_at > now
+        )
+    )
+    if (pending or 0) + len(identifiers) > limits.pending_authorizations_per_account:
+        most = limits.pending_authorizations_per_account
+        raise RateLimitError(f"rate limit: pending authorizations for this account (at most {most})", retry_after=3600)
+    for key in rate_keys(identifiers):
+        count, oldest = _count_since(
+            session,
+            select(IssuedName).where(IssuedName.registered_domain == key),
+            IssuedName.issued_at,
+            now - limits.certificates_window,
+        )
+        if count >= limits.certificates_per_registered_domain:
+            raise _refuse(
+                f"certificates for {key}",
+                limits.certificates_per_registered_domain,
+                limits.certificates_window,
+                oldest,
+                now,
+            )
+
+
+def check_validation_attempt(session: Session, *, name: str, now: datetime, limits: Limits) -> None:
+    query = (
+        select(Challenge)
+        .join(Authorization, Authorization.id == Challenge.authorization_id)
+        .where(Authorization.identifier_value == name, Challenge.status == "invalid")
+    )
+    count, oldest = _count_since(session, query, Challenge.validated_at, now - limits.failed_validations_window)
+    if count >= limits.failed_validations_per_name:
+        raise _refuse(
+            f"failed validations for {name}",
+            limits.failed_validations_per_name,
+            limits.failed_validations_window,
+            oldest,
+            now,
+        )
