@@ -47,6 +47,13 @@ server_names = ["localhost", "127.0.0.1"]
 allow_loopback = false
 timeout_seconds = 10
 
+[acme.limits]
+orders_per_account_per_3h = 300
+pending_authorizations_per_account = 1000
+certificates_per_registered_domain_per_week = 50
+failed_validations_per_name_per_hour = 5
+accounts_per_address_per_3h = 10
+
 [logging]
 level = "INFO"
 """
