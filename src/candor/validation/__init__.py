@@ -12,6 +12,8 @@ Each returns a :class:`ValidationResult` and never raises for a network failure.
 from __future__ import annotations
 
 from candor.validation.addresses import AddressPolicy, IPAddress, Resolver, StaticResolver
+from candor.validation.caa import CaaDecision, CaaRecord, caa_decision
+from candor.validation.dns import DnsResolver
 from candor.validation.http01 import validate_http01
 from candor.validation.outcome import PROBLEM_URN_PREFIX, Contact, ProblemType, ValidationResult
 from candor.validation.tlsalpn01 import validate_tlsalpn01
@@ -20,13 +22,17 @@ from candor.validation.validator import ChallengeValidator
 __all__ = [
     "PROBLEM_URN_PREFIX",
     "AddressPolicy",
+    "CaaDecision",
+    "CaaRecord",
     "ChallengeValidator",
     "Contact",
+    "DnsResolver",
     "IPAddress",
     "ProblemType",
     "Resolver",
     "StaticResolver",
     "ValidationResult",
+    "caa_decision",
     "validate_http01",
     "validate_tlsalpn01",
 ]
