@@ -118,6 +118,8 @@ class AcmeValidationConfig(_Strict):
     allow_loopback: bool = False
     # A fixed name -> addresses table used instead of DNS (until the DNS validator arrives, the only resolver).
     hosts: dict[str, list[str]] = Field(default_factory=dict)
+    # DNS resolvers ("ip:port") for CAA (RFC 8659). A publicly-trusted ACME issuer refuses to start without.
+    nameservers: list[str] = Field(default_factory=list)
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
 
@@ -138,6 +140,8 @@ class AcmeConfig(_Strict):
     # Names on the ACME server's own TLS certificate, issued at start-up by a private issuer.
     server_names: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
     terms_of_service: str | None = None
+    # This CA's issuer domain names for CAA "issue"/"issuewild" (RFC 8659 4.2), published in the directory.
+    caa_identities: list[str] = Field(default_factory=lambda: ["candor.test"])
     validation: AcmeValidationConfig = AcmeValidationConfig()
     limits: LimitsConfig = LimitsConfig()
 

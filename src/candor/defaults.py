@@ -38,6 +38,8 @@ enabled = true
 issuer = "tls-e1"
 https_port = {acme_port}
 server_names = ["localhost", "127.0.0.1"]
+# This CA's names for CAA "issue" records (RFC 8659), published in the directory's meta.
+caa_identities = ["candor.test"]
 
 [acme.validation]
 # The validation client never connects to private, loopback or reserved addresses. For a local test PKI
@@ -46,6 +48,9 @@ server_names = ["localhost", "127.0.0.1"]
 # hosts = {{ "app.example.test" = ["127.0.0.1"] }}
 allow_loopback = false
 timeout_seconds = 10
+# DNS resolvers for CAA, "ip:port". Required when the ACME issuer is publicly trusted; without them a
+# private issuer does not check CAA.
+nameservers = []
 
 [acme.limits]
 orders_per_account_per_3h = 300

@@ -27,6 +27,7 @@ from candor.acme.nonces import NonceStore  # noqa: E402
 from candor.acme.service import AcmeService, AcmeSettings  # noqa: E402
 from candor.ra.limits import Limits  # noqa: E402
 from candor.validation import AddressPolicy, ChallengeValidator, StaticResolver  # noqa: E402
+from candor.validation.validator import CaaCheck  # noqa: E402
 
 NAMES = ("www.example.com", "example.com", "api.example.org")
 
@@ -47,7 +48,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def acme_server(home: Path, names: tuple[str, ...] = NAMES, limits: Limits | None = None) -> Iterator[AcmeHarness]:
+def acme_server(
+    home: Path, names: tuple[str, ...] = NAMES, limits: Limits | None = None, caa: CaaCheck | None = None
+) -> Iterator[AcmeHarness]:
     ca = open_ca(home)
     responder_ip = LoopbackPool(first=200, last=250).take()
     port = _free_port()
@@ -57,11 +60,17 @@ def acme_server(home: Path, names: tuple[str, ...] = NAMES, limits: Limits | Non
         policy=AddressPolicy(allow_loopback=True),  # the explicit test allowance
         clock=ca.clock,
         timeout=5.0,
+        caa=caa,
     )
     service = AcmeService(
         db=ca.db,
         clock=ca.clock,
-        settings=AcmeSettings(base_url=base_url, issuer="tls-e1", limits=limits or Limits()),
+        settings=AcmeSettings(
+            base_url=base_url,
+            issuer="tls-e1",
+            limits=limits or Limits(),
+            caa_identities=tuple(sorted(caa.ca_domains)) if caa else (),
+        ),
         finalizer=ca.signer,
         validator=validator,
     )

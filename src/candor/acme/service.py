@@ -56,7 +56,7 @@ class Finalizer(Protocol):
 
 class Validator(Protocol):
     def validate(
-        self, challenge_type: str, identifier: Identifier, token: str, key_authorization: str
+        self, challenge_type: str, identifier: Identifier, token: str, key_authorization: str, *, account_uri: str
     ) -> ValidationResult: ...
 
 
@@ -332,9 +332,12 @@ class AcmeService:
                 challenge.status = "processing"
             identifier = normalize_identifier(authorization.identifier_type, authorization.identifier_value)
             jwk = _jwk_of(account)
+            account_url = self._account_url(account)
             token, challenge_type = challenge.token, challenge.type
         if start:
-            result = self.validator.validate(challenge_type, identifier, token, key_authorization(token, jwk))
+            result = self.validator.validate(
+                challenge_type, identifier, token, key_authorization(token, jwk), account_uri=account_url
+            )
             self._record_validation(challenge_id, result, jwk_thumbprint(jwk))
         with self.db.session() as session:
             challenge = session.get(Challenge, challenge_id)

@@ -24,7 +24,8 @@ from candor.ra import operator_order
 from candor.ra.limits import Limits
 from candor.server import AcmeListener
 from candor.storage import repositories
-from candor.validation import AddressPolicy, ChallengeValidator, StaticResolver
+from candor.validation import AddressPolicy, ChallengeValidator, DnsResolver, StaticResolver
+from candor.validation.validator import CaaCheck
 
 
 def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListener | None:
@@ -38,12 +39,17 @@ def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListene
         policy=AddressPolicy(allow_loopback=validation.allow_loopback),
         clock=context.clock,
         timeout=validation.timeout_seconds,
+        caa=_caa(context),
     )
     service = AcmeService(
         db=context.db,
         clock=context.clock,
         settings=AcmeSettings(
-            base_url=origin, issuer=config.issuer, terms_of_service=config.terms_of_service, limits=_limits(context)
+            base_url=origin,
+            issuer=config.issuer,
+            terms_of_service=config.terms_of_service,
+            caa_identities=tuple(config.caa_identities),
+            limits=_limits(context),
         ),
         finalizer=signer,
         validator=validator,
@@ -57,6 +63,25 @@ def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListene
         keyfile_password=password,
         directory_url=f"{origin}/acme/directory",
     )
+
+
+def _caa(context: Context) -> CaaCheck | None:
+    """CAA through the configured resolvers; a public issuer never runs without (BR 3.2.2.8)."""
+    config = context.config.acme
+    servers = []
+    for entry in config.validation.nameservers:
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit():
+            raise CandorError(ErrorKind.CONFIG, f"acme.validation.nameservers: {entry!r} is not ip:port")
+        servers.append((host.strip("[]"), int(port)))
+    with context.db.session() as session:
+        issuer = repositories.issuer_by_name(session, config.issuer)
+        public = issuer is not None and not issuer.private
+    if not servers:
+        if public:
+            raise CandorError(ErrorKind.CONFIG, "acme.validation.nameservers: a public ACME issuer must check CAA")
+        return None
+    return CaaCheck(source=DnsResolver(servers), ca_domains=frozenset(d.lower() for d in config.caa_identities))
 
 
 def _limits(context: Context) -> Limits:

@@ -21,7 +21,7 @@ PROBLEM_URN_PREFIX = "urn:ietf:params:acme:error:"  # RFC 8555 §6.7
 
 # RFC 8555 §6.7 error types a validator may return.
 ProblemType = Literal[
-    "connection", "unauthorized", "incorrectResponse", "tls", "dns", "rejectedIdentifier", "malformed"
+    "connection", "unauthorized", "incorrectResponse", "tls", "dns", "rejectedIdentifier", "malformed", "caa"
 ]
 _PROBLEM_TYPES = frozenset(get_args(ProblemType))
 

@@ -1,15 +1,34 @@
-"""One entry point for the challenge types Candor validates, for the RA and the ACME front end."""
+"""One entry point for the challenge types Candor validates, for the RA and the ACME front end.
+
+After a challenge succeeds, CAA is checked for the name (RFC 8659; RFC 8657 accounturi and
+validationmethods; BR 3.2.2.8) when a CAA source is configured. A CAA lookup that fails is not permission:
+the validation fails (RFC 8659 3; BR 3.2.2.8.1).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Protocol
 
 from candor.clock import Clock
+from candor.errors import CandorError
 from candor.policy.names import Identifier
 from candor.validation.addresses import AddressPolicy, Resolver
+from candor.validation.caa import CaaRecord, caa_decision
 from candor.validation.http01 import validate_http01
 from candor.validation.outcome import ValidationResult
 from candor.validation.tlsalpn01 import validate_tlsalpn01
+
+
+class CaaSource(Protocol):
+    def caa_climb(self, name: str) -> list[tuple[str, list[CaaRecord]]]: ...
+
+
+@dataclass(frozen=True)
+class CaaCheck:
+    source: CaaSource
+    ca_domains: frozenset[str]  # this CA's issuer domain names (RFC 8659 4.2), also in the directory's meta
 
 
 @dataclass(frozen=True)
@@ -18,18 +37,42 @@ class ChallengeValidator:
     policy: AddressPolicy
     clock: Clock
     timeout: float = 10.0
+    caa: CaaCheck | None = None
 
     def validate(
-        self, challenge_type: str, identifier: Identifier, token: str, key_authorization: str
+        self, challenge_type: str, identifier: Identifier, token: str, key_authorization: str, *, account_uri: str = ""
     ) -> ValidationResult:
         if challenge_type == "http-01":
-            return validate_http01(
+            result = validate_http01(
                 identifier, token, key_authorization,
                 resolver=self.resolver, policy=self.policy, clock=self.clock, timeout=self.timeout,
             )  # fmt: skip
-        if challenge_type == "tls-alpn-01":
-            return validate_tlsalpn01(
+        elif challenge_type == "tls-alpn-01":
+            result = validate_tlsalpn01(
                 identifier, token, key_authorization,
                 resolver=self.resolver, policy=self.policy, clock=self.clock, timeout=self.timeout,
             )  # fmt: skip
-        raise ValueError(f"no validator for challenge type {challenge_type!r}")
+        else:
+            raise ValueError(f"no validator for challenge type {challenge_type!r}")
+        if not result.ok or self.caa is None or identifier.type != "dns":
+            return result
+        return self._check_caa(result, identifier, account_uri)
+
+    def _check_caa(self, result: ValidationResult, identifier: Identifier, account_uri: str) -> ValidationResult:
+        assert self.caa is not None
+        name = identifier.value.removeprefix("*.")
+        try:
+            climb = self.caa.source.caa_climb(name)
+        except CandorError as exc:
+            return dataclasses.replace(result, ok=False, problem_type="dns", detail=f"RFC 8659 3: {exc.message}")
+        decision = caa_decision(
+            climb,
+            identifier=name,
+            wildcard=identifier.value.startswith("*."),
+            ca_domains=self.caa.ca_domains,
+            account_uri=account_uri,
+            method=result.method,
+        )
+        if decision.allowed:
+            return result
+        return dataclasses.replace(result, ok=False, problem_type="caa", detail=decision.detail)
