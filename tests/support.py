@@ -104,9 +104,12 @@ def openssl(*args: str | Path, check: bool = False) -> subprocess.CompletedProce
 
 
 # Every certificate the issuance tests obtain, re-checked independently at the end of the run
-# (tests/zz_relint): (certificate, its chain without the root, the root's PEM file).
-ISSUED: list[tuple[x509.Certificate, tuple[x509.Certificate, ...], Path]] = []
+# (tests/zz_relint): (certificate, its chain without the root, the root's PEM file, whether the hierarchy is
+# private with loopback URLs, so that only pkilint's internal-name findings in AIA/CRLDP/SAN are accepted).
+ISSUED: list[tuple[x509.Certificate, tuple[x509.Certificate, ...], Path, bool]] = []
 
 
-def record_issued(certificate: x509.Certificate, chain: tuple[x509.Certificate, ...], root_pem: Path) -> None:
-    ISSUED.append((certificate, chain, root_pem))
+def record_issued(
+    certificate: x509.Certificate, chain: tuple[x509.Certificate, ...], root_pem: Path, *, local_urls: bool = False
+) -> None:
+    ISSUED.append((certificate, chain, root_pem, local_urls))

@@ -108,7 +108,7 @@ def test_certbot_standalone_http01_two_names_then_renew(served: tuple[Path, str,
     assert second.serial_number != first.serial_number
     chain = tuple(x509.load_pem_x509_certificates((live / "chain.pem").read_bytes()))
     for certificate in (first, second):
-        record_issued(certificate, chain, home / "public" / "issuers" / "root-x1.pem")
+        record_issued(certificate, chain, home / "public" / "issuers" / "root-x1.pem", local_urls=True)
 
     revoked = _run_certbot(
         home, directory, answer_ip, work, "revoke", "--cert-path", str(live / "cert.pem"),
