@@ -25,6 +25,7 @@ RECORDS = {candor.validation.Contact, candor.validation.ValidationResult}  # res
 STEERING = re.compile(r"port|url|uri|path|scheme|host|location", re.IGNORECASE)
 # Public callables whose matching parameters steer no connection, each with the reason.
 EXEMPT = {
+    "candor.validation.ChallengeValidator.validate": "account_uri is passed on to the CAA check, never contacted",
     "candor.validation.caa_decision": "account_uri is RFC 8657's accounturi, compared with a record, never contacted",
 }
 

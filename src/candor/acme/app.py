@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from candor.acme.jws import MAX_BODY_BYTES, VerifiedRequest, verify_request
+from candor.acme.jws import MAX_BODY_BYTES, verify_request
 from candor.acme.nonces import NonceStore
 from candor.acme.problems import AcmeProblem, from_error
 from candor.acme.service import AcmeService, Reply
@@ -74,22 +74,19 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
 
         return endpoint
 
-    def adapt(function: Callable[[VerifiedRequest, int], Reply]) -> Callable[..., Reply]:
-        return function
-
     return [
         Route("/acme/directory", directory, methods=["GET"]),
         Route("/acme/new-nonce", new_nonce, methods=["GET", "HEAD"]),
         Route("/acme/new-account", post(service.new_account, with_id=False, with_address=True), methods=["POST"]),
         Route("/acme/new-order", post(service.new_order, with_id=False), methods=["POST"]),
         Route("/acme/revoke-cert", post(service.revoke_certificate, with_id=False), methods=["POST"]),
-        Route("/acme/acct/{id:int}", post(adapt(service.account)), methods=["POST"]),
-        Route("/acme/acct/{id:int}/orders", post(adapt(service.account_orders)), methods=["POST"]),
-        Route("/acme/order/{id:int}", post(adapt(service.order)), methods=["POST"]),
-        Route("/acme/order/{id:int}/finalize", post(adapt(service.finalize)), methods=["POST"]),
-        Route("/acme/authz/{id:int}", post(adapt(service.authorization)), methods=["POST"]),
-        Route("/acme/chall/{id:int}", post(adapt(service.challenge)), methods=["POST"]),
-        Route("/acme/cert/{id:int}", post(adapt(service.certificate)), methods=["POST"]),
+        Route("/acme/acct/{id:int}", post(service.account), methods=["POST"]),
+        Route("/acme/acct/{id:int}/orders", post(service.account_orders), methods=["POST"]),
+        Route("/acme/order/{id:int}", post(service.order), methods=["POST"]),
+        Route("/acme/order/{id:int}/finalize", post(service.finalize), methods=["POST"]),
+        Route("/acme/authz/{id:int}", post(service.authorization), methods=["POST"]),
+        Route("/acme/chall/{id:int}", post(service.challenge), methods=["POST"]),
+        Route("/acme/cert/{id:int}", post(service.certificate), methods=["POST"]),
     ]
 
 
