@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -163,3 +164,39 @@ def test_a_certificate_unknown_here_cannot_be_revoked(harness: AcmeHarness) -> N
     client = Raw(harness, "p256").register()
     junk = base64.urlsafe_b64encode(b"\x30\x03\x02\x01\x01").rstrip(b"=").decode()
     expect_problem(client.post("/acme/revoke-cert", {"certificate": junk}), "malformed", 400)
+
+
+def _key_change(
+    client: Raw, new_key: str, new_alg: str, *, old_jwk: dict[str, Any], extra: dict[str, Any] | None = None
+) -> tuple[int, Any, dict[str, str]]:
+    from jose_requests import signed_raw
+
+    header = {"alg": new_alg, "jwk": public_jwk_of(new_key), "url": client.origin + "/acme/key-change", **(extra or {})}
+    inner = signed_raw(header, json.dumps({"account": client.kid, "oldKey": old_jwk}).encode(), new_key, new_alg)
+    return client.post("/acme/key-change", inner)
+
+
+def test_key_change_rolls_the_account_key(harness: AcmeHarness) -> None:
+    client = Raw(harness, "p256").register()
+    kid = client.kid
+    assert _key_change(client, "p384_b", "ES384", old_jwk=public_jwk_of("p256"))[0] == 200
+    # the old key no longer speaks for the account (an ES256 signature cannot be checked by its P-384 key)...
+    expect_problem(client.post(urlsplit(kid or "").path, None), "badSignatureAlgorithm", 400)
+    # ...the new one does
+    rolled = Raw(harness, "p384_b", "ES384")
+    rolled.kid = kid
+    assert rolled.post(urlsplit(kid or "").path, None)[0] == 200
+
+
+def test_key_change_refuses_a_wrong_old_key_a_nonce_or_a_key_in_use(harness: AcmeHarness) -> None:
+    client = Raw(harness, "rsa2048", "RS256").register()
+    expect_problem(_key_change(client, "ed25519", "EdDSA", old_jwk=public_jwk_of("p256_b")), "unauthorized", 403)
+    expect_problem(
+        _key_change(client, "ed25519", "EdDSA", old_jwk=public_jwk_of("rsa2048"), extra={"nonce": client.nonce()}),
+        "malformed",
+        400,
+    )
+    other = Raw(harness, "ed448", "EdDSA").register()
+    reply = _key_change(client, "ed448", "EdDSA", old_jwk=public_jwk_of("rsa2048"))
+    expect_problem(reply, "malformed", 409)
+    assert reply[2]["location"] == other.kid

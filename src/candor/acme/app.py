@@ -80,6 +80,7 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
         Route("/acme/new-account", post(service.new_account, with_id=False, with_address=True), methods=["POST"]),
         Route("/acme/new-order", post(service.new_order, with_id=False), methods=["POST"]),
         Route("/acme/revoke-cert", post(service.revoke_certificate, with_id=False), methods=["POST"]),
+        Route("/acme/key-change", post(service.key_change, with_id=False), methods=["POST"]),
         Route("/acme/acct/{id:int}", post(service.account), methods=["POST"]),
         Route("/acme/acct/{id:int}/orders", post(service.account_orders), methods=["POST"]),
         Route("/acme/order/{id:int}", post(service.order), methods=["POST"]),

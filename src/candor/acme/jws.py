@@ -31,6 +31,7 @@ __all__ = [
     "VerifiedRequest",
     "parse_flattened_jws",
     "verify_eab",
+    "verify_key_change",
     "verify_request",
 ]
 
@@ -216,6 +217,45 @@ def _loads(data: bytes, what: str) -> Any:
         return json.loads(data.decode("utf-8"), object_pairs_hook=no_duplicates, parse_constant=no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise JwsError("malformed", f"{what} is not valid JSON without duplicate names (RFC 8259)") from None
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    new_key: PublicKey
+    new_jwk: Mapping[str, Any]
+    account: str
+    old_jwk: Mapping[str, Any]
+
+
+def verify_key_change(inner: object, *, url: str) -> KeyChange:
+    """RFC 8555 7.3.5: the inner JWS of a keyChange request, signed by the new key: a "jwk" header and no
+    "kid", no "nonce", the same "url" as the outer JWS, and a payload naming the account and its old key."""
+    if not isinstance(inner, dict):
+        raise JwsError("malformed", "keyChange payload must be a JWS (RFC 8555 7.3.5)")
+    parsed = _flattened(inner, "keyChange inner JWS")
+    header = parsed.header
+    _refuse_extensions(header, "keyChange inner JWS header")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in SUPPORTED_ALGS:
+        raise JwsError(
+            "badSignatureAlgorithm", f"inner JWS alg {quoted(alg)} is not supported", algorithms=SUPPORTED_ALGS
+        )
+    if "jwk" not in header or "kid" in header:
+        raise JwsError("malformed", "the inner JWS carries the new key as 'jwk' and no 'kid' (RFC 8555 7.3.5)")
+    if "nonce" in header:
+        raise JwsError("malformed", "the inner JWS must not carry a 'nonce' (RFC 8555 7.3.5)")
+    new_key = key_from_jwk(header["jwk"])
+    _verify_signature(alg, new_key, parsed)
+    if _string(header, "url", "keyChange inner JWS header", "RFC 8555 7.3.5") != url:
+        raise JwsError("malformed", "the inner JWS 'url' differs from the outer one (RFC 8555 7.3.5)")
+    payload = _loads(parsed.payload, "keyChange inner payload")
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("account"), str)
+        or not isinstance(payload.get("oldKey"), dict)
+    ):
+        raise JwsError("malformed", "the inner payload needs 'account' and 'oldKey' (RFC 8555 7.3.5)")
+    return KeyChange(new_key, header["jwk"], payload["account"], payload["oldKey"])
 
 
 def _flattened(value: Mapping[str, Any], where: str) -> ParsedJws:

@@ -36,9 +36,10 @@ _JWS_STATUS = {"badNonce": 400, "unauthorized": 403, "accountDoesNotExist": 400}
 class AcmeProblem(Exception):
     """Raised by a resource handler to answer with a specific ACME error type."""
 
-    def __init__(self, acme_type: str, detail: str, status: int = 400) -> None:
+    def __init__(self, acme_type: str, detail: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.acme_type, self.detail, self.status = acme_type, detail, status
+        self.headers = headers or {}
 
 
 def problem_type_for(kind: ErrorKind) -> tuple[str, int]:
@@ -52,7 +53,9 @@ def problem(acme_type: str, detail: str, status: int, **extra: object) -> Respon
 
 def from_error(error: Exception) -> Response:
     if isinstance(error, AcmeProblem):
-        return problem(error.acme_type, error.detail, error.status)
+        response = problem(error.acme_type, error.detail, error.status)
+        response.headers.update(error.headers)
+        return response
     if isinstance(error, JwsError):
         extra = {"algorithms": list(error.algorithms)} if error.algorithms else {}
         return problem(error.acme_type, error.message, _JWS_STATUS.get(error.acme_type, 400), **extra)

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from candor.acme.jwk import b64url_decode, jwk_thumbprint, key_authorization, key_from_jwk
-from candor.acme.jws import VerifiedRequest
+from candor.acme.jwk import b64url_decode, jwk_thumbprint, key_authorization, key_from_jwk, public_jwk
+from candor.acme.jws import VerifiedRequest, verify_key_change
 from candor.acme.problems import AcmeProblem
 from candor.acme.records import (
     account_json,
@@ -107,6 +107,7 @@ class AcmeService:
             "newAccount": f"{base}/new-account",
             "newOrder": f"{base}/new-order",
             "revokeCert": f"{base}/revoke-cert",
+            "keyChange": f"{base}/key-change",
             "meta": meta,
         }
 
@@ -168,6 +169,29 @@ class AcmeService:
                 elif "status" in payload:
                     raise AcmeProblem("malformed", "an account can only be deactivated (RFC 8555 7.3.6)")
                 self._event(session, "account.update", account, changes=sorted(payload))
+            return 200, account_json(account, self.settings.base), {}
+
+    def key_change(self, request: VerifiedRequest) -> Reply:
+        """RFC 8555 7.3.5: roll the account key; the inner JWS, signed by the new key, names the old one."""
+        change = verify_key_change(request.payload_json(), url=request.url)
+        new_thumbprint = jwk_thumbprint(public_jwk(change.new_key))
+        with self.db.session() as session:
+            account = self.account_for(session, request)
+            if change.account != request.kid:
+                raise AcmeProblem("unauthorized", "the inner 'account' is not the account signing the request", 403)
+            if jwk_thumbprint(change.old_jwk) != account.key_thumbprint:
+                raise AcmeProblem("unauthorized", "'oldKey' is not this account's current key (RFC 8555 7.3.5)", 403)
+            holder = session.scalars(select(Account).where(Account.key_thumbprint == new_thumbprint)).first()
+            if holder is not None:
+                raise AcmeProblem(
+                    "malformed", "the new key already belongs to an account (RFC 8555 7.3.5)", 409,
+                    headers={"Location": self._account_url(holder)},
+                )  # fmt: skip
+            old = account.key_thumbprint
+            account.key_thumbprint = new_thumbprint
+            account.jwk = json.dumps(public_jwk(change.new_key), sort_keys=True)
+            session.flush()
+            self._event(session, "account.key_change", account, old_thumbprint=old, new_thumbprint=new_thumbprint)
             return 200, account_json(account, self.settings.base), {}
 
     def account_orders(self, request: VerifiedRequest, account_id: int) -> Reply:
