@@ -47,3 +47,19 @@ def test_a_nonce_raced_by_many_threads_is_accepted_once(db: Database) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda _: store.redeem(nonce), range(16)))
     assert results.count(True) == 1
+
+
+def test_issuing_sweeps_expired_nonces_so_the_table_stays_bounded(db: Database) -> None:
+    from sqlalchemy import func, select
+
+    from candor.acme.nonces import PRUNE_EVERY
+    from candor.storage.models_acme import Nonce
+
+    clock = FakeClock()
+    store = NonceStore(db, clock, lifetime=timedelta(minutes=5))
+    for _ in range(PRUNE_EVERY - 1):
+        store.issue()
+    clock.advance(timedelta(minutes=10))  # all of them expired, never redeemed
+    store.issue()  # the PRUNE_EVERY-th issue sweeps
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Nonce)) == 1

@@ -8,6 +8,7 @@ replay, an unknown nonce and an expired nonce are all the same answer, badNonce 
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 import secrets
 from datetime import timedelta
@@ -19,6 +20,7 @@ from candor.storage import Database
 from candor.storage.models_acme import Nonce
 
 NONCE_BYTES = 16
+PRUNE_EVERY = 500  # issued nonces between sweeps of expired ones, so the table stays bounded
 _FORM = re.compile(r"^[A-Za-z0-9_-]{22}$")  # 16 bytes in base64url without padding
 
 
@@ -27,11 +29,14 @@ class NonceStore:
         self._db = db
         self._clock = clock
         self._lifetime = lifetime
+        self._issued = itertools.count(1)
 
     def issue(self) -> str:
         value = base64.urlsafe_b64encode(secrets.token_bytes(NONCE_BYTES)).rstrip(b"=").decode("ascii")
         with self._db.session() as session:
             session.add(Nonce(value=value, expires_at=self._clock.now() + self._lifetime))
+        if next(self._issued) % PRUNE_EVERY == 0:
+            self.prune()
         return value
 
     def redeem(self, value: str) -> bool:
