@@ -112,14 +112,27 @@ class IssuanceConfig(_Strict):
     ocsp_urls: bool = False
 
 
+IANA_ROOT_ANCHORS = (
+    ". IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D",
+    ". IN DS 38696 8 2 683D2D0ACB8C9B712A1948B27F741219298D0A450D612C483AF444A4C0FB2B16",
+)
+
+
 class AcmeValidationConfig(_Strict):
     # Test and local-PKI allowance: lets the validation client reach 127.0.0.0/8 and ::1. Off by default;
     # private, link-local and other reserved ranges stay unreachable whatever this says.
     allow_loopback: bool = False
-    # A fixed name -> addresses table used instead of DNS (until the DNS validator arrives, the only resolver).
+    # A fixed name -> addresses table for http-01/tls-alpn-01 used instead of DNS A/AAAA lookups (local PKIs
+    # and tests); names not in it are resolved through `nameservers`. A public issuer must leave it empty.
     hosts: dict[str, list[str]] = Field(default_factory=dict)
-    # DNS resolvers ("ip:port") for CAA (RFC 8659). A publicly-trusted ACME issuer refuses to start without.
+    # DNS servers ("ip:port") for every validation lookup: A/AAAA, dns-01 TXT, CAA (RFC 8659). A
+    # publicly-trusted ACME issuer refuses to start without. Every answer is DNSSEC-validated by Candor
+    # itself from `trust_anchors` (BR 3.2.2.4, 3.2.2.8.1); there is no setting that turns validation off.
     nameservers: list[str] = Field(default_factory=list)
+    # DS records of the DNSSEC trust anchors, in zone-file presentation form. The default is the IANA root
+    # (KSK-2017 and KSK-2024, https://data.iana.org/root-anchors/root-anchors.xml); a private DNS tree
+    # (tests, an enterprise namespace) names its own.
+    trust_anchors: list[str] = Field(default_factory=lambda: list(IANA_ROOT_ANCHORS), min_length=1)
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
 
 
