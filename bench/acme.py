@@ -1,0 +1,542 @@
+"""ACME order throughput on loopback: Candor against Pebble, same client, same machine, same run (issue 4).
+
+N concurrent asyncio clients each register an account, then loop over full http-01 orders for one unique
+name: newOrder, fetch the authorization, POST the http-01 challenge, poll the authorization, finalize with a
+fresh P-256 CSR, poll the order, download the certificate. Polling never sleeps a fixed second: it waits
+5, 10, then 20 ms between polls unless the server sends Retry-After. Only the directory URL, the trust anchor
+and who answers the challenges differ between the two servers:
+
+* Candor: ``candor init`` into a temporary directory, loopback validation allowed, rate limits raised far
+  above the bench volume, every bench name mapped (``acme.validation.hosts``) to a random 127/8 address where
+  this process answers http-01 on port 80 (the validator only uses port 80, so this needs root or
+  CAP_NET_BIND_SERVICE). Real validation, both pkilint passes; the default embedded issuer is private, so
+  there is no CT round trip in the Candor figure yet (CT is a later issue).
+* Pebble (Debian ``pebble``): PEBBLE_VA_NOSLEEP=1, PEBBLE_WFE_NONCEREJECT=0, real validation against
+  ``pebble-challtestsrv``, which resolves every name to 127.0.0.1 and serves the tokens this process adds
+  through its management API.
+
+The last line printed is one JSON object: orders_per_s (Candor), pebble_orders_per_s, ratio_to_pebble,
+Candor's p50/p99 order latency, and what was measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+POLL_WAITS = (0.005, 0.010, 0.020)  # then 0.020 for ever: the cap, unless Retry-After says otherwise
+MAX_RETRY_AFTER = 10.0
+NAME_SUFFIX = "bench.example.com"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the client ---------------------------------------------------------------------------------------------
+class AcmeError(Exception):
+    pass
+
+
+Answer = Callable[[str, str, str], Awaitable[None]]  # (name, token, key authorization)
+
+
+@dataclass
+class Stats:
+    latencies: list[float] = field(default_factory=list)
+    requests: int = 0
+    polls: int = 0
+    bad_nonces: int = 0
+
+
+class AcmeClient:
+    """A minimal RFC 8555 client: ES256 account key, one connection, the nonce from the last response."""
+
+    def __init__(self, http: httpx.AsyncClient, directory_url: str, stats: Stats) -> None:
+        self.http, self.directory_url, self.stats = http, directory_url, stats
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        numbers = self.key.public_key().public_numbers()
+        self.jwk = {
+            "crv": "P-256",
+            "kty": "EC",
+            "x": b64(numbers.x.to_bytes(32, "big")),
+            "y": b64(numbers.y.to_bytes(32, "big")),
+        }
+        thumb = json.dumps(self.jwk, sort_keys=True, separators=(",", ":")).encode()
+        self.thumbprint = b64(hashlib.sha256(thumb).digest())
+        self.kid: str | None = None
+        self.nonce: str | None = None
+        self.directory: dict[str, Any] = {}
+
+    async def start(self) -> None:
+        self.directory = (await self.http.get(self.directory_url)).raise_for_status().json()
+        reply = await self.post(self.directory["newAccount"], {"termsOfServiceAgreed": True}, use_jwk=True)
+        self.kid = reply.headers["Location"]
+
+    async def _fresh_nonce(self) -> str:
+        reply = await self.http.head(self.directory["newNonce"])
+        return reply.headers["Replay-Nonce"]
+
+    def _jws(self, url: str, payload: dict[str, Any] | None, nonce: str, *, use_jwk: bool) -> bytes:
+        header: dict[str, Any] = {"alg": "ES256", "nonce": nonce, "url": url}
+        if use_jwk:
+            header["jwk"] = self.jwk
+        else:
+            header["kid"] = self.kid
+        protected = b64(json.dumps(header).encode())
+        body = "" if payload is None else b64(json.dumps(payload).encode())
+        der = self.key.sign(f"{protected}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        signature = b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+        return json.dumps({"protected": protected, "payload": body, "signature": signature}).encode()
+
+    async def post(self, url: str, payload: dict[str, Any] | None, *, use_jwk: bool = False) -> httpx.Response:
+        for _attempt in range(5):
+            nonce = self.nonce or await self._fresh_nonce()
+            self.nonce = None
+            reply = await self.http.post(
+                url,
+                content=self._jws(url, payload, nonce, use_jwk=use_jwk),
+                headers={"Content-Type": "application/jose+json"},
+            )
+            self.stats.requests += 1
+            self.nonce = reply.headers.get("Replay-Nonce")
+            if reply.status_code < 400:
+                return reply
+            problem = reply.json() if reply.headers.get("content-type", "").startswith("application/") else {}
+            if problem.get("type") == "urn:ietf:params:acme:error:badNonce":
+                self.stats.bad_nonces += 1
+                continue
+            raise AcmeError(f"{url}: HTTP {reply.status_code} {problem or reply.text[:200]}")
+        raise AcmeError(f"{url}: five bad nonces in a row")
+
+    async def poll(self, url: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        for attempt in range(2000):
+            reply = await self.post(url, None)
+            body: dict[str, Any] = reply.json()
+            if done(body):
+                return body
+            if body.get("status") == "invalid":
+                raise AcmeError(f"{url} became invalid: {body.get('error') or body}")
+            self.stats.polls += 1
+            await asyncio.sleep(_wait(reply, attempt))
+        raise AcmeError(f"{url}: still {body.get('status')} after 2000 polls")
+
+    async def order(self, name: str, answer: Answer) -> bytes:
+        reply = await self.post(self.directory["newOrder"], {"identifiers": [{"type": "dns", "value": name}]})
+        order_url, order = reply.headers["Location"], reply.json()
+        for authz_url in order["authorizations"]:
+            authz = (await self.post(authz_url, None)).json()
+            if authz["status"] == "valid":
+                continue
+            challenge = next(c for c in authz["challenges"] if c["type"] == "http-01")
+            await answer(name, challenge["token"], f"{challenge['token']}.{self.thumbprint}")
+            await self.post(challenge["url"], {})
+            await self.poll(authz_url, lambda body: body["status"] not in ("pending", "processing"))
+            # an authorization that ended invalid raised in poll(); "valid" is the only way on
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        reply = await self.post(order["finalize"], {"csr": b64(csr.public_bytes(serialization.Encoding.DER))})
+        order = reply.json()
+        if order["status"] != "valid":
+            order = await self.poll(order_url, lambda body: body["status"] == "valid")
+        certificate = (await self.post(order["certificate"], None)).content
+        if b"BEGIN CERTIFICATE" not in certificate:
+            raise AcmeError(f"{order['certificate']}: no PEM certificate")
+        return certificate
+
+
+def _wait(reply: httpx.Response, attempt: int) -> float:
+    retry_after = reply.headers.get("Retry-After", "")
+    if retry_after.isdigit():
+        return min(float(retry_after), MAX_RETRY_AFTER)
+    return POLL_WAITS[min(attempt, len(POLL_WAITS) - 1)]
+
+
+@dataclass
+class Result:
+    orders: int
+    seconds: float
+    stats: Stats
+
+    @property
+    def rate(self) -> float:
+        return self.orders / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.stats.latencies)
+        if not ordered:
+            return 0.0
+        return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+async def run_load(
+    directory_url: str, trust: ssl.SSLContext, answer: Answer, names: Iterator[str], *, clients: int, duration: float,
+    orders: int | None, warmup: int,
+) -> Result:  # fmt: skip
+    """Every client registers and completes *warmup* orders; then all run for *duration* s (or *orders*)."""
+    stats = Stats()
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    https = [httpx.AsyncClient(verify=trust, timeout=60.0, limits=limits) for _ in range(clients)]
+    try:
+        acme = [AcmeClient(http, directory_url, stats) for http in https]
+        await asyncio.gather(*(client.start() for client in acme))
+        await asyncio.gather(*(client.order(next(names), answer) for client in acme for _ in range(warmup)))
+        stats.latencies.clear()
+        started = time.perf_counter()
+        deadline = started + duration
+        budget = [orders if orders is not None else 1 << 62]
+        done = [0]
+
+        async def worker(client: AcmeClient) -> None:
+            while budget[0] > 0 and (orders is not None or time.perf_counter() < deadline):
+                budget[0] -= 1
+                begun = time.perf_counter()
+                await client.order(next(names), answer)
+                stats.latencies.append(time.perf_counter() - begun)
+                done[0] += 1
+
+        await asyncio.gather(*(worker(client) for client in acme))
+        return Result(done[0], time.perf_counter() - started, stats)
+    finally:
+        for http in https:
+            await http.aclose()
+
+
+# -- http-01 answering ----------------------------------------------------------------------------------------
+class Responder:
+    """A bare HTTP/1.1 server answering /.well-known/acme-challenge/<token> for Candor's validator."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, bytes] = {}
+        self.server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        self.server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
+
+    async def answer(self, name: str, token: str, key_authorization: str) -> None:
+        self.tokens[token] = key_authorization.encode("ascii")
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            path = head.split(b" ", 2)[1].decode("ascii", "replace")
+            token = path.rsplit("/", 1)[-1] if path.startswith("/.well-known/acme-challenge/") else ""
+            body = self.tokens.pop(token, None)
+            status = b"200 OK" if body is not None else b"404 Not Found"
+            body = body or b"not found"
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )  # fmt: skip
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+
+class ChallTestSrv:
+    def __init__(self, http: httpx.AsyncClient, management: str) -> None:
+        self.http, self.management = http, management
+
+    async def answer(self, name: str, token: str, key_authorization: str) -> None:
+        reply = await self.http.post(
+            f"{self.management}/add-http01", json={"token": token, "content": key_authorization}
+        )
+        reply.raise_for_status()
+
+
+# -- the servers --------------------------------------------------------------------------------------------
+def _wait_for_line(process: subprocess.Popen[str], pattern: str, timeout: float, what: str) -> str:
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            if process.poll() is not None:
+                break
+            continue
+        seen.append(line.rstrip())
+        match = re.search(pattern, line)
+        if match:
+            return match.group(1) if match.groups() else line
+    raise SystemExit(f"{what} did not start:\n" + "\n".join(seen[-30:]))
+
+
+@contextlib.contextmanager
+def _process(
+    args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd, start_new_session=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _drain(process: subprocess.Popen[str]) -> None:
+    """Keep reading a child's output in the background so it never blocks on a full pipe."""
+    import threading
+
+    def run() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if os.environ.get("BENCH_VERBOSE"):
+                print("  |", line.rstrip(), file=sys.stderr)
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value)
+
+
+def prepare_candor(home: Path, names: list[str], address: str) -> tuple[int, int]:
+    port, acme_port = free_port(), free_port()
+    subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "candor"), "--data-dir", str(home), "init",
+         "--port", str(port), "--acme-port", str(acme_port)],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    config = (home / "candor.toml").read_text()
+    config = config.replace("allow_loopback = false", "allow_loopback = true")
+    for key in (
+        "orders_per_account_per_3h", "pending_authorizations_per_account",
+        "certificates_per_registered_domain_per_week", "failed_validations_per_name_per_hour",
+        "accounts_per_address_per_3h",
+    ):  # fmt: skip
+        config, replaced = re.subn(rf"(?m)^{key} = \d+$", f"{key} = 100000000", config)
+        if replaced != 1:
+            raise SystemExit(f"candor.toml has no [acme.limits] {key}; the bench needs updating")
+    hosts = "\n".join(f"{_toml_string(name)} = [{_toml_string(address)}]" for name in names)
+    config += f"\n[acme.validation.hosts]\n{hosts}\n"
+    (home / "candor.toml").write_text(config)
+    return port, acme_port
+
+
+def pebble_certificate(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pebble bench")])
+    now = dt.datetime.now(dt.UTC)
+    import ipaddress
+
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+async def bench_candor(args: argparse.Namespace) -> Result:
+    names = _names("c", args)
+    address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+    with tempfile.TemporaryDirectory(prefix="candor-bench-") as scratch:
+        home = Path(scratch) / "home"
+        _port, _acme_port = prepare_candor(home, names, address)
+        responder = Responder()
+        await responder.start(address, 80)
+        command = [str(PYTHON), "-m", "candor", "--data-dir", str(home), "serve"]
+        if args.profile:
+            command = [
+                "py-spy",
+                "record",
+                "--subprocesses",
+                "--rate",
+                "200",
+                "-f",
+                "raw",
+                "-o",
+                args.profile,
+                "--",
+                *command,
+            ]
+        with _process(command) as server:
+            directory_url = _wait_for_line(server, r"ACME directory: (\S+)", 120, "candor serve")
+            _drain(server)
+            trust = ssl.create_default_context(cafile=str(home / "public" / "issuers" / "root-x1.pem"))
+            result = await run_load(
+                directory_url, trust, responder.answer, iter(names), clients=args.clients, duration=args.duration,
+                orders=args.orders, warmup=args.warmup,
+            )  # fmt: skip
+            if args.profile:
+                os.kill(server.pid, signal.SIGINT)  # py-spy writes its profile when the child ends
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.wait(60)
+        assert responder.server is not None
+        responder.server.close()
+    return result
+
+
+async def bench_pebble(args: argparse.Namespace) -> Result:
+    for tool in ("pebble", "pebble-challtestsrv"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (Debian package pebble)")
+    with tempfile.TemporaryDirectory(prefix="pebble-bench-") as scratch:
+        directory = Path(scratch)
+        cert, key = pebble_certificate(directory)
+        listen, management, http01, dns = free_port(), free_port(), free_port(), free_port()
+        challtest_management = free_port()
+        config = {
+            "pebble": {
+                "listenAddress": f"127.0.0.1:{listen}",
+                "managementListenAddress": f"127.0.0.1:{management}",
+                "certificate": str(cert),
+                "privateKey": str(key),
+                "httpPort": http01,
+                "tlsPort": free_port(),
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": False,
+            }
+        }
+        (directory / "pebble.json").write_text(json.dumps(config))
+        challtest = [
+            "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-http01", f"127.0.0.1:{http01}",
+            "-https01", "", "-tlsalpn01", "", "-dns01", f"127.0.0.1:{dns}",
+            "-management", f"127.0.0.1:{challtest_management}",
+        ]  # fmt: skip
+        env = {
+            **os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_VA_ALWAYS_VALID": "0",
+        }  # fmt: skip
+        with _process(challtest) as challtestsrv:
+            _wait_for_line(challtestsrv, r"(Starting management server)", 30, "pebble-challtestsrv")
+            _drain(challtestsrv)
+            pebble_command = ["pebble", "-config", str(directory / "pebble.json"), "-dnsserver", f"127.0.0.1:{dns}"]
+            with _process(pebble_command, env=env) as pebble:
+                _wait_for_line(pebble, r"(Listening on)", 30, "pebble")
+                _drain(pebble)
+                trust = ssl.create_default_context(cafile=str(cert))
+                async with httpx.AsyncClient(timeout=30.0) as manager:
+                    answerer = ChallTestSrv(manager, f"http://127.0.0.1:{challtest_management}")
+                    return await run_load(
+                        f"https://127.0.0.1:{listen}/dir", trust, answerer.answer, iter(_names("p", args)),
+                        clients=args.clients, duration=args.duration, orders=args.orders, warmup=args.warmup,
+                    )  # fmt: skip
+
+
+def _names(prefix: str, args: argparse.Namespace) -> list[str]:
+    """Every name the run may use, unique per order (so no authorization is ever reused)."""
+    cap = args.orders if args.orders is not None else int(args.duration * args.max_rate)
+    run = f"{random.getrandbits(32):08x}"
+    return [f"{prefix}{i}-{run}.{NAME_SUFFIX}" for i in range(cap + args.clients * (args.warmup + 1))]
+
+
+def _summary(label: str, result: Result) -> None:
+    print(
+        f"{label}: {result.orders} orders in {result.seconds:.1f} s = {result.rate:.1f} orders/s; latency p50 "
+        f"{result.percentile(0.5) * 1000:.0f} ms, p99 {result.percentile(0.99) * 1000:.0f} ms; "
+        f"{result.stats.requests} JWS POSTs, {result.stats.polls} poll waits, {result.stats.bad_nonces} badNonce"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=8, help="concurrent ACME clients (default 8)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of measured load per server")
+    parser.add_argument("--orders", type=int, default=None, help="a fixed number of orders instead of --duration")
+    parser.add_argument("--warmup", type=int, default=1, help="orders per client before measuring (default 1)")
+    parser.add_argument("--only", choices=("candor", "pebble"), default=None)
+    parser.add_argument("--max-rate", type=float, default=400.0, help=argparse.SUPPRESS)  # sizes the hosts table
+    parser.add_argument("--profile", default=None, help="py-spy raw profile of candor serve to this path")
+    args = parser.parse_args()
+    report: dict[str, Any] = {}
+    candor = pebble = None
+    if args.only in (None, "candor"):
+        candor = asyncio.run(bench_candor(args))
+        _summary("candor", candor)
+    if args.only in (None, "pebble"):
+        pebble = asyncio.run(bench_pebble(args))
+        _summary("pebble", pebble)
+    if candor is not None:
+        report.update(
+            orders_per_s=round(candor.rate, 1),
+            candor_p50_ms=round(candor.percentile(0.5) * 1000, 1),
+            candor_p99_ms=round(candor.percentile(0.99) * 1000, 1),
+        )
+    if pebble is not None:
+        report.update(
+            pebble_orders_per_s=round(pebble.rate, 1),
+            pebble_p50_ms=round(pebble.percentile(0.5) * 1000, 1),
+        )
+    if candor is not None and pebble is not None:
+        ratio = candor.rate / pebble.rate if pebble.rate else 0.0
+        report["ratio_to_pebble"] = round(ratio, 2)
+        print(f"ratio Candor / Pebble: {ratio:.2f}")
+    print("note: Candor's figure includes real http-01 validation and both pkilint passes, but no CT (private issuer)")
+    report.update(
+        clients=args.clients,
+        cores=os.cpu_count(),
+        measure=f"{args.orders} orders" if args.orders is not None else f"{args.duration:g} s",
+        candor_ct=False,
+        validation="http-01, real",
+    )
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
