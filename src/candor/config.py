@@ -157,6 +157,16 @@ class AcmeConfig(_Strict):
     caa_identities: list[str] = Field(default_factory=lambda: ["candor.test"])
     validation: AcmeValidationConfig = AcmeValidationConfig()
     limits: LimitsConfig = LimitsConfig()
+    # External account binding (RFC 8555 7.3.4): the secret from which each EAB key's MAC key is derived
+    # (`candor acme eab create` prints them), and whether every new account must bind to one.
+    eab_secret: SecretSource | None = None
+    external_account_required: bool = False
+
+    @model_validator(mode="after")
+    def _eab(self) -> AcmeConfig:
+        if self.external_account_required and self.eab_secret is None:
+            raise ValueError("external_account_required needs eab_secret")
+        return self
 
 
 class LoggingConfig(_Strict):

@@ -40,6 +40,10 @@ https_port = {acme_port}
 server_names = ["localhost", "127.0.0.1"]
 # This CA's names for CAA "issue" records (RFC 8659), published in the directory's meta.
 caa_identities = ["candor.test"]
+# External account binding (RFC 8555 7.3.4): set a secret (32+ characters, file or environment variable),
+# create keys with `candor acme eab create --label NAME`, and optionally require them for new accounts.
+# eab_secret = {{ file = "secrets/eab-secret" }}
+# external_account_required = false
 
 [acme.validation]
 # The validation client never connects to private, loopback or reserved addresses. For a local test PKI

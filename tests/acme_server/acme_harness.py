@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -49,8 +50,13 @@ def _free_port() -> int:
 
 @contextmanager
 def acme_server(
-    home: Path, names: tuple[str, ...] = NAMES, limits: Limits | None = None, caa: CaaCheck | None = None
+    home: Path,
+    names: tuple[str, ...] = NAMES,
+    limits: Limits | None = None,
+    caa: CaaCheck | None = None,
+    **settings: Any,
 ) -> Iterator[AcmeHarness]:
+    """*settings* override AcmeSettings fields (eab_secret, external_account_required, ...)."""
     ca = open_ca(home)
     responder_ip = LoopbackPool(first=200, last=250).take()
     port = _free_port()
@@ -70,6 +76,7 @@ def acme_server(
             issuer="tls-e1",
             limits=limits or Limits(),
             caa_identities=tuple(sorted(caa.ca_domains)) if caa else (),
+            **settings,
         ),
         finalizer=ca.signer,
         validator=validator,

@@ -26,8 +26,8 @@ KEY_FOR_ALG = {"RS256": "rsa2048", "ES256": "p256", "ES384": "p384", "ES512": "p
 
 @functools.cache
 def private_key(name: str) -> Any:
-    """Test keys, made once per session. The ``_b`` variants are second keys of the same type."""
-    base = name.removesuffix("_b")
+    """Test keys, made once per session. A suffix (``p256_b``, ``p256_eab``) names another key of the same type."""
+    base = name.split("_")[0]
     if base.startswith("rsa"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(base[3:]))
     curves = {"p256": ec.SECP256R1(), "p384": ec.SECP384R1(), "p521": ec.SECP521R1()}

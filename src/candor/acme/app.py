@@ -39,6 +39,14 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
     async def directory(request: Request) -> Response:
         return JSONResponse(service.directory(), headers={"Cache-Control": "public, max-age=60"})
 
+    async def renewal_info(request: Request) -> Response:
+        """RFC 9773 4: unauthenticated GET of a certificate's suggested renewal window."""
+        try:
+            status, content, extra = await run_in_threadpool(service.renewal_info, request.path_params["cert_id"])
+        except Exception as error:  # mapped to a problem document, as for every other resource
+            return from_error(error)
+        return JSONResponse(content, status_code=status, headers=extra)
+
     async def new_nonce(request: Request) -> Response:
         issued = await run_in_threadpool(headers)
         return Response(status_code=200 if request.method == "HEAD" else 204, headers=issued)
@@ -77,6 +85,7 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
     return [
         Route("/acme/directory", directory, methods=["GET"]),
         Route("/acme/new-nonce", new_nonce, methods=["GET", "HEAD"]),
+        Route("/acme/renewal-info/{cert_id}", renewal_info, methods=["GET"]),
         Route("/acme/new-account", post(service.new_account, with_id=False, with_address=True), methods=["POST"]),
         Route("/acme/new-order", post(service.new_order, with_id=False), methods=["POST"]),
         Route("/acme/revoke-cert", post(service.revoke_certificate, with_id=False), methods=["POST"]),

@@ -93,9 +93,12 @@ def order_json(session: Session, order: Order, base: str) -> dict[str, Any]:
     }
     if order.status == "valid" and orders.issuance_for_order(session, order.id) is not None:
         body["certificate"] = f"{base}/cert/{order.id}"
+    if order.replaces:
+        body["replaces"] = order.replaces  # RFC 9773 5
     if order.error:
         stored = json.loads(order.error)
         acme_type, status = problem_type_for(ErrorKind(stored["kind"]))
+        acme_type, status = stored.get("type", acme_type), stored.get("status", status)
         body["error"] = {"type": URN + acme_type, "detail": stored["detail"], "status": status}
     return body
 

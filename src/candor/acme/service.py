@@ -20,8 +20,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from candor.acme import ari, eab
 from candor.acme.jwk import b64url_decode, jwk_thumbprint, key_authorization, key_from_jwk, public_jwk
-from candor.acme.jws import VerifiedRequest, verify_key_change
+from candor.acme.jws import VerifiedRequest, verify_eab, verify_key_change
 from candor.acme.problems import AcmeProblem
 from candor.acme.records import (
     account_json,
@@ -30,6 +31,7 @@ from candor.acme.records import (
     order_authorizations,
     order_json,
     owned,
+    rfc3339,
 )
 from candor.audit import AuditLog
 from candor.clock import Clock
@@ -39,12 +41,14 @@ from candor.policy.names import Identifier, check_identifiers, normalize_identif
 from candor.ra.limits import Limits, check_new_account, check_new_order, check_validation_attempt
 from candor.revocation import RevocationReason, revoke
 from candor.storage import Database, orders, repositories
-from candor.storage.models import Issuer
-from candor.storage.models_acme import Challenge, OrderAuthorization
+from candor.storage.models import Issuer, SerialRecord
+from candor.storage.models_acme import Challenge, ExternalAccountKey, OrderAuthorization
 from candor.storage.models_issuance import Account, Authorization, Order
 from candor.validation import ValidationResult
 
 Reply = tuple[int, Any, dict[str, str]]
+# BR 3.2.2.8: issue within the CAA record's TTL or 8 hours of the check, whichever is greater; Candor takes 8 h.
+CAA_RECHECK_AFTER = timedelta(hours=8)
 _MAILTO = re.compile(r"^mailto:[^@\s,?]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}$")
 
 
@@ -59,6 +63,10 @@ class Validator(Protocol):
         self, challenge_type: str, identifier: Identifier, token: str, key_authorization: str, *, account_uri: str
     ) -> ValidationResult: ...
 
+    def recheck_caa(self, identifier: Identifier, *, method: str, account_uri: str) -> tuple[str, str] | None:
+        """CAA again, at finalization: None when issuance is allowed, else (RFC 8555 problem type, detail)."""
+        ...
+
 
 @dataclass(frozen=True)
 class AcmeSettings:
@@ -68,10 +76,17 @@ class AcmeSettings:
     terms_of_service: str | None = None
     website: str | None = None
     caa_identities: tuple[str, ...] = ()
-    challenge_types: tuple[str, ...] = ("http-01", "tls-alpn-01")  # dns-01 arrives with the DNS validator
+    challenge_types: tuple[str, ...] = ("http-01", "tls-alpn-01")  # plus dns-01 when DNS is configured
     order_lifetime: timedelta = timedelta(days=7)
     authorization_lifetime: timedelta = timedelta(days=7)
     limits: Limits = field(default_factory=Limits)
+    external_account_required: bool = False  # RFC 8555 7.3.4
+    eab_secret: str | None = field(default=None, repr=False)  # derives EAB MAC keys; None: no EAB at all
+    caa_recheck_after: timedelta = CAA_RECHECK_AFTER
+
+    def __post_init__(self) -> None:
+        if self.external_account_required and self.eab_secret is None:
+            raise CandorError(ErrorKind.CONFIG, "external account binding is required but no EAB secret is set")
 
     @property
     def base(self) -> str:
@@ -95,7 +110,10 @@ class AcmeService:
     # -- directory --------------------------------------------------------------------------------------
     def directory(self) -> dict[str, Any]:
         base = self.settings.base
-        meta: dict[str, Any] = {"profiles": self.settings.profiles, "externalAccountRequired": False}
+        meta: dict[str, Any] = {
+            "profiles": self.settings.profiles,
+            "externalAccountRequired": self.settings.external_account_required,
+        }
         if self.settings.terms_of_service:
             meta["termsOfService"] = self.settings.terms_of_service
         if self.settings.website:
@@ -108,6 +126,7 @@ class AcmeService:
             "newOrder": f"{base}/new-order",
             "revokeCert": f"{base}/revoke-cert",
             "keyChange": f"{base}/key-change",
+            "renewalInfo": f"{base}/renewal-info",
             "meta": meta,
         }
 
@@ -145,6 +164,7 @@ class AcmeService:
             if self.settings.terms_of_service and payload.get("termsOfServiceAgreed") is not True:
                 raise AcmeProblem("userActionRequired", "the terms of service must be agreed (RFC 8555 7.3)", 403)
             contact = _contacts(payload.get("contact", []))
+            binding = self._external_account(session, request, payload.get("externalAccountBinding"))
             check_new_account(session, address=address, now=self.clock.now(), limits=self.settings.limits)
             account = orders.add_account(
                 session, kind="acme", key_thumbprint=request.thumbprint, contact=contact, created_at=self.clock.now()
@@ -152,8 +172,45 @@ class AcmeService:
             account.jwk = json.dumps(dict(request.jwk), sort_keys=True)
             account.created_ip = address
             session.flush()
-            self._event(session, "account.create", account, thumbprint=request.thumbprint)
+            if binding is not None:
+                binding.status, binding.account_id, binding.bound_at = "bound", account.id, self.clock.now()
+                session.flush()
+            self._event(
+                session, "account.create", account, thumbprint=request.thumbprint,
+                external_account=binding.kid if binding is not None else None,
+            )  # fmt: skip
             return 201, account_json(account, self.settings.base), {"Location": self._account_url(account)}
+
+    def _external_account(
+        self, session: Session, request: VerifiedRequest, binding: object
+    ) -> ExternalAccountKey | None:
+        """RFC 8555 7.3.4: the external account key this new account binds to, verified, or None."""
+        if binding is None:
+            if self.settings.external_account_required:
+                raise AcmeProblem(
+                    "externalAccountRequired", "this server requires an external account binding (RFC 8555 7.3.4)"
+                )
+            return None
+        secret = self.settings.eab_secret
+        if secret is None:
+            raise AcmeProblem("malformed", "this server has no external accounts to bind to (RFC 8555 7.3.4)")
+        if not isinstance(binding, dict):
+            raise AcmeProblem("malformed", "externalAccountBinding must be a JWS object (RFC 8555 7.3.4)")
+        assert request.jwk is not None
+        found: dict[str, ExternalAccountKey] = {}
+
+        def mac_key_for(kid: str) -> bytes | None:
+            record = eab.key_by_kid(session, kid)
+            if record is None:
+                return None
+            found[kid] = record
+            return eab.mac_key(secret, kid)
+
+        kid = verify_eab(binding, outer_jwk=request.jwk, url=request.url, hmac_key_for=mac_key_for)
+        record = found[kid]
+        if record.status != "active":
+            raise AcmeProblem("unauthorized", f"external account key {kid!r} is {record.status}", 403)
+        return record
 
     def account(self, request: VerifiedRequest, account_id: int) -> Reply:
         with self.db.session() as session:
@@ -215,6 +272,9 @@ class AcmeService:
         if profile not in self.settings.profiles:
             raise AcmeProblem("invalidProfile", f"profile {profile!r} is not offered; see the directory's meta")
         identifiers = _identifiers(payload.get("identifiers"))
+        replaces = payload.get("replaces")
+        if replaces is not None and not isinstance(replaces, str):
+            raise AcmeProblem("malformed", "'replaces' is a certificate identifier string (RFC 9773 5)")
         now = self.clock.now()
         with self.db.session() as session:
             issuer = repositories.issuer_by_name(session, self.settings.issuer)
@@ -236,6 +296,8 @@ class AcmeService:
             issuer = repositories.issuer_by_name(session, self.settings.issuer)
             if issuer is None:
                 raise CandorError(ErrorKind.UNAVAILABLE, "the configured ACME issuer does not exist")
+            if replaces is not None:
+                self._check_replaces(session, account, replaces, identifiers)
             order = orders.add_order(
                 session,
                 account=account,
@@ -246,6 +308,7 @@ class AcmeService:
                 expires_at=now + self.settings.order_lifetime,
                 status="pending",
             )
+            order.replaces = replaces
             for identifier in identifiers:
                 authorization = self._authorization_for(session, account, identifier)
                 session.add(OrderAuthorization(order_id=order.id, authorization_id=authorization.id))
@@ -253,6 +316,52 @@ class AcmeService:
             _refresh_order(session, order)
             self._event(session, "order.create", account, order=order.id, identifiers=[i.value for i in identifiers])
             return 201, order_json(session, order, self.settings.base), {"Location": self._order_url(order)}
+
+    def _check_replaces(
+        self, session: Session, account: Account, replaces: str, identifiers: tuple[Identifier, ...]
+    ) -> None:
+        """RFC 9773 5: the replaced certificate was ordered by this account, shares a name with the new order,
+        and no other live order already replaces it."""
+        found = self._certificate_by_cert_id(session, ari.parse_cert_id(replaces))
+        issuance = orders.issuance_for_serial(session, found[0].id) if found is not None else None
+        if found is None or issuance is None or issuance.account_id != account.id:
+            raise AcmeProblem("malformed", "'replaces' does not name a certificate this account ordered", 400)
+        order = session.get(Order, issuance.order_id)
+        assert order is not None
+        old = {value for _, value in orders.decode_identifiers(order.identifiers)}
+        if not old & {i.value for i in identifiers}:
+            raise AcmeProblem("malformed", "the order shares no identifier with the certificate it replaces", 400)
+        live = select(Order.id).where(Order.replaces == replaces, Order.status != "invalid")
+        if session.scalars(live).first() is not None:
+            raise AcmeProblem("alreadyReplaced", "another order already replaces this certificate (RFC 9773 5)", 409)
+
+    def _certificate_by_cert_id(
+        self, session: Session, cert_id: ari.CertId
+    ) -> tuple[SerialRecord, x509.Certificate] | None:
+        for issuer in repositories.list_issuers(session):
+            if _key_identifier(issuer.certificate_der) != cert_id.key_identifier:
+                continue
+            serial = repositories.serial_by_value(session, issuer, cert_id.serial)
+            der = orders.find_certificate_der(session, serial.id, "certificate") if serial is not None else None
+            if serial is not None and der is not None:
+                return serial, x509.load_der_x509_certificate(der)
+        return None
+
+    def renewal_info(self, cert_id: str) -> Reply:
+        """RFC 9773 4: the suggested renewal window of a certificate this server issued (GET, no JWS)."""
+        parsed = ari.parse_cert_id(cert_id)
+        now = self.clock.now()
+        with self.db.session() as session:
+            found = self._certificate_by_cert_id(session, parsed)
+            if found is None:
+                raise AcmeProblem("malformed", "no certificate with this identifier was issued here", 404)
+            serial, certificate = found
+            start, end = ari.suggested_window(
+                certificate.not_valid_before_utc, certificate.not_valid_after_utc,
+                revoked=serial.status == "revoked", now=now,
+            )  # fmt: skip
+        body = {"suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}}
+        return 200, body, {"Retry-After": str(ari.RETRY_AFTER_SECONDS)}
 
     def order(self, request: VerifiedRequest, order_id: int) -> Reply:
         with self.db.session() as session:
@@ -270,6 +379,7 @@ class AcmeService:
             status = order.status
         if status != "ready":
             raise AcmeProblem("orderNotReady", f"the order is {status}, not ready (RFC 8555 7.4)", 403)
+        self._recheck_caa(order_id)
         try:
             self.finalizer.finalize(order_id, csr)
         except CandorError as exc:
@@ -280,6 +390,45 @@ class AcmeService:
             order = session.get(Order, order_id)
             assert order is not None
             return 200, order_json(session, order, self.settings.base), {"Location": self._order_url(order)}
+
+    def _recheck_caa(self, order_id: int) -> None:
+        """BR 3.2.2.8: CAA is checked again for every name whose last check is older than 8 hours; a refusal
+        (or a failed lookup) makes the order invalid (RFC 8555 7.1.6) and nothing is signed."""
+        now = self.clock.now()
+        with self.db.session() as session:
+            order = session.get(Order, order_id)
+            assert order is not None
+            account = session.get(Account, order.account_id)
+            assert account is not None
+            account_uri = self._account_url(account)
+            stale = [
+                (a.id, normalize_identifier(a.identifier_type, ("*." if a.wildcard else "") + a.identifier_value),
+                 a.method or "")
+                for a in order_authorizations(session, order)
+                if a.identifier_type == "dns"
+                and (a.caa_checked_at is None or a.caa_checked_at + self.settings.caa_recheck_after <= now)
+            ]  # fmt: skip
+        for authorization_id, identifier, method in stale:
+            refusal = self.validator.recheck_caa(identifier, method=method, account_uri=account_uri)
+            with self.db.session() as session:
+                if refusal is None:
+                    authorization = session.get(Authorization, authorization_id)
+                    assert authorization is not None
+                    authorization.caa_checked_at = now
+                    continue
+                problem_type, detail = refusal
+                order = session.get(Order, order_id)
+                assert order is not None
+                kind = ErrorKind.UNAVAILABLE if problem_type == "dns" else ErrorKind.POLICY
+                order.status = "invalid"
+                order.error = json.dumps(
+                    {"kind": kind.value, "type": problem_type, "status": 403, "detail": f"CAA recheck: {detail}"}
+                )
+                self.audit.record(
+                    session, actor=account_uri, action="caa.recheck", subject=identifier.value,
+                    outcome="failure", details={"order": order_id, "problem": problem_type, "detail": detail},
+                )  # fmt: skip
+            raise AcmeProblem(problem_type, f"CAA recheck at finalization: {detail}", 403)
 
     def certificate(self, request: VerifiedRequest, order_id: int) -> Reply:
         with self.db.session() as session:
@@ -314,8 +463,14 @@ class AcmeService:
             if request.kid is not None:
                 account = self.account_for(session, request)
                 issuance = orders.issuance_for_serial(session, serial.id)
-                if issuance is None or issuance.account_id != account.id:
-                    raise AcmeProblem("unauthorized", "only the account that ordered a certificate may revoke it", 403)
+                ordered = issuance is not None and issuance.account_id == account.id
+                if not ordered and not self._holds_authorizations(session, account, certificate):
+                    raise AcmeProblem(
+                        "unauthorized",
+                        "only the account that ordered a certificate, or one holding valid authorizations for "
+                        "every identifier in it, may revoke it (RFC 8555 7.6)",
+                        403,
+                    )
                 actor = f"acme:account/{account.id}"
             else:
                 spki = certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
@@ -329,6 +484,26 @@ class AcmeService:
                 serial=certificate.serial_number, reason=reason, now=self.clock.now(),
             )  # fmt: skip
         return 200, b"", {}
+
+    def _holds_authorizations(self, session: Session, account: Account, certificate: x509.Certificate) -> bool:
+        """RFC 8555 7.6, the third case: *account* holds a valid, unexpired authorization for every identifier
+        in the certificate (the exact name, or the wildcard authorization for a wildcard name)."""
+        try:
+            san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return False
+        wanted = [(False, "dns", n.lower()) if not n.startswith("*.") else (True, "dns", n[2:].lower())
+                  for n in san.get_values_for_type(x509.DNSName)]  # fmt: skip
+        wanted += [(False, "ip", str(ip)) for ip in san.get_values_for_type(x509.IPAddress)]
+        if not wanted:
+            return False
+        now = self.clock.now()
+        held = {
+            (a.wildcard, a.identifier_type, a.identifier_value)
+            for a in orders.candidate_authorizations(session, account_id=account.id, values=[w[2] for w in wanted])
+            if a.status == "valid" and a.expires_at > now
+        }
+        return all(item in held for item in wanted)
 
     # -- authorizations and challenges (RFC 8555 7.5) ---------------------------------------------------
     def authorization(self, request: VerifiedRequest, authorization_id: int) -> Reply:
@@ -379,6 +554,7 @@ class AcmeService:
             if result.ok:
                 challenge.status, authorization.status = "valid", "valid"
                 authorization.method, authorization.validated_at = result.method, result.checked_at
+                authorization.caa_checked_at = result.checked_at  # CAA is part of every successful validation
             else:
                 challenge.status, authorization.status = "invalid", "invalid"
                 challenge.error = json.dumps({"type": result.problem_urn, "detail": result.detail, "status": 403})
@@ -419,7 +595,7 @@ class AcmeService:
             expires_at=now + self.settings.authorization_lifetime,
             created_at=now,
         )
-        for challenge_type in self.settings.challenge_types:
+        for challenge_type in self._challenge_types(identifier):
             session.add(
                 Challenge(
                     authorization_id=authorization.id,
@@ -430,6 +606,16 @@ class AcmeService:
             )
         session.flush()
         return authorization
+
+    def _challenge_types(self, identifier: Identifier) -> tuple[str, ...]:
+        """Which challenges prove this identifier: a wildcard only by dns-01 (RFC 8555 7.1.3; BR 3.2.2.4.7 is the
+        only method for a wildcard here), an IP address never by dns-01 (RFC 8738 7)."""
+        offered = self.settings.challenge_types
+        if identifier.type == "ip":
+            return tuple(t for t in offered if t != "dns-01")
+        if identifier.value.startswith("*."):
+            return tuple(t for t in offered if t == "dns-01")
+        return offered
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _account_url(self, account: Account) -> str:
@@ -465,6 +651,15 @@ def _spki(key: Any) -> bytes:
 
 def _jwk_of(account: Account) -> dict[str, Any]:
     return dict(json.loads(account.jwk or "{}"))
+
+
+def _key_identifier(certificate_der: bytes) -> bytes | None:
+    """The subjectKeyIdentifier of an issuer certificate (what its certificates carry as AKI keyIdentifier)."""
+    try:
+        extension = x509.load_der_x509_certificate(certificate_der).extensions
+        return extension.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except (ValueError, x509.ExtensionNotFound):
+        return None
 
 
 def _pem(der: bytes) -> bytes:

@@ -14,10 +14,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import CertificateSigningRequestBuilder, DNSName, IPAddress, Name, SubjectAlternativeName
 
 from candor.acme.app import acme_routes
+from candor.acme.eab import MIN_SECRET_CHARS
 from candor.acme.nonces import NonceStore
 from candor.acme.service import AcmeService, AcmeSettings
 from candor.audit import AuditLog
 from candor.cli.context import Context
+from candor.config import resolve_secret
 from candor.errors import CandorError, ErrorKind
 from candor.issuance import Signer, parse_csr
 from candor.ra import operator_order
@@ -50,6 +52,8 @@ def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListene
             terms_of_service=config.terms_of_service,
             caa_identities=tuple(config.caa_identities),
             limits=_limits(context),
+            external_account_required=config.external_account_required,
+            eab_secret=_eab_secret(context),
         ),
         finalizer=signer,
         validator=validator,
@@ -82,6 +86,16 @@ def _caa(context: Context) -> CaaCheck | None:
             raise CandorError(ErrorKind.CONFIG, "acme.validation.nameservers: a public ACME issuer must check CAA")
         return None
     return CaaCheck(source=DnsResolver(servers), ca_domains=frozenset(d.lower() for d in config.caa_identities))
+
+
+def _eab_secret(context: Context) -> str | None:
+    source = context.config.acme.eab_secret
+    if source is None:
+        return None
+    secret = resolve_secret(source, base_dir=context.data_dir, environ=context.environ)
+    if len(secret) < MIN_SECRET_CHARS:
+        raise CandorError(ErrorKind.CONFIG, f"acme.eab_secret ({source.describe()}) is shorter than {MIN_SECRET_CHARS}")
+    return secret
 
 
 def _limits(context: Context) -> Limits:

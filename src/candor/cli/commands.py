@@ -10,10 +10,11 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from candor.audit import AuditLog
 from candor.ceremony import Ceremony, PublicFiles, load_ceremony
 from candor.cli.context import Context, data_dir_from, open_context
 from candor.cli.render import render_hierarchy
-from candor.config import CONFIG_FILE_NAME, load_config
+from candor.config import CONFIG_FILE_NAME, load_config, resolve_secret
 from candor.defaults import CEREMONY_TEMPLATE, CONFIG_TEMPLATE
 from candor.errors import CandorError, ErrorKind
 from candor.keys import KeyStores
@@ -139,6 +140,50 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             )
         finally:
             stores.close()
+    return 0
+
+
+def eab_create(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Create an external account binding key; its MAC key is printed once and never stored."""
+    from candor.acme import eab
+
+    with open_context(data_dir_from(args.data_dir, environ), environ) as context:
+        source = context.config.acme.eab_secret
+        if source is None:
+            raise CandorError(ErrorKind.CONFIG, "acme.eab_secret is not set in candor.toml")
+        secret = resolve_secret(source, base_dir=context.data_dir, environ=context.environ)
+        with context.db.session() as session:
+            record = eab.create_key(session, label=args.label, now=context.clock.now())
+            AuditLog(context.clock).record(
+                session, actor=context.actor, action="acme.eab.create", subject=record.kid, outcome="success",
+                details={"label": args.label},
+            )  # fmt: skip
+            kid = record.kid
+    print(f"kid: {kid}")
+    print(f"hmac key: {eab.encode_mac_key(eab.mac_key(secret, kid))}")
+    print(f"certbot: --eab-kid {kid} --eab-hmac-key {eab.encode_mac_key(eab.mac_key(secret, kid))}")
+    return 0
+
+
+def eab_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from candor.acme import eab
+
+    with open_context(data_dir_from(args.data_dir, environ), environ) as context, context.db.session() as session:
+        for record in eab.list_keys(session):
+            bound = f"account {record.account_id}" if record.account_id is not None else "-"
+            print(f"{record.kid}  {record.status:8}  {bound:14}  {record.label}")
+    return 0
+
+
+def eab_revoke(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from candor.acme import eab
+
+    with open_context(data_dir_from(args.data_dir, environ), environ) as context, context.db.session() as session:
+        eab.revoke_key(session, args.kid)
+        AuditLog(context.clock).record(
+            session, actor=context.actor, action="acme.eab.revoke", subject=args.kid, outcome="success", details={}
+        )
+    _say(f"{args.kid} revoked: it binds no new account")
     return 0
 
 

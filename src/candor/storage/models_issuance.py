@@ -68,13 +68,18 @@ class Authorization(Base):
     validated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When CAA last allowed issuance for this name (BR 3.2.2.8: rechecked at finalization when older than 8 h).
+    caa_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Order(Base):
     """What an account asked for: identifiers, a profile, an issuer."""
 
     __tablename__ = "orders"
-    __table_args__ = (CheckConstraint(one_of("status", ORDER_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(one_of("status", ORDER_STATUSES), name="status"),
+        Index("ix_orders_replaces", "replaces"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
@@ -86,6 +91,7 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    replaces: Mapped[str | None] = mapped_column(String(255))  # RFC 9773 certID of the certificate it renews
 
 
 class Issuance(Base):

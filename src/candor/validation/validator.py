@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from candor.clock import Clock
 from candor.errors import CandorError
@@ -59,20 +59,32 @@ class ChallengeValidator:
         return self._check_caa(result, identifier, account_uri)
 
     def _check_caa(self, result: ValidationResult, identifier: Identifier, account_uri: str) -> ValidationResult:
-        assert self.caa is not None
+        refusal = self.recheck_caa(identifier, method=result.method, account_uri=account_uri)
+        if refusal is None:
+            return result
+        problem_type, detail = refusal
+        return dataclasses.replace(result, ok=False, problem_type=problem_type, detail=detail)
+
+    def recheck_caa(
+        self, identifier: Identifier, *, method: str, account_uri: str
+    ) -> tuple[Literal["dns", "caa"], str] | None:
+        """CAA for *identifier* validated by *method* (a BR method number): None when this CA may issue, else
+        the RFC 8555 problem type and a detail. Also the recheck at finalization (BR 3.2.2.8: the check must
+        be no older than 8 hours at issuance). Without a CAA source (a private issuer) there is nothing to
+        check."""
+        if self.caa is None or identifier.type != "dns":
+            return None
         name = identifier.value.removeprefix("*.")
         try:
             climb = self.caa.source.caa_climb(name)
         except CandorError as exc:
-            return dataclasses.replace(result, ok=False, problem_type="dns", detail=f"RFC 8659 3: {exc.message}")
+            return "dns", f"RFC 8659 3: {exc.message}"
         decision = caa_decision(
             climb,
             identifier=name,
             wildcard=identifier.value.startswith("*."),
             ca_domains=self.caa.ca_domains,
             account_uri=account_uri,
-            method=result.method,
+            method=method,
         )
-        if decision.allowed:
-            return result
-        return dataclasses.replace(result, ok=False, problem_type="caa", detail=decision.detail)
+        return None if decision.allowed else ("caa", decision.detail)
