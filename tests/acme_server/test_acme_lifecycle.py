@@ -223,3 +223,22 @@ def test_an_expired_authorization_does_not_count(harness: AcmeHarness) -> None:
         expect_problem(holder.post("/acme/revoke-cert", payload), "unauthorized", 403)
     finally:
         harness.ca.clock.advance(timedelta(days=-8))
+
+
+# -- polling -------------------------------------------------------------------------------------------------
+
+
+def test_a_processing_order_tells_the_client_when_to_look_again(harness: AcmeHarness) -> None:
+    """RFC 8555 7.4: while a finalization is in flight the order is "processing", with Retry-After."""
+    from candor.storage.models_issuance import Order
+
+    client = Raw(harness, "p256_poll").register()
+    status, _order, headers = client.post("/acme/new-order", {"identifiers": [{"type": "dns", "value": "example.com"}]})
+    assert status == 201 and "retry-after" not in headers
+    order_id = int(headers["location"].rsplit("/", 1)[1])
+    with harness.ca.db.session() as session:
+        stored = session.get(Order, order_id)
+        assert stored is not None
+        stored.status = "processing"
+    _, body, headers = client.post(urlsplit(headers["location"]).path, None)
+    assert body["status"] == "processing" and headers["retry-after"] == "1"

@@ -366,7 +366,8 @@ class AcmeService:
     def order(self, request: VerifiedRequest, order_id: int) -> Reply:
         with self.db.session() as session:
             order = owned(session, Order, order_id, self.account_for(session, request))
-            return 200, order_json(session, order, self.settings.base), {}
+            body = order_json(session, order, self.settings.base)
+            return 200, body, _retry_after(body["status"])
 
     def finalize(self, request: VerifiedRequest, order_id: int) -> Reply:
         payload = request.payload_json()
@@ -513,7 +514,9 @@ class AcmeService:
                 authorization.status = "deactivated"  # RFC 8555 7.5.2
                 for order in _orders_with(session, authorization):
                     _refresh_order(session, order)
-            return 200, authorization_json(session, authorization, self.settings.base), {}
+            body = authorization_json(session, authorization, self.settings.base)
+            processing = any(c["status"] == "processing" for c in body["challenges"])
+            return 200, body, _retry_after("processing" if processing else body["status"])
 
     def challenge(self, request: VerifiedRequest, challenge_id: int) -> Reply:
         with self.db.session() as session:
@@ -542,7 +545,7 @@ class AcmeService:
             challenge = session.get(Challenge, challenge_id)
             assert challenge is not None
             up = f'<{self.settings.base}/authz/{challenge.authorization_id}>;rel="up"'
-            return 200, challenge_json(challenge, self.settings.base), {"Link": up}
+            return 200, challenge_json(challenge, self.settings.base), {"Link": up, **_retry_after(challenge.status)}
 
     def _record_validation(self, challenge_id: int, result: ValidationResult, thumbprint: str) -> None:
         with self.db.session() as session:
@@ -629,6 +632,12 @@ class AcmeService:
             session, actor=f"acme:account/{account.id}", action=action, subject=f"account {account.id}",
             outcome="success", details=details,
         )  # fmt: skip
+
+
+def _retry_after(status: str) -> dict[str, str]:
+    """RFC 8555 7.1.6 / 8.2: while an object is processing (a validation or a finalization in flight on another
+    request), tell the client when to look again."""
+    return {"Retry-After": "1"} if status == "processing" else {}
 
 
 def parse_reason_code(value: object) -> RevocationReason:
