@@ -242,3 +242,28 @@ def test_a_processing_order_tells_the_client_when_to_look_again(harness: AcmeHar
         stored.status = "processing"
     _, body, headers = client.post(urlsplit(headers["location"]).path, None)
     assert body["status"] == "processing" and headers["retry-after"] == "1"
+
+
+# -- deactivation (RFC 8555 7.5.2, 7.3.6) ---------------------------------------------------------------------
+
+
+def test_deactivating_an_authorization_invalidates_its_order(harness: AcmeHarness) -> None:
+    client = Raw(harness, "p256_deact").register()
+    _, order, headers = client.post("/acme/new-order", {"identifiers": [{"type": "dns", "value": "example.com"}]})
+    authz_path = urlsplit(order["authorizations"][0]).path
+    expect_problem(client.post(authz_path, {"status": "valid"}), "malformed", 400)
+    expect_problem(client.post(authz_path, {"status": "deactivated", "extra": 1}), "malformed", 400)
+    status, authz, _ = client.post(authz_path, {"status": "deactivated"})
+    assert status == 200 and authz["status"] == "deactivated"
+    _, order, _ = client.post(urlsplit(headers["location"]).path, None)
+    assert order["status"] == "invalid"
+    expect_problem(client.post(authz_path, {"status": "deactivated"}), "malformed", 400)
+
+
+def test_a_deactivated_account_can_do_nothing_more(harness: AcmeHarness) -> None:
+    client = Raw(harness, "p256_gone").register()
+    assert client.kid is not None
+    status, account, _ = client.post(urlsplit(client.kid).path, {"status": "deactivated"})
+    assert status == 200 and account["status"] == "deactivated"
+    refused = client.post("/acme/new-order", {"identifiers": [{"type": "dns", "value": "example.com"}]})
+    expect_problem(refused, "unauthorized", 403)

@@ -510,8 +510,12 @@ class AcmeService:
     def authorization(self, request: VerifiedRequest, authorization_id: int) -> Reply:
         with self.db.session() as session:
             authorization = owned(session, Authorization, authorization_id, self.account_for(session, request))
-            if not request.is_post_as_get and request.payload_json().get("status") == "deactivated":
-                authorization.status = "deactivated"  # RFC 8555 7.5.2
+            if not request.is_post_as_get:  # RFC 8555 7.5.2: the only change a client may ask for
+                if request.payload_json() != {"status": "deactivated"}:
+                    raise AcmeProblem("malformed", 'an authorization can only be updated to {"status": "deactivated"}')
+                if authorization.status not in ("pending", "valid"):
+                    raise AcmeProblem("malformed", f"a {authorization.status} authorization cannot be deactivated")
+                authorization.status = "deactivated"
                 for order in _orders_with(session, authorization):
                     _refresh_order(session, order)
             body = authorization_json(session, authorization, self.settings.base)
