@@ -403,19 +403,8 @@ async def bench_candor(args: argparse.Namespace) -> Result:
         await responder.start(address, 80)
         command = [str(PYTHON), "-m", "candor", "--data-dir", str(home), "serve"]
         if args.profile:
-            command = [
-                "py-spy",
-                "record",
-                "--subprocesses",
-                "--rate",
-                "200",
-                "-f",
-                "raw",
-                "-o",
-                args.profile,
-                "--",
-                *command,
-            ]
+            spy = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--rate", "250", "-f", "raw", "-o", args.profile]
+            command = [*spy, *(["--gil"] if args.gil else ["--idle"]), "--", *command]
         with _process(command) as server:
             directory_url = _wait_for_line(server, r"ACME directory: (\S+)", 120, "candor serve")
             _drain(server)
@@ -503,6 +492,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("candor", "pebble"), default=None)
     parser.add_argument("--max-rate", type=float, default=400.0, help=argparse.SUPPRESS)  # sizes the hosts table
     parser.add_argument("--profile", default=None, help="py-spy raw profile of candor serve to this path")
+    parser.add_argument("--gil", action="store_true", help="with --profile: sample only the thread holding the GIL")
     args = parser.parse_args()
     report: dict[str, Any] = {}
     candor = pebble = None

@@ -27,9 +27,9 @@ JOSE = "application/jose+json"
 def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
     base = service.settings.base
 
-    def headers(extra: dict[str, str] | None = None) -> dict[str, str]:
+    def headers(extra: dict[str, str] | None = None, *, nonce: str | None = None) -> dict[str, str]:
         values = {
-            "Replay-Nonce": nonces.issue(),
+            "Replay-Nonce": nonce or nonces.issue(),
             "Link": f'<{base}/directory>;rel="index"',
             "Cache-Control": "no-store",
         }
@@ -55,25 +55,34 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
         handler: Callable[..., Reply], *, with_id: bool = True, with_address: bool = False
     ) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
+            fresh: list[str] = []  # the response's nonce, once issued
+
+            def run() -> tuple[Reply, dict[str, str]]:
+                # One worker-thread hop per request: verify, use the request's nonce and issue the response's
+                # in one transaction, handle, and build the headers.
+                verified = verify_request(body, url=url, account_key=service.account_key)
+                used, issued = nonces.exchange(verified.nonce)
+                fresh.append(issued)
+                if not used:
+                    raise AcmeProblem("badNonce", "the nonce is unknown, used or expired (RFC 8555 6.5)", 400)
+                if with_address:
+                    reply = handler(verified, address=request.client.host if request.client else None)
+                else:
+                    reply = handler(verified, object_id) if with_id else handler(verified)
+                return reply, headers(reply[2], nonce=issued)
+
             try:
                 body = await _bounded_body(request)
                 url = f"{service.settings.base_url}{request.url.path}"
                 object_id = int(request.path_params["id"]) if with_id else None
-
-                def run() -> Reply:
-                    verified = verify_request(body, url=url, account_key=service.account_key)
-                    if not nonces.redeem(verified.nonce):
-                        raise AcmeProblem("badNonce", "the nonce is unknown, used or expired (RFC 8555 6.5)", 400)
-                    if with_address:
-                        return handler(verified, address=request.client.host if request.client else None)
-                    return handler(verified, object_id) if with_id else handler(verified)
-
-                status, content, extra = await run_in_threadpool(run)
+                (status, content, _extra), reply_headers = await run_in_threadpool(run)
             except Exception as error:  # mapped to a problem document; internal details are logged, not sent
                 response = from_error(error)
-                response.headers.update(await run_in_threadpool(headers))
+                if fresh:
+                    response.headers.update(headers(nonce=fresh[0]))
+                else:
+                    response.headers.update(await run_in_threadpool(headers))
                 return response
-            reply_headers = await run_in_threadpool(headers, extra)
             if isinstance(content, bytes):
                 return Response(content, status_code=status, headers=reply_headers)
             return Response(
