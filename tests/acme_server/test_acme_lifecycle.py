@@ -20,6 +20,7 @@ from jose_requests import b64, jose_key, public_jwk_of
 
 from candor.acme import ari, eab
 from candor.acme.jwk import key_authorization
+from candor.ra.limits import Limits
 from candor.storage.models_acme import ExternalAccountKey
 
 EAB_SECRET = "s" * 40
@@ -28,7 +29,7 @@ EAB_SECRET = "s" * 40
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeHarness]:
     home = build_home(tmp_path_factory.mktemp("acme-lifecycle"))
-    with acme_server(home) as running:
+    with acme_server(home, limits=Limits(accounts_per_address=1000)) as running:
         yield running
 
 
@@ -267,3 +268,34 @@ def test_a_deactivated_account_can_do_nothing_more(harness: AcmeHarness) -> None
     assert status == 200 and account["status"] == "deactivated"
     refused = client.post("/acme/new-order", {"identifiers": [{"type": "dns", "value": "example.com"}]})
     expect_problem(refused, "unauthorized", 403)
+
+
+# -- subproblems (RFC 8555 6.7.1) ---------------------------------------------------------------------------
+
+
+def test_every_refused_identifier_is_a_subproblem(harness: AcmeHarness) -> None:
+    client = Raw(harness, "p256_subproblems").register()
+    identifiers = [
+        {"type": "dns", "value": "example.com"},
+        {"type": "dns", "value": "ex_ample.com"},
+        {"type": "dns", "value": "*.co.uk"},
+        {"type": "dns", "value": "-bad-.example.com"},
+    ]
+    code, body, _ = client.post("/acme/new-order", {"identifiers": identifiers})
+    assert code == 400 and body["type"] == URN + "rejectedIdentifier", body
+    refused = {sub["identifier"]["value"] for sub in body["subproblems"]}
+    assert refused == {"ex_ample.com", "*.co.uk", "-bad-.example.com"}
+    assert all(sub["type"].startswith(URN) and sub["detail"] for sub in body["subproblems"])
+    one = client.post("/acme/new-order", {"identifiers": identifiers[:2]})
+    expect_problem(one, "rejectedIdentifier", 400)
+    assert "subproblems" not in one[1] and "ex_ample.com" in one[1]["detail"]
+
+
+def test_a_challenge_links_to_its_authorization_and_to_the_directory(harness: AcmeHarness) -> None:
+    """RFC 8555 7.1: the "index" link relation is on every resource but the directory; 7.5.1: "up"."""
+    client = Raw(harness, "p256_links").register()
+    _, order, _ = client.post("/acme/new-order", {"identifiers": [{"type": "dns", "value": "example.com"}]})
+    _, authz, _ = client.post(urlsplit(order["authorizations"][0]).path, None)
+    _, _, headers = client.post(urlsplit(authz["challenges"][0]["url"]).path, None)
+    assert 'rel="up"' in headers["link"] and 'rel="index"' in headers["link"]
+    assert f"{urlsplit(order['authorizations'][0]).path}>" in headers["link"]

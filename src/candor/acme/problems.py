@@ -36,10 +36,18 @@ _JWS_STATUS = {"badNonce": 400, "unauthorized": 403, "accountDoesNotExist": 400}
 class AcmeProblem(Exception):
     """Raised by a resource handler to answer with a specific ACME error type."""
 
-    def __init__(self, acme_type: str, detail: str, status: int = 400, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        acme_type: str,
+        detail: str,
+        status: int = 400,
+        headers: dict[str, str] | None = None,
+        subproblems: list[dict[str, object]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.acme_type, self.detail, self.status = acme_type, detail, status
         self.headers = headers or {}
+        self.subproblems = subproblems or []  # RFC 8555 6.7.1: one per identifier, each with its own type
 
 
 def problem_type_for(kind: ErrorKind) -> tuple[str, int]:
@@ -53,7 +61,8 @@ def problem(acme_type: str, detail: str, status: int, **extra: object) -> Respon
 
 def from_error(error: Exception) -> Response:
     if isinstance(error, AcmeProblem):
-        response = problem(error.acme_type, error.detail, error.status)
+        subproblems: dict[str, object] = {"subproblems": error.subproblems} if error.subproblems else {}
+        response = problem(error.acme_type, error.detail, error.status, **subproblems)
         response.headers.update(error.headers)
         return response
     if isinstance(error, JwsError):

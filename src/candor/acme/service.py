@@ -12,7 +12,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from cryptography import x509
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from candor.acme import ari, eab
 from candor.acme.jwk import b64url_decode, jwk_thumbprint, key_authorization, key_from_jwk, public_jwk
 from candor.acme.jws import VerifiedRequest, verify_eab, verify_key_change
-from candor.acme.problems import AcmeProblem
+from candor.acme.problems import URN, AcmeProblem, problem_type_for
 from candor.acme.records import (
     account_json,
     authorization_json,
@@ -37,7 +37,7 @@ from candor.audit import AuditLog
 from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
 from candor.policy.dated import rules_at
-from candor.policy.names import Identifier, check_identifiers, normalize_identifier
+from candor.policy.names import MAX_IDENTIFIERS, Identifier, check_identifiers, normalize_identifier
 from candor.ra.limits import Limits, check_new_account, check_new_order, check_validation_attempt
 from candor.revocation import RevocationReason, revoke
 from candor.storage import Database, orders, repositories
@@ -271,7 +271,7 @@ class AcmeService:
         profile = payload.get("profile", next(iter(self.settings.profiles)))
         if profile not in self.settings.profiles:
             raise AcmeProblem("invalidProfile", f"profile {profile!r} is not offered; see the directory's meta")
-        identifiers = _identifiers(payload.get("identifiers"))
+        identifiers, refused = _identifiers(payload.get("identifiers"))
         replaces = payload.get("replaces")
         if replaces is not None and not isinstance(replaces, str):
             raise AcmeProblem("malformed", "'replaces' is a certificate identifier string (RFC 9773 5)")
@@ -281,6 +281,7 @@ class AcmeService:
             if issuer is None:
                 raise CandorError(ErrorKind.UNAVAILABLE, "the configured ACME issuer does not exist")
             private = issuer.private
+        _raise_subproblems(refused + _refused_by_policy(identifiers, now=now, private=private))
         check_identifiers(identifiers, now=now, private=private)
         for identifier in identifiers:
             if identifier.value.startswith("*.") and "dns-01" not in self.settings.challenge_types:
@@ -548,8 +549,10 @@ class AcmeService:
         with self.db.session() as session:
             challenge = session.get(Challenge, challenge_id)
             assert challenge is not None
-            up = f'<{self.settings.base}/authz/{challenge.authorization_id}>;rel="up"'
-            return 200, challenge_json(challenge, self.settings.base), {"Link": up, **_retry_after(challenge.status)}
+            # RFC 8555 7.1: the "index" link on every resource, and for a challenge its authorization ("up").
+            base = self.settings.base
+            links = f'<{base}/authz/{challenge.authorization_id}>;rel="up", <{base}/directory>;rel="index"'
+            return 200, challenge_json(challenge, base), {"Link": links, **_retry_after(challenge.status)}
 
     def _record_validation(self, challenge_id: int, result: ValidationResult, thumbprint: str) -> None:
         with self.db.session() as session:
@@ -695,10 +698,14 @@ def _contacts(value: object) -> list[str]:
     return list(value)
 
 
-def _identifiers(value: object) -> tuple[Identifier, ...]:
+def _identifiers(value: object) -> tuple[tuple[Identifier, ...], list[dict[str, object]]]:
+    """The requested identifiers in normal form, and a subproblem for each that has none."""
     if not isinstance(value, list) or not value:
         raise AcmeProblem("malformed", "'identifiers' is a non-empty list (RFC 8555 7.4)")
+    if len(value) > 4 * MAX_IDENTIFIERS:
+        raise AcmeProblem("rejectedIdentifier", f"at most {MAX_IDENTIFIERS} identifiers in an order")
     found: list[Identifier] = []
+    refused: list[dict[str, object]] = []
     for item in value:
         if (
             not isinstance(item, dict)
@@ -708,8 +715,46 @@ def _identifiers(value: object) -> tuple[Identifier, ...]:
             raise AcmeProblem("malformed", "each identifier is an object with a string 'type' and 'value'")
         if item["type"] not in ("dns", "ip"):
             raise AcmeProblem("unsupportedIdentifier", f"identifier type {item['type'][:20]!r} is not supported")
-        found.append(normalize_identifier(item["type"], item["value"]))
-    return tuple(sorted(set(found), key=lambda i: (i.type, i.value)))
+        try:
+            found.append(normalize_identifier(item["type"], item["value"]))
+        except CandorError as exc:
+            refused.append(_subproblem(exc, item["type"], item["value"][:255]))
+    return tuple(sorted(set(found), key=lambda i: (i.type, i.value))), refused
+
+
+def _subproblem(error: CandorError, identifier_type: str, value: str) -> dict[str, object]:
+    acme_type, status = problem_type_for(error.kind)
+    return {
+        "type": URN + acme_type,
+        "detail": error.message,
+        "status": status,
+        "identifier": {"type": identifier_type, "value": value},
+    }
+
+
+def _raise_subproblems(refused: list[dict[str, object]]) -> None:
+    """RFC 8555 6.7.1: one refused identifier is the error itself; several are subproblems of one error."""
+    if len(refused) == 1:
+        only = refused[0]
+        raise AcmeProblem(str(only["type"]).removeprefix(URN), str(only["detail"]), int(str(only["status"])))
+    if refused:
+        raise AcmeProblem(
+            "rejectedIdentifier",
+            f"{len(refused)} identifiers cannot be certified; see the subproblems",
+            400,
+            subproblems=refused,
+        )
+
+
+def _refused_by_policy(identifiers: tuple[Identifier, ...], *, now: datetime, private: bool) -> list[dict[str, object]]:
+    """Each identifier on its own against the name policy, so that every refused one is named."""
+    refused = []
+    for identifier in identifiers:
+        try:
+            check_identifiers([identifier], now=now, private=private)
+        except CandorError as exc:
+            refused.append(_subproblem(exc, identifier.type, identifier.value))
+    return refused
 
 
 def _orders_with(session: Session, authorization: Authorization) -> list[Order]:
