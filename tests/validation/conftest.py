@@ -1,4 +1,5 @@
-"""Fixtures for the validator tests: loopback addresses, a guard on outgoing connections, a fake clock.
+"""Fixtures for the validator tests: loopback addresses, a guard on outgoing connections, a fake clock, and
+one BIND 9 server with the signed test DNS tree for the whole session (``named``; see bind9.py).
 
 The guard wraps ``socket.socket.connect`` for every test here: it records each connection attempt and fails
 the test on any destination outside 127.0.0.0/8 and ::1 (this machine may only talk to itself), or on a host
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from bind9 import Named, running_named
 from validation_fakes import LoopbackPool
 
 from candor.clock import FakeClock
@@ -24,6 +27,13 @@ _POOL = LoopbackPool()
 def loopback() -> LoopbackPool:
     """``loopback.take()`` returns a fresh 127.0.0.x whose ports 80 and 443 are free."""
     return _POOL
+
+
+@pytest.fixture(scope="session")
+def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Named]:
+    """BIND 9 serving the signed test tree (its trust anchor is ``named.trust_anchors``)."""
+    with running_named(tmp_path_factory.mktemp("named")) as server:
+        yield server
 
 
 @pytest.fixture

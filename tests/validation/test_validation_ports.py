@@ -16,16 +16,19 @@ from pathlib import Path
 import pytest
 
 import candor.validation
+import candor.validation.dnssec
 from candor.validation import _net, http01, tlsalpn01
 
 PACKAGE = Path(candor.validation.__file__).parent
 PUBLIC_MODULES = ["candor.validation", "candor.validation.addresses", "candor.validation.http01"]
-PUBLIC_MODULES += ["candor.validation.tlsalpn01"]
-RECORDS = {candor.validation.Contact, candor.validation.ValidationResult}  # results: they report a port, take none
+PUBLIC_MODULES += ["candor.validation.tlsalpn01", "candor.validation.dns01", "candor.validation.dnssec"]
+# results: they report a port (or a DNSSEC "security" status), take none
+RECORDS = {candor.validation.Contact, candor.validation.ValidationResult, candor.validation.dnssec.Validated}
 STEERING = re.compile(r"port|url|uri|path|scheme|host|location", re.IGNORECASE)
 # Public callables whose matching parameters steer no connection, each with the reason.
 EXEMPT = {
     "candor.validation.ChallengeValidator.validate": "account_uri is passed on to the CAA check, never contacted",
+    "candor.validation.ChallengeValidator.recheck_caa": "account_uri is RFC 8657's accounturi, never contacted",
     "candor.validation.caa_decision": "account_uri is RFC 8657's accounturi, compared with a record, never contacted",
 }
 

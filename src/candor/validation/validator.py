@@ -1,5 +1,9 @@
 """One entry point for the challenge types Candor validates, for the RA and the ACME front end.
 
+http-01 and tls-alpn-01 use the injected resolver and address policy; dns-01 (RFC 8555 §8.4, BR 3.2.2.4.7)
+uses the ``txt_source`` (the DNSSEC-validating :class:`candor.validation.dns.DnsResolver`) and fails with a
+clear result when none is configured.
+
 After a challenge succeeds, CAA is checked for the name (RFC 8659; RFC 8657 accounturi and
 validationmethods; BR 3.2.2.8) when a CAA source is configured. A CAA lookup that fails is not permission:
 the validation fails (RFC 8659 3; BR 3.2.2.8.1).
@@ -16,6 +20,7 @@ from candor.errors import CandorError
 from candor.policy.names import Identifier
 from candor.validation.addresses import AddressPolicy, Resolver
 from candor.validation.caa import CaaRecord, caa_decision
+from candor.validation.dns01 import DNS01_METHOD, TxtSource, validate_dns01
 from candor.validation.http01 import validate_http01
 from candor.validation.outcome import ValidationResult
 from candor.validation.tlsalpn01 import validate_tlsalpn01
@@ -38,6 +43,7 @@ class ChallengeValidator:
     clock: Clock
     timeout: float = 10.0
     caa: CaaCheck | None = None
+    txt_source: TxtSource | None = None  # dns-01; None: dns-01 challenges fail as not configured
 
     def validate(
         self, challenge_type: str, identifier: Identifier, token: str, key_authorization: str, *, account_uri: str = ""
@@ -52,6 +58,13 @@ class ChallengeValidator:
                 identifier, token, key_authorization,
                 resolver=self.resolver, policy=self.policy, clock=self.clock, timeout=self.timeout,
             )  # fmt: skip
+        elif challenge_type == "dns-01":
+            if self.txt_source is None:
+                now = self.clock.now()
+                return ValidationResult(False, DNS01_METHOD, "dns", "dns-01 is not configured on this CA", (), now, 0.0)
+            result = validate_dns01(
+                identifier, key_authorization, txt_source=self.txt_source, clock=self.clock, token=token
+            )
         else:
             raise ValueError(f"no validator for challenge type {challenge_type!r}")
         if not result.ok or self.caa is None or identifier.type != "dns":
