@@ -81,15 +81,27 @@ def client(name: str) -> str:
 
 
 @contextmanager
-def serving(parent: Path, names: Iterable[str], pool: LoopbackPool) -> Iterator[Served]:
+def serving(
+    parent: Path,
+    names: Iterable[str],
+    pool: LoopbackPool,
+    *,
+    nameservers: Iterable[str] = (),
+    trust_anchors: Iterable[str] = (),
+) -> Iterator[Served]:
     """`candor serve` on a fresh data directory in *parent* whose validation sends every one of *names* to one
-    loopback address taken from *pool*; stopped (its whole process group) on exit."""
+    loopback address taken from *pool* and, when given, asks *nameservers* ("ip:port") for everything else,
+    DNSSEC-validated from *trust_anchors*; stopped (its whole process group) on exit."""
     home, http_port, acme_port = parent / "home", free_port(), free_port()
     assert run_cli("--data-dir", home, "init", "--port", str(http_port), "--acme-port", str(acme_port)).code == 0
     answer_ip = pool.take()
     config = (home / "candor.toml").read_text()
     hosts = ", ".join(f'"{name}" = ["{answer_ip}"]' for name in names)
     config = config.replace("allow_loopback = false", f"allow_loopback = true\nhosts = {{ {hosts} }}")
+    if nameservers:
+        listed = ", ".join(f'"{entry}"' for entry in nameservers)
+        anchors = ", ".join(f'"{anchor}"' for anchor in trust_anchors)
+        config = config.replace("nameservers = []", f"nameservers = [{listed}]\ntrust_anchors = [{anchors}]")
     (home / "candor.toml").write_text(config)
     process = subprocess.Popen(
         [sys.executable, "-m", "candor", "--data-dir", str(home), "serve"],

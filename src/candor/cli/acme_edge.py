@@ -27,6 +27,7 @@ from candor.ra.limits import Limits
 from candor.server import AcmeListener
 from candor.storage import repositories
 from candor.validation import AddressPolicy, ChallengeValidator, DnsResolver, StaticResolver
+from candor.validation.addresses import IPAddress as Address
 from candor.validation.validator import CaaCheck
 
 
@@ -36,12 +37,14 @@ def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListene
         return None
     origin = f"https://{'[' + host + ']' if ':' in host else host}:{config.https_port}"
     validation = config.validation
+    dns = _dns_resolver(context)
     validator = ChallengeValidator(
-        resolver=StaticResolver(validation.hosts),
+        resolver=_HostsThenDns(StaticResolver(validation.hosts), dns),
         policy=AddressPolicy(allow_loopback=validation.allow_loopback),
         clock=context.clock,
         timeout=validation.timeout_seconds,
-        caa=_caa(context),
+        caa=CaaCheck(source=dns, ca_domains=frozenset(d.lower() for d in config.caa_identities)) if dns else None,
+        txt_source=dns,
     )
     service = AcmeService(
         db=context.db,
@@ -54,6 +57,7 @@ def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListene
             limits=_limits(context),
             external_account_required=config.external_account_required,
             eab_secret=_eab_secret(context),
+            challenge_types=("http-01", "dns-01", "tls-alpn-01") if dns else ("http-01", "tls-alpn-01"),
         ),
         finalizer=signer,
         validator=validator,
@@ -69,8 +73,26 @@ def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListene
     )
 
 
-def _caa(context: Context) -> CaaCheck | None:
-    """CAA through the configured resolvers; a public issuer never runs without (BR 3.2.2.8)."""
+class _HostsThenDns:
+    """Addresses for http-01 and tls-alpn-01: the configured hosts table first (a local PKI's test names), then
+    DNS, DNSSEC-validated. Without DNS, a name missing from the table has no address."""
+
+    def __init__(self, hosts: StaticResolver, dns: DnsResolver | None) -> None:
+        self.hosts, self.dns = hosts, dns
+
+    def addresses(self, name: str) -> list[Address]:
+        try:
+            return self.hosts.addresses(name)
+        except CandorError:
+            if self.dns is None:
+                raise
+        return self.dns.addresses(name)
+
+
+def _dns_resolver(context: Context) -> DnsResolver | None:
+    """The validation DNS client (dnspython, DNSSEC validated from the configured trust anchors). A public
+    issuer never runs without one (BR 3.2.2.4, 3.2.2.8) and never with a hosts table (its names must be
+    proven in the real DNS)."""
     config = context.config.acme
     servers = []
     for entry in config.validation.nameservers:
@@ -81,11 +103,21 @@ def _caa(context: Context) -> CaaCheck | None:
     with context.db.session() as session:
         issuer = repositories.issuer_by_name(session, config.issuer)
         public = issuer is not None and not issuer.private
+    if public and config.validation.hosts:
+        raise CandorError(ErrorKind.CONFIG, "acme.validation.hosts: a public ACME issuer resolves names only in DNS")
     if not servers:
         if public:
             raise CandorError(ErrorKind.CONFIG, "acme.validation.nameservers: a public ACME issuer must check CAA")
         return None
-    return CaaCheck(source=DnsResolver(servers), ca_domains=frozenset(d.lower() for d in config.caa_identities))
+    try:
+        return DnsResolver(
+            servers,
+            timeout=config.validation.timeout_seconds,
+            trust_anchors=config.validation.trust_anchors,
+            clock=context.clock,
+        )
+    except ValueError as exc:
+        raise CandorError(ErrorKind.CONFIG, f"acme.validation: {exc}") from None
 
 
 def _eab_secret(context: Context) -> str | None:
