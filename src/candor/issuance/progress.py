@@ -22,7 +22,6 @@ from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
 from candor.issuance.ct import SctSource
 from candor.issuance.issuers import IssuerContext, IssuerResolver
-from candor.lint import kind_for
 from candor.storage import Database, orders, repositories
 from candor.storage.models import SerialRecord
 from candor.storage.models_issuance import Issuance, Order
@@ -117,12 +116,13 @@ class Stages:
             scts = self.sct_source.obtain(progress.stored["precertificate"], issuer.certificate)
         elif not issuer.private:
             raise CandorError(ErrorKind.POLICY, "a publicly trusted issuer needs CT: no SCT source is configured")
-        token = signing.prepare_tbs(
+        # BR 4.3.1.2: the precertificate's TBS was linted; the final TBS is admitted by the technical control
+        # that it corresponds to it (RFC 6962), instead of a second pkilint run over the same content.
+        token = signing.corresponding_final(
+            progress.precert_tbs,
             signing.final_tbs_from_precertificate(progress.precert_tbs, scts),
+            scts,
             algorithm=issuer.algorithm,
-            kind=kind_for(progress.profile, False),
-            what=f"certificate for order {progress.order_id}",
-            allow_local_urls=issuer.private,
         )
         with self.db.session() as session:
             moved = self._move(
@@ -133,6 +133,7 @@ class Stages:
                 self._event(
                     session, "issuance.final_intent", progress,
                     tbs_sha256=token.tbs_sha256, sct_list_bytes=len(scts) if scts else 0,
+                    checked="corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)",
                 )  # fmt: skip
         if moved:
             progress.final_tbs = token.tbs

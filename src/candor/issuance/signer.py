@@ -7,12 +7,13 @@ the cycle, writing each stage before the next begins:
    stored, in one transaction;
 2. precertificate: the stored TBS signed and stored; from here the serial counts as issued (BR 7.1.2.9);
 3. SCTs obtained (or none, on a private issuer), the final TBS built from the precertificate's at the DER
-   level, linted and stored;
+   level, checked to correspond to the linted precertificate TBS (BR 4.3.1.2, RFC 6962) and stored;
 4. final certificate: the stored TBS signed and stored; the order becomes valid.
 
-Every signature signs stored, linted bytes, so a retry after a crash re-signs the same TBS and can never
-produce a second, different certificate for one (issuer, serial). ``finalize`` on an order already under
-way resumes it; ``reconcile()`` resumes everything at start-up. Stages 2-4 are in :mod:`.progress`.
+Every signature signs stored bytes that were linted (or, for the final certificate, shown to correspond to
+linted ones), so a retry after a crash re-signs the same TBS and can never produce a second, different
+certificate for one (issuer, serial). ``finalize`` on an order already under way resumes it; ``reconcile()``
+resumes everything at start-up. Stages 2-4 are in :mod:`.progress`.
 """
 
 from __future__ import annotations

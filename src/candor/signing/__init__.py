@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from candor.signing.der import final_tbs_from_precertificate
-from candor.signing.linted import SigningToken, prepare, prepare_tbs, sign, token_for_stored_tbs, verify_signature
+from candor.signing.linted import (
+    SigningToken,
+    corresponding_final,
+    prepare,
+    prepare_tbs,
+    sign,
+    token_for_stored_tbs,
+    verify_signature,
+)
 
 __all__ = [
     "SigningToken",
+    "corresponding_final",
     "final_tbs_from_precertificate",
     "prepare",
     "prepare_tbs",

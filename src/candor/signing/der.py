@@ -10,6 +10,7 @@ from candor.profiles.der import (
     SEQUENCE,
     DERError,
     children,
+    decode_oid,
     encode,
     encode_octet_string,
     read,
@@ -75,9 +76,72 @@ def _append_extension(tbs: bytes, extension: bytes) -> bytes:
     return encode(SEQUENCE, body)
 
 
+# The poison extension exactly as RFC 6962 3.1 defines it: critical, extnValue an OCTET STRING holding NULL.
+_POISON_OID_DER = encode(OBJECT_IDENTIFIER, bytes.fromhex("2b06010401d679020403"))  # 1.3.6.1.4.1.11129.2.4.3
+_POISON_DER = encode(SEQUENCE, _POISON_OID_DER + b"\x01\x01\xff" + encode_octet_string(b"\x05\x00"))
+
+
+def require_correspondence(precert_tbs: bytes, final_tbs: bytes, sct_list: bytes | None) -> None:
+    """The technical control of BR 4.3.1.2 that lets a linted precertificate stand for its final certificate:
+    *final_tbs* corresponds to *precert_tbs* as RFC 6962 3.1-3.2 describe. Checked independently of how the
+    final TBS was built: every TBSCertificate field but the extensions byte for byte equal; the extensions
+    equal, in the same order and byte for byte, except that the precertificate's one poison extension (critical,
+    NULL) is gone and, when there are SCTs, one non-critical SCT list extension holding exactly *sct_list*
+    is last. Anything else is ``ErrorKind.INTERNAL`` and nothing is signed."""
+    try:
+        precert, final = _top_level(precert_tbs), _top_level(final_tbs)
+        if len(precert) != len(final) or not precert or precert[-1][0] != EXTENSIONS_TAG:
+            raise DERError("the two TBSCertificates do not have the same fields")
+        for (_t1, start1, _c1, end1), (_t2, start2, _c2, end2) in zip(precert[:-1], final[:-1], strict=True):
+            if precert_tbs[start1:end1] != final_tbs[start2:end2]:
+                raise DERError("a TBSCertificate field other than the extensions differs")
+        precert_extensions = _extensions(precert_tbs, precert[-1])
+        final_extensions = _extensions(final_tbs, final[-1])
+        poisons = [e for e in precert_extensions if _extension_oid(e) == POISON_OID.dotted_string]
+        if poisons != [_POISON_DER]:
+            raise DERError("the precertificate does not carry exactly one well-formed poison extension")
+        expected = [e for e in precert_extensions if e != _POISON_DER]
+        if sct_list is not None:
+            check_sct_list(sct_list)
+            expected.append(encode(SEQUENCE, _SCT_LIST_OID_DER + encode_octet_string(encode_octet_string(sct_list))))
+        if final_extensions != expected:
+            raise DERError("the final certificate's extensions are not the precertificate's less the poison")
+    except DERError as exc:
+        raise CandorError(
+            ErrorKind.INTERNAL, f"BR 4.3.1.2: the final certificate does not correspond to its precertificate: {exc}"
+        ) from None
+
+
+def _extensions(tbs: bytes, element: tuple[int, int, int, int]) -> list[bytes]:
+    _tag, _start, contents, end = element
+    inner_tag, inner_start, inner_end = read(tbs, contents, end)
+    if inner_tag != SEQUENCE or inner_end != end:
+        raise DERError("extensions [3] does not hold exactly one SEQUENCE")
+    found = []
+    for tag, start, _contents, stop in children(tbs, inner_start, inner_end):
+        if tag != SEQUENCE:
+            raise DERError("an extension is not a SEQUENCE")
+        found.append(tbs[start:stop])
+    return found
+
+
+def _extension_oid(extension: bytes) -> str:
+    _tag, start, end = read(extension, 0, len(extension))
+    tag, oid_start, oid_end = read(extension, start, end)
+    if tag != OBJECT_IDENTIFIER:
+        raise DERError("an extension does not start with its extnID")
+    return decode_oid(extension[oid_start:oid_end])
+
+
 def _top_level_start(tbs: bytes) -> int:
     _tag, start, _end = read(tbs, 0, len(tbs))
     return start
 
 
-__all__ = ["SCT_LIST_OID", "assemble_certificate", "final_tbs_from_precertificate", "tbs_signature_algorithm"]
+__all__ = [
+    "SCT_LIST_OID",
+    "assemble_certificate",
+    "final_tbs_from_precertificate",
+    "require_correspondence",
+    "tbs_signature_algorithm",
+]

@@ -5,6 +5,10 @@ algorithm (so the signature AlgorithmIdentifier inside the TBS is the real one),
 with pkilint, and returns the TBS bytes as a single-use :class:`SigningToken`. ``sign()`` signs those stored
 bytes with the CA key: there is no second template rendering that could differ from what was linted.
 (Boulder's issuance package does the same: "issuance token already redeemed".)
+
+A final certificate's TBS is not linted a second time: ``corresponding_final()`` admits it only if it
+corresponds to the linted precertificate's TBS as RFC 6962 describes, the technical control BR 4.3.1.2
+accepts in place of that lint (docs/performance.md gives the argument).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from candor.keys.file import generate_private_key
 from candor.lint import CertificateKind, LintReport, require_clean
 from candor.policy.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
 from candor.profiles import CertificateTemplate, to_builder
-from candor.signing.der import assemble_certificate
+from candor.signing.der import assemble_certificate, require_correspondence
 
 
 @functools.cache
@@ -75,6 +79,15 @@ def prepare_tbs(
     draft = x509.load_der_x509_certificate(assemble_certificate(tbs, _raw_sign(tbs, _throwaway(algorithm), algorithm)))
     report = require_clean(draft.public_bytes(Encoding.DER), kind, what=what, allow_local_urls=allow_local_urls)
     return SigningToken(tbs=tbs, algorithm=algorithm, report=report)
+
+
+def corresponding_final(
+    precert_tbs: bytes, final_tbs: bytes, sct_list: bytes | None, *, algorithm: KeyAlgorithm
+) -> SigningToken:
+    """A token for a final certificate's TBS whose precertificate TBS was linted (BR 4.3.1.2): refused
+    (``ErrorKind.INTERNAL``) unless it corresponds byte for byte, poison and SCT list aside (RFC 6962)."""
+    require_correspondence(precert_tbs, final_tbs, sct_list)
+    return SigningToken(tbs=final_tbs, algorithm=algorithm, report=None)
 
 
 def _raw_sign(tbs: bytes, key: CAPrivateKey, algorithm: KeyAlgorithm) -> bytes:
