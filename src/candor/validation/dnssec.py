@@ -249,6 +249,10 @@ def nsec_denial(
     )
     if cover is None:
         raise ProofError(f"no NSEC proves that {qname} does not exist")
+    if not nxdomain and cover[1].is_subdomain(qname) and cover[1] != qname:
+        # An empty non-terminal (RFC 4592 §2.2.2) has no NSEC of its own: the NSEC before it points below it,
+        # so the name exists, with no data of any type.
+        return Denial("nodata")
     encloser = max(_common_ancestor(qname, cover[0]), _common_ancestor(qname, cover[1]), key=len)
     wildcard = _wildcard(encloser)
     if nxdomain:
@@ -698,7 +702,7 @@ class _Run:
             return self._insecure_zone(zone, f"{zone} lies in an NSEC3 opt-out span of {parent_zone} (RFC 5155 §8.6)")
         if denial.kind == "nodata" and dns.rdatatype.NS in denial.types:  # RFC 6840 §4.4: NS set, DS and SOA not
             return self._insecure_zone(zone, f"{parent_zone} delegates {zone} without DS (RFC 4035 §5.2)")
-        raise Bogus(f"{zone} is signed as a zone, but {parent_zone} does not delegate it")
+        raise Bogus(f"{parent_zone} does not delegate {zone}, so {zone} cannot be a zone of its own (RFC 6840 §4.4)")
 
     def _insecure_zone(self, zone: dns.name.Name, reason: str, ttl: float = MAX_CACHE_SECONDS) -> _ZoneKeys:
         return _ZoneKeys(zone, None, reason, self._now + max(0.0, min(ttl, MAX_CACHE_SECONDS)))
