@@ -198,6 +198,8 @@ class Result:
     orders: int
     seconds: float
     stats: Stats
+    server_cpu: float = 0.0  # CPU seconds the server process(es) used while measured (Linux /proc), 0 if unknown
+    client_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -212,7 +214,7 @@ class Result:
 
 async def run_load(
     directory_url: str, trust: ssl.SSLContext, answer: Answer, names: Iterator[str], *, clients: int, duration: float,
-    orders: int | None, warmup: int,
+    orders: int | None, warmup: int, server_pids: Callable[[], list[int]] = list,
 ) -> Result:  # fmt: skip
     """Every client registers and completes *warmup* orders; then all run for *duration* s (or *orders*)."""
     stats = Stats()
@@ -223,6 +225,7 @@ async def run_load(
         await asyncio.gather(*(client.start() for client in acme))
         await asyncio.gather(*(client.order(next(names), answer) for client in acme for _ in range(warmup)))
         stats.latencies.clear()
+        cpu_before, client_before = _cpu(server_pids()), time.process_time()
         started = time.perf_counter()
         deadline = started + duration
         budget = [orders if orders is not None else 1 << 62]
@@ -237,10 +240,35 @@ async def run_load(
                 done[0] += 1
 
         await asyncio.gather(*(worker(client) for client in acme))
-        return Result(done[0], time.perf_counter() - started, stats)
+        elapsed = time.perf_counter() - started
+        server_cpu, client_cpu = _cpu(server_pids()) - cpu_before, time.process_time() - client_before
+        return Result(done[0], elapsed, stats, server_cpu, client_cpu)
     finally:
         for http in https:
             await http.aclose()
+
+
+def _cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of *pids* and their waited-for children, from /proc (0 where unreadable)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _descendants(root: int) -> list[int]:
+    found, frontier = [root], [root]
+    while frontier:
+        pid = frontier.pop()
+        with contextlib.suppress(OSError):
+            for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+                found.append(int(child))
+                frontier.append(int(child))
+    return found
 
 
 # -- http-01 answering ----------------------------------------------------------------------------------------
@@ -411,7 +439,7 @@ async def bench_candor(args: argparse.Namespace) -> Result:
             trust = ssl.create_default_context(cafile=str(home / "public" / "issuers" / "root-x1.pem"))
             result = await run_load(
                 directory_url, trust, responder.answer, iter(names), clients=args.clients, duration=args.duration,
-                orders=args.orders, warmup=args.warmup,
+                orders=args.orders, warmup=args.warmup, server_pids=lambda: _descendants(server.pid),
             )  # fmt: skip
             if args.profile:
                 os.kill(server.pid, signal.SIGINT)  # py-spy writes its profile when the child ends
@@ -465,6 +493,7 @@ async def bench_pebble(args: argparse.Namespace) -> Result:
                     return await run_load(
                         f"https://127.0.0.1:{listen}/dir", trust, answerer.answer, iter(_names("p", args)),
                         clients=args.clients, duration=args.duration, orders=args.orders, warmup=args.warmup,
+                        server_pids=lambda: [pebble.pid, challtestsrv.pid],
                     )  # fmt: skip
 
 
@@ -481,6 +510,9 @@ def _summary(label: str, result: Result) -> None:
         f"{result.percentile(0.5) * 1000:.0f} ms, p99 {result.percentile(0.99) * 1000:.0f} ms; "
         f"{result.stats.requests} JWS POSTs, {result.stats.polls} poll waits, {result.stats.bad_nonces} badNonce"
     )
+    if result.orders:
+        server = f"server {result.server_cpu / result.orders * 1000:.1f} ms, " if result.server_cpu else ""
+        print(f"  CPU per order: {server}client {result.client_cpu / result.orders * 1000:.1f} ms")
 
 
 def main() -> None:
@@ -507,6 +539,7 @@ def main() -> None:
             orders_per_s=round(candor.rate, 1),
             candor_p50_ms=round(candor.percentile(0.5) * 1000, 1),
             candor_p99_ms=round(candor.percentile(0.99) * 1000, 1),
+            candor_cpu_ms_per_order=round(candor.server_cpu / max(candor.orders, 1) * 1000, 1),
         )
     if pebble is not None:
         report.update(
@@ -517,7 +550,10 @@ def main() -> None:
         ratio = candor.rate / pebble.rate if pebble.rate else 0.0
         report["ratio_to_pebble"] = round(ratio, 2)
         print(f"ratio Candor / Pebble: {ratio:.2f}")
-    print("note: Candor's figure includes real http-01 validation and both pkilint passes, but no CT (private issuer)")
+    print(
+        "note: Candor's figure includes real http-01 validation, pkilint on the precertificate and the BR 4.3.1.2 "
+        "correspondence check of the final certificate, but no CT (private issuer)"
+    )
     report.update(
         clients=args.clients,
         cores=os.cpu_count(),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, select, text
+from sqlalchemy import Row, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -75,9 +75,12 @@ class AuditLog:
         actor, action, subject = (
             _check_text(n, v) for n, v in (("actor", actor), ("action", action), ("subject", subject))
         )
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
-        head = session.execute(
+        # Core statements on the session's connection: the same transaction, without a unit-of-work flush per
+        # event (an order writes seven events; bench/acme.py measured the ORM path at a tenth of the server).
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+        head = connection.execute(
             select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
         ).one_or_none()
         seq, prev_hash = (head[0] + 1, head[1]) if head is not None else (1, GENESIS)
@@ -92,20 +95,20 @@ class AuditLog:
             details=json.loads(stored_details),
             prev_hash=prev_hash,
         )
-        event = AuditEvent(
-            seq=seq,
-            occurred_at=occurred_at,
-            actor=actor,
-            action=action,
-            subject=subject,
-            outcome=outcome,
-            details=stored_details,
-            prev_hash=prev_hash,
-            hash=digest,
-        )
+        values = {
+            "seq": seq,
+            "occurred_at": occurred_at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "outcome": outcome,
+            "details": stored_details,
+            "prev_hash": prev_hash,
+            "hash": digest,
+        }
         try:
-            with session.begin_nested():
-                session.add(event)
+            with session.begin_nested():  # its SAVEPOINT is emitted when the connection is asked for inside it
+                session.connection().execute(insert(AuditEvent), values)
         except IntegrityError as exc:
             error = conflict_from(exc)
             if error.kind is ErrorKind.CONFLICT:
@@ -113,6 +116,7 @@ class AuditLog:
                     ErrorKind.CONFLICT, "audit log head moved: another writer appended concurrently; retry"
                 ) from None
             raise error from None
+        event = AuditEvent(**values)  # what was stored, for the caller; not added to the session
         return event
 
 
