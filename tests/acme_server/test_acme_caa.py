@@ -38,7 +38,7 @@ class Lookups:
 @pytest.fixture(scope="module")
 def lookups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lookups]:
     with running_named(tmp_path_factory.mktemp("named")) as named:
-        yield Lookups(DnsResolver([named.nameserver]))
+        yield Lookups(DnsResolver([named.nameserver], trust_anchors=named.trust_anchors))
 
 
 @pytest.fixture(scope="module")
