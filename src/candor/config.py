@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from candor.ct.log.settings import CtConfig
 from candor.errors import CandorError, ErrorKind
 
 CONFIG_FILE_NAME = "candor.toml"
@@ -180,6 +181,7 @@ class CandorConfig(_Strict):
     issuance: IssuanceConfig = IssuanceConfig()
     acme: AcmeConfig = AcmeConfig()
     logging: LoggingConfig = LoggingConfig()
+    ct: CtConfig = CtConfig()  # [[ct.logs]]: the CT logs this Candor runs (candor.ct.log.settings)
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

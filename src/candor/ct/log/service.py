@@ -1,0 +1,254 @@
+"""One CT log: the write path (check, store in batches, SCT) and the reads, over the database and the tree.
+
+This is the interface the HTTP routes (:mod:`candor.ct.log.app`) and in-process callers use. It holds no key:
+it is handed a :class:`~candor.ct.log.signer.LogSigner`.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography import x509
+
+from candor.clock import Clock
+from candor.ct.log import store, tls
+from candor.ct.log.chain import ChainChecker, Submission
+from candor.ct.log.merkle import ProofError
+from candor.ct.log.sequencer import Sequencer, now_ms
+from candor.ct.log.settings import CtLogSettings
+from candor.ct.log.signer import LogSigner, SignedTreeHead, log_id, sign_sct
+from candor.ct.log.static import StaticTree
+from candor.ct.log.writer import BatchWriter
+from candor.storage import Database
+
+MAX_ENTRIES_PER_REQUEST = 256  # RFC 6962 4.6: a log may return fewer entries than asked for
+
+
+class LogRequestError(ValueError):
+    """A read request the log cannot answer as asked (RFC 6962 4: HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class LogParameters:
+    """One log, resolved from its settings (:mod:`candor.ct.log.settings`)."""
+
+    name: str
+    key_label: str
+    origin: str  # the submission prefix without the scheme (static-ct-api checkpoint origin)
+    mmd: timedelta
+    integrate_interval: timedelta
+    integrate_batch: int
+    static_dir: Path | None
+    max_batch: int = 512  # submissions stored per transaction
+    max_queued: int = 20_000  # submissions waiting for storage before add-chain answers 503
+
+    @classmethod
+    def from_settings(cls, settings: CtLogSettings, *, data_dir: Path, public_base_url: str) -> LogParameters:
+        return cls(
+            name=settings.name,
+            key_label=settings.key_label or settings.name,
+            origin=settings.origin_for(public_base_url),
+            mmd=settings.mmd,
+            integrate_interval=timedelta(milliseconds=settings.integrate_interval_ms),
+            integrate_batch=settings.integrate_batch,
+            static_dir=settings.static_path(data_dir),
+        )
+
+
+@dataclass(frozen=True)
+class Sct:
+    """A Signed Certificate Timestamp (RFC 6962 3.2) as the log issued it."""
+
+    log_id: bytes
+    timestamp: int
+    extensions: bytes
+    signature: bytes  # DER ECDSA
+
+    def to_json(self) -> dict[str, object]:
+        """RFC 6962 4.1 add-chain response."""
+        return {
+            "sct_version": tls.V1,
+            "id": base64.b64encode(self.log_id).decode(),
+            "timestamp": self.timestamp,
+            "extensions": base64.b64encode(self.extensions).decode(),
+            "signature": base64.b64encode(tls.digitally_signed(self.signature)).decode(),
+        }
+
+    def serialize(self) -> bytes:
+        """The SCT as it goes into a SignedCertificateTimestampList (RFC 6962 3.3)."""
+        return tls.serialized_sct(self.log_id, self.timestamp, self.extensions, self.signature)
+
+
+class CtLog:
+    def __init__(
+        self,
+        parameters: LogParameters,
+        *,
+        db: Database,
+        clock: Clock,
+        signer: LogSigner,
+        roots: Sequence[x509.Certificate],
+    ) -> None:
+        if parameters.integrate_interval >= parameters.mmd:
+            raise ValueError("the integration interval must be shorter than the maximum merge delay")
+        self.parameters = parameters
+        self.log_id = log_id(signer)
+        self.public_key_der = signer.public_key_der
+        self._db = db
+        self._clock = clock
+        self._signer = signer
+        self._checker = ChainChecker(roots)
+        self._row = store.ensure_log(
+            db, name=parameters.name, key_label=parameters.key_label, log_id=self.log_id, now=clock.now()
+        )
+        static = None
+        if parameters.static_dir is not None:
+            static = StaticTree(parameters.static_dir, origin=parameters.origin, log_id=self.log_id)
+        refresh = min(parameters.mmd / 2, timedelta(minutes=1))  # a fresh tree head at least this often
+        self._sequencer = Sequencer(db, self._row, signer=signer, clock=clock, static=static, refresh=refresh)
+        self._writer: BatchWriter[Submission, store.Logged] = BatchWriter(
+            self._store_batch, max_batch=parameters.max_batch, max_queued=parameters.max_queued,
+            name=f"ct-{parameters.name}-writer",
+        )  # fmt: skip
+        self._known_issuers: set[bytes] = set()
+        with db.connection() as connection:
+            self._stored_size = store.stored_size(connection, self._row)  # entries a crash left unintegrated too
+        self._size_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._background: threading.Thread | None = None
+
+    # -- life cycle ----------------------------------------------------------------------------------------
+    def start(self, *, background: bool = True) -> None:
+        """Start storing submissions; with *background*, integrate them on the configured schedule too
+        (without it, the caller calls :meth:`integrate`). The first tree head is signed here."""
+        self._writer.start()
+        self._sequencer.integrate()
+        if background:
+            self._background = threading.Thread(
+                target=self._sequencer.run,
+                kwargs={"interval": self.parameters.integrate_interval, "batch": self.parameters.integrate_batch,
+                        "pending": self.pending, "stop": self._stop, "wake": self._wake},
+                name=f"ct-{self.parameters.name}-sequencer",
+                daemon=True,
+            )  # fmt: skip
+            self._background.start()
+
+    def close(self) -> None:
+        """Stop taking submissions, store what was queued, integrate it, and stop."""
+        self._writer.stop()
+        self._stop.set()
+        self._wake.set()
+        if self._background is not None:
+            self._background.join()
+            self._background = None
+        if self.pending():
+            self._sequencer.integrate()
+
+    # -- write path -----------------------------------------------------------------------------------------
+    def check(self, ders: Sequence[bytes], *, precertificate: bool) -> Submission:
+        """RFC 6962 4.1/4.2 chain checks; raises :class:`~candor.ct.log.chain.SubmissionError`."""
+        return self._checker.check(ders, precertificate=precertificate)
+
+    def submit(self, submission: Submission) -> Future[Sct]:
+        """Queue a checked submission; the future resolves to its SCT once the entry is stored."""
+        logged: Future[store.Logged] = self._writer.submit(submission)
+        result: Future[Sct] = Future()
+
+        def done(finished: Future[store.Logged]) -> None:
+            error = finished.exception()
+            if error is not None:
+                result.set_exception(error)
+                return
+            entry = finished.result()
+            result.set_result(Sct(self.log_id, entry.timestamp, entry.extensions, entry.signature))
+
+        logged.add_done_callback(done)
+        return result
+
+    def add_chain(self, ders: Sequence[bytes], *, precertificate: bool, timeout: float = 30.0) -> Sct:
+        """Check, store and answer in one blocking call (for in-process submitters and tests)."""
+        return self.submit(self.check(ders, precertificate=precertificate)).result(timeout=timeout)
+
+    def _store_batch(self, submissions: Sequence[Submission]) -> list[store.Logged]:
+        timestamp = now_ms(self._clock)
+
+        def sign(ts: int, entry: tls.SignedEntry, extensions: bytes) -> bytes:
+            return sign_sct(self._signer, ts, entry, extensions)
+
+        with self._db.connection() as connection:
+            logged = store.append_batch(
+                connection, self._row, submissions, timestamp=timestamp, sign=sign, known_issuers=self._known_issuers
+            )
+        with self._size_lock:
+            self._stored_size = max(self._stored_size, max(e.leaf_index for e in logged) + 1)
+        if self.pending() >= self.parameters.integrate_batch:
+            self._wake.set()
+        return logged
+
+    def pending(self) -> int:
+        """Entries stored (SCTs given) but not yet in a signed tree head."""
+        with self._size_lock:
+            return self._stored_size - self._sequencer.size()
+
+    def integrate(self) -> SignedTreeHead:
+        return self._sequencer.integrate()
+
+    # -- read path (RFC 6962 4.3-4.8) ------------------------------------------------------------------------
+    def head(self) -> SignedTreeHead:
+        return self._sequencer.head()
+
+    def consistency(self, first: int, second: int) -> list[bytes]:
+        """RFC 6962 4.4: 0 <= first <= second <= the newest tree head's size."""
+        size = self.head().tree_size
+        if not 0 <= first <= second <= size:
+            raise LogRequestError(f"need 0 <= first <= second <= {size}")
+        return self._sequencer.consistency_path(first, second)
+
+    def proof_by_hash(self, value: bytes, tree_size: int) -> tuple[int, list[bytes]]:
+        """RFC 6962 4.5: the leaf index and audit path of the leaf whose hash is *value*."""
+        self._tree_size_ok(tree_size)
+        with self._db.connection() as connection:
+            index = store.index_of_leaf_hash(connection, self._row, value, tree_size)
+        if index is None:
+            raise LogRequestError(f"no leaf with that hash in the tree of size {tree_size}")
+        return index, self._sequencer.inclusion_path(index, tree_size)
+
+    def entries(self, start: int, end: int) -> list[tuple[bytes, bytes]]:
+        """RFC 6962 4.6: (leaf_input, extra_data) for start..end inclusive, capped, within the tree head."""
+        size = self.head().tree_size
+        if start < 0 or end < start or start >= size:
+            raise LogRequestError(f"need 0 <= start <= end and start < {size}")
+        end = min(end, start + MAX_ENTRIES_PER_REQUEST - 1, size - 1)
+        with self._db.connection() as connection:
+            found = store.entries(connection, self._row, start, end + 1)
+            issuers = store.issuers(connection, {f for entry in found for f in entry.chain})
+        return [
+            (e.leaf_input, tls.extra_data(e.entry_type, [issuers[f] for f in e.chain], e.precertificate)) for e in found
+        ]
+
+    def entry_and_proof(self, index: int, tree_size: int) -> tuple[bytes, bytes, list[bytes]]:
+        """RFC 6962 4.8: one entry and its audit path in the tree of *tree_size*."""
+        self._tree_size_ok(tree_size)
+        if not 0 <= index < tree_size:
+            raise LogRequestError(f"need 0 <= leaf_index < tree_size = {tree_size}")
+        leaf_input, extra = self.entries(index, index)[0]
+        return leaf_input, extra, self._sequencer.inclusion_path(index, tree_size)
+
+    def roots(self) -> list[bytes]:
+        """RFC 6962 4.7: the accepted roots, DER."""
+        return list(self._checker.root_ders)
+
+    def _tree_size_ok(self, tree_size: int) -> None:
+        size = self.head().tree_size
+        if not 1 <= tree_size <= size:
+            raise LogRequestError(f"need 1 <= tree_size <= {size}")
+
+
+__all__ = ["CtLog", "LogParameters", "LogRequestError", "ProofError", "Sct"]

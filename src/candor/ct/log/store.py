@@ -1,0 +1,224 @@
+"""The log's reads and writes in the database, in Core SQL (these run per batch, on the hot path).
+
+:func:`append_batch` is the write path's one transaction per batch of submissions: it takes the log row's
+lock, dedupes against stored entries, assigns leaf indexes, signs the SCTs and stores everything before any
+SCT is released. :func:`save_tree_head` stores a tree head with the tiles it covers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from candor.ct.log import tls
+from candor.ct.log.chain import Submission, fingerprint
+from candor.ct.log.merkle import leaf_hash
+from candor.ct.log.signer import SignedTreeHead
+from candor.storage import Database, key_by_label
+from candor.storage.models_ct import CtEntry, CtIssuer, CtLog, CtTile, CtTreeHead
+
+ENTRIES = cast(Table, CtEntry.__table__)
+ISSUERS = cast(Table, CtIssuer.__table__)
+LOGS = cast(Table, CtLog.__table__)
+TILES = cast(Table, CtTile.__table__)
+HEADS = cast(Table, CtTreeHead.__table__)
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Logged:
+    """What an SCT states about an entry (RFC 6962 3.2), new or found again."""
+
+    leaf_index: int
+    timestamp: int
+    extensions: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    leaf_index: int
+    leaf_input: bytes
+    entry_type: tls.EntryType
+    precertificate: bytes | None
+    chain: tuple[bytes, ...]  # issuer fingerprints
+
+
+SignSct = Callable[[int, tls.SignedEntry, bytes], bytes]  # (timestamp, entry, extensions) -> DER signature
+
+
+def ensure_log(db: Database, *, name: str, key_label: str, log_id: bytes, now: datetime) -> int:
+    """The log's row id, creating the row on first start; refuses a name whose stored key differs."""
+    with db.session() as session:
+        row = session.execute(select(CtLog).where(CtLog.name == name)).scalar_one_or_none()
+        if row is not None:
+            if row.log_id != log_id:
+                raise ValueError(f"CT log {name!r} was created with another key (LogID {row.log_id.hex()})")
+            return row.id
+        key = key_by_label(session, key_label)
+        if key is None:
+            raise ValueError(f"no key record labelled {key_label!r}")
+        log = CtLog(name=name, log_id=log_id, key_id=key.id, size=0, created_at=now)
+        session.add(log)
+        session.flush()
+        return log.id
+
+
+def stored_size(connection: Connection, log: int) -> int:
+    """How many entries the log has sequenced (stored, with SCTs given), integrated or not."""
+    return int(connection.execute(select(LOGS.c.size).where(LOGS.c.id == log)).scalar_one())
+
+
+def append_batch(
+    connection: Connection,
+    log: int,
+    submissions: Sequence[Submission],
+    *,
+    timestamp: int,
+    sign: SignSct,
+    known_issuers: set[bytes],
+) -> list[Logged]:
+    """Store *submissions* as new entries (or find them stored already), in the caller's transaction."""
+    size_query = select(LOGS.c.size).where(LOGS.c.id == log)
+    if connection.dialect.name == "postgresql":
+        size_query = size_query.with_for_update()  # one sequencer at a time per log, across processes
+    size = connection.execute(size_query).scalar_one()
+    found: dict[bytes, Logged] = {}
+    identities = list({s.identity for s in submissions})
+    for start in range(0, len(identities), _IN_CHUNK):
+        rows = connection.execute(
+            select(ENTRIES.c.identity_hash, ENTRIES.c.leaf_index, ENTRIES.c.timestamp, ENTRIES.c.leaf_input,
+                   ENTRIES.c.sct_signature)
+            .where(ENTRIES.c.ct_log_id == log, ENTRIES.c.identity_hash.in_(identities[start : start + _IN_CHUNK]))
+        )  # fmt: skip
+        for identity, index, ts, leaf_input, signature in rows:
+            extensions = tls.parse_merkle_tree_leaf(leaf_input).extensions
+            found[identity] = Logged(index, ts, extensions, signature)
+    new_rows: list[dict[str, object]] = []
+    new_issuers: dict[bytes, bytes] = {}
+    for submission in submissions:
+        if submission.identity in found:
+            continue
+        index = size + len(new_rows)
+        extensions = tls.leaf_index_extension(index)  # static-ct-api: every SCT names its leaf index
+        leaf_input = tls.merkle_tree_leaf(timestamp, submission.entry, extensions)
+        signature = sign(timestamp, submission.entry, extensions)
+        found[submission.identity] = Logged(index, timestamp, extensions, signature)
+        chain = [fingerprint(der) for der in submission.chain]
+        for print_, der in zip(chain, submission.chain, strict=True):
+            if print_ not in known_issuers:
+                new_issuers[print_] = der
+        new_rows.append(
+            {
+                "ct_log_id": log,
+                "leaf_index": index,
+                "identity_hash": submission.identity,
+                "leaf_hash": leaf_hash(leaf_input),
+                "timestamp": timestamp,
+                "entry_type": int(submission.entry.entry_type),
+                "leaf_input": leaf_input,
+                "precertificate": submission.precertificate,
+                "chain": b"".join(chain),
+                "sct_signature": signature,
+            }
+        )
+    if new_issuers:
+        _insert_ignoring_duplicates(connection, [{"fingerprint": k, "der": v} for k, v in new_issuers.items()])
+    if new_rows:
+        connection.execute(insert(ENTRIES), new_rows)
+        connection.execute(update(LOGS).where(LOGS.c.id == log).values(size=size + len(new_rows)))
+    known_issuers.update(new_issuers)
+    return [found[s.identity] for s in submissions]
+
+
+def _insert_ignoring_duplicates(connection: Connection, rows: list[dict[str, object]]) -> None:
+    statement = (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(ISSUERS)
+    connection.execute(statement.on_conflict_do_nothing(index_elements=["fingerprint"]), rows)
+
+
+def entries(connection: Connection, log: int, start: int, end: int) -> list[StoredEntry]:
+    """Entries with leaf indexes in [start, end), in order."""
+    rows = connection.execute(
+        select(ENTRIES.c.leaf_index, ENTRIES.c.leaf_input, ENTRIES.c.entry_type, ENTRIES.c.precertificate,
+               ENTRIES.c.chain)
+        .where(ENTRIES.c.ct_log_id == log, ENTRIES.c.leaf_index >= start, ENTRIES.c.leaf_index < end)
+        .order_by(ENTRIES.c.leaf_index)
+    )  # fmt: skip
+    return [
+        StoredEntry(
+            index, leaf_input, tls.EntryType(kind), precert, tuple(chain[i : i + 32] for i in range(0, len(chain), 32))
+        )
+        for index, leaf_input, kind, precert, chain in rows
+    ]
+
+
+def index_of_leaf_hash(connection: Connection, log: int, value: bytes, below: int) -> int | None:
+    """The first leaf index below *below* whose leaf hash is *value* (RFC 6962 4.5)."""
+    return connection.execute(
+        select(ENTRIES.c.leaf_index)
+        .where(ENTRIES.c.ct_log_id == log, ENTRIES.c.leaf_hash == value, ENTRIES.c.leaf_index < below)
+        .order_by(ENTRIES.c.leaf_index)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def issuers(connection: Connection, fingerprints: Iterable[bytes]) -> dict[bytes, bytes]:
+    wanted = list(set(fingerprints))
+    found: dict[bytes, bytes] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        rows = connection.execute(
+            select(ISSUERS.c.fingerprint, ISSUERS.c.der).where(
+                ISSUERS.c.fingerprint.in_(wanted[start : start + _IN_CHUNK])
+            )
+        )
+        found.update({print_: der for print_, der in rows})
+    for print_, der in found.items():
+        if hashlib.sha256(der).digest() != print_:
+            raise ValueError(f"stored issuer {print_.hex()} does not hash to its fingerprint")
+    return found
+
+
+def latest_tree_head(connection: Connection, log: int) -> SignedTreeHead | None:
+    row = connection.execute(
+        select(HEADS.c.tree_size, HEADS.c.timestamp, HEADS.c.root_hash, HEADS.c.signature)
+        .where(HEADS.c.ct_log_id == log)
+        .order_by(HEADS.c.tree_size.desc(), HEADS.c.timestamp.desc())
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else SignedTreeHead(row[0], row[1], row[2], row[3])
+
+
+def tiles(connection: Connection, log: int) -> dict[tuple[int, int], bytes]:
+    rows = connection.execute(select(TILES.c.level, TILES.c.tile_index, TILES.c.hashes).where(TILES.c.ct_log_id == log))
+    return {(level, index): hashes for level, index, hashes in rows}
+
+
+def save_tree_head(
+    connection: Connection, log: int, head: SignedTreeHead, changed: Sequence[tuple[int, int, bytes]]
+) -> None:
+    """Store the tiles that changed and the tree head covering them, in the caller's transaction."""
+    for level, index, _ in changed:
+        connection.execute(
+            delete(TILES).where(TILES.c.ct_log_id == log, TILES.c.level == level, TILES.c.tile_index == index)
+        )
+    if changed:
+        connection.execute(
+            insert(TILES),
+            [{"ct_log_id": log, "level": lv, "tile_index": ix, "hashes": hs} for lv, ix, hs in changed],
+        )
+    connection.execute(
+        insert(HEADS).values(
+            ct_log_id=log,
+            tree_size=head.tree_size,
+            timestamp=head.timestamp,
+            root_hash=head.root_hash,
+            signature=head.signature,
+        )
+    )
