@@ -21,7 +21,7 @@ import pytest
 from dns.rdtypes.ANY.NSEC import NSEC
 from dns.rdtypes.ANY.NSEC3 import NSEC3
 
-from candor.validation.dnssec import Denial, ProofError, nsec3_denial, nsec_denial, types_in, wildcard_proof
+from candor.validation.denial import Denial, ProofError, nsec3_denial, nsec_denial, types_in, wildcard_proof
 
 A, TXT, DS = dns.rdatatype.A, dns.rdatatype.TXT, dns.rdatatype.DS
 ZONE = dns.name.from_text("example.")

@@ -22,6 +22,7 @@ from candor.validation import _net, http01, tlsalpn01
 PACKAGE = Path(candor.validation.__file__).parent
 PUBLIC_MODULES = ["candor.validation", "candor.validation.addresses", "candor.validation.http01"]
 PUBLIC_MODULES += ["candor.validation.tlsalpn01", "candor.validation.dns01", "candor.validation.dnssec"]
+PUBLIC_MODULES += ["candor.validation.denial"]
 # results: they report a port (or a DNSSEC "security" status), take none
 RECORDS = {candor.validation.Contact, candor.validation.ValidationResult, candor.validation.dnssec.Validated}
 STEERING = re.compile(r"port|url|uri|path|scheme|host|location", re.IGNORECASE)
