@@ -151,8 +151,13 @@ class AcmeConfig(_Strict):
     enabled: bool = True
     issuer: str = "tls-e1"  # the TLS issuing CA that signs ACME orders
     https_port: int = Field(default=8443, ge=1, le=65535)
-    # Names on the ACME server's own TLS certificate, issued at start-up by a private issuer.
+    # Names on the ACME server's own TLS certificate, issued at start-up by a private issuer...
     server_names: list[str] = Field(default_factory=lambda: ["localhost", "127.0.0.1"])
+    # ...or the operator's own listener certificate (PEM chain) and its encrypted PKCS#8 key, as a public ACME
+    # server needs (its clients trust the Web PKI, not Candor's root). All three or none.
+    listener_certificate: Path | None = None
+    listener_key: Path | None = None
+    listener_key_password: SecretSource | None = None
     terms_of_service: str | None = None
     # This CA's issuer domain names for CAA "issue"/"issuewild" (RFC 8659 4.2), published in the directory.
     caa_identities: list[str] = Field(default_factory=lambda: ["candor.test"])
@@ -167,6 +172,9 @@ class AcmeConfig(_Strict):
     def _eab(self) -> AcmeConfig:
         if self.external_account_required and self.eab_secret is None:
             raise ValueError("external_account_required needs eab_secret")
+        listener = (self.listener_certificate, self.listener_key, self.listener_key_password)
+        if any(part is None for part in listener) and any(part is not None for part in listener):
+            raise ValueError("listener_certificate, listener_key and listener_key_password go together")
         return self
 
 

@@ -88,10 +88,12 @@ def serving(
     *,
     nameservers: Iterable[str] = (),
     trust_anchors: Iterable[str] = (),
+    acme_settings: str = "",
 ) -> Iterator[Served]:
     """`candor serve` on a fresh data directory in *parent* whose validation sends every one of *names* to one
     loopback address taken from *pool* and, when given, asks *nameservers* ("ip:port") for everything else,
-    DNSSEC-validated from *trust_anchors*; stopped (its whole process group) on exit."""
+    DNSSEC-validated from *trust_anchors*; *acme_settings* are extra lines for [acme]. Stopped (its whole
+    process group) on exit."""
     home, http_port, acme_port = parent / "home", free_port(), free_port()
     assert run_cli("--data-dir", home, "init", "--port", str(http_port), "--acme-port", str(acme_port)).code == 0
     answer_ip = pool.take()
@@ -102,6 +104,8 @@ def serving(
         listed = ", ".join(f'"{entry}"' for entry in nameservers)
         anchors = ", ".join(f'"{anchor}"' for anchor in trust_anchors)
         config = config.replace("nameservers = []", f"nameservers = [{listed}]\ntrust_anchors = [{anchors}]")
+    if acme_settings:
+        config = config.replace("[acme]\n", f"[acme]\n{acme_settings}\n", 1)
     (home / "candor.toml").write_text(config)
     process = subprocess.Popen(
         [sys.executable, "-m", "candor", "--data-dir", str(home), "serve"],

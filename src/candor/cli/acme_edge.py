@@ -9,6 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import CertificateSigningRequestBuilder, DNSName, IPAddress, Name, SubjectAlternativeName
@@ -19,7 +20,7 @@ from candor.acme.nonces import NonceStore
 from candor.acme.service import AcmeService, AcmeSettings
 from candor.audit import AuditLog
 from candor.cli.context import Context
-from candor.config import resolve_secret
+from candor.config import resolve_path, resolve_secret
 from candor.errors import CandorError, ErrorKind
 from candor.issuance import Signer, parse_csr
 from candor.ra import operator_order
@@ -62,7 +63,7 @@ def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListene
         finalizer=signer,
         validator=validator,
     )
-    certfile, keyfile, password = _server_certificate(context, signer)
+    certfile, keyfile, password = _listener_certificate(context) or _server_certificate(context, signer)
     return AcmeListener(
         routes=acme_routes(service, NonceStore(context.db, context.clock)),
         port=config.https_port,
@@ -139,6 +140,31 @@ def _limits(context: Context) -> Limits:
         failed_validations_per_name=configured.failed_validations_per_name_per_hour,
         accounts_per_address=configured.accounts_per_address_per_3h,
     )
+
+
+def _listener_certificate(context: Context) -> tuple[Path, Path, str] | None:
+    """The operator's listener certificate and key, when configured; checked to belong together at start-up."""
+    config = context.config.acme
+    if config.listener_certificate is None or config.listener_key is None or config.listener_key_password is None:
+        return None
+    certfile = resolve_path(config.listener_certificate, context.data_dir)
+    keyfile = resolve_path(config.listener_key, context.data_dir)
+    password = resolve_secret(config.listener_key_password, base_dir=context.data_dir, environ=context.environ)
+    try:
+        chain = x509.load_pem_x509_certificates(certfile.read_bytes())
+        key = serialization.load_pem_private_key(keyfile.read_bytes(), password.encode("utf-8"))
+    except OSError as exc:
+        raise CandorError(ErrorKind.CONFIG, f"acme listener certificate: {exc.filename}: {exc.strerror}") from None
+    except (ValueError, TypeError):
+        raise CandorError(
+            ErrorKind.CONFIG, "acme listener certificate: not a PEM chain and an encrypted PEM key with that password"
+        ) from None
+    if chain[0].public_key().public_bytes(*_SPKI) != key.public_key().public_bytes(*_SPKI):
+        raise CandorError(ErrorKind.CONFIG, "acme.listener_key is not the key of acme.listener_certificate")
+    return certfile, keyfile, password
+
+
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _server_certificate(context: Context, signer: Signer) -> tuple[Path, Path, str]:

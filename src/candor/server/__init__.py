@@ -43,6 +43,7 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise CandorError(ErrorKind.UNAVAILABLE, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(socket.SOMAXCONN)  # connections queue from the moment the URLs are announced
     return sock
 
 
