@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ct_pki import NOW, Pki, make_pki
 
-from candor.clock import FakeClock
+from candor.clock import Clock, FakeClock
 from candor.ct.log.service import CtLog, LogParameters
 from candor.ct.log.signer import EcdsaSigner
 from candor.storage import Database, add_key
@@ -77,11 +77,11 @@ def make_log(
     record_log_key(db, log_key)
     opened: list[CtLog] = []
 
-    def build(*, background: bool = False, **overrides: object) -> CtLog:
+    def build(*, background: bool = False, log_clock: Clock | None = None, **overrides: object) -> CtLog:
         ct_log = CtLog(
             parameters(tmp_path / "static", **overrides),
             db=db,
-            clock=clock,
+            clock=log_clock or clock,
             signer=EcdsaSigner(log_key),
             roots=[pki.root.certificate],
         )

@@ -58,12 +58,12 @@ def make_ca(
     return CA(_name(common_name), key, certificate)
 
 
-def leaf_builder(issuer: CA, serial: int, *, now: datetime = NOW) -> x509.CertificateBuilder:
+def leaf_builder(issuer: x509.Name, serial: int, *, now: datetime = NOW) -> x509.CertificateBuilder:
     name = f"host{serial}.example.com"
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([]))
-        .issuer_name(issuer.name)
+        .issuer_name(issuer)
         .public_key(LEAF_KEY.public_key())
         .serial_number(serial)
         .not_valid_before(now - timedelta(hours=1))
@@ -76,12 +76,12 @@ def leaf_builder(issuer: CA, serial: int, *, now: datetime = NOW) -> x509.Certif
 
 def precertificate(issuer: CA, serial: int, *, critical: bool = True, now: datetime = NOW) -> bytes:
     """RFC 6962 3.1: the certificate-to-be with the poison extension, last."""
-    builder = leaf_builder(issuer, serial, now=now).add_extension(x509.PrecertPoison(), critical=critical)
+    builder = leaf_builder(issuer.name, serial, now=now).add_extension(x509.PrecertPoison(), critical=critical)
     return builder.sign(issuer.key, hashes.SHA256()).public_bytes(Encoding.DER)
 
 
 def certificate(issuer: CA, serial: int, *, now: datetime = NOW) -> bytes:
-    return leaf_builder(issuer, serial, now=now).sign(issuer.key, hashes.SHA256()).public_bytes(Encoding.DER)
+    return leaf_builder(issuer.name, serial, now=now).sign(issuer.key, hashes.SHA256()).public_bytes(Encoding.DER)
 
 
 @dataclass

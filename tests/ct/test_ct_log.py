@@ -45,7 +45,7 @@ def test_precertificate_sct_verifies_over_the_rfc_6962_input(
     sct = ct_log.add_chain([precertificate(pki.issuer, number), pki.issuer.der], precertificate=True)
     assert sct.log_id == hashlib.sha256(ct_log.public_key_der).digest()
     # The TBS the log must sign: the same certificate built without the poison (RFC 6962 3.2), by cryptography.
-    tbs = leaf_builder(pki.issuer, number).sign(pki.issuer.key, hashes.SHA256()).tbs_certificate_bytes
+    tbs = leaf_builder(pki.issuer.name, number).sign(pki.issuer.key, hashes.SHA256()).tbs_certificate_bytes
     extensions = bytes([0, 0, 5]) + (0).to_bytes(5, "big")  # static-ct-api leaf_index 0
     assert sct.extensions == extensions
     _verify(log_key, sct.signature, ref_precert_sct_input(sct.timestamp, pki.issuer.spki_sha256, tbs, extensions))
