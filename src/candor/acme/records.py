@@ -105,3 +105,24 @@ def order_json(session: Session, order: Order, base: str) -> dict[str, Any]:
 
 def issuance_state(session: Session, order: Order) -> Issuance | None:
     return orders.issuance_for_order(session, order.id)
+
+
+def orders_with(session: Session, authorization: Authorization) -> list[Order]:
+    query = (
+        select(Order)
+        .join(OrderAuthorization, OrderAuthorization.order_id == Order.id)
+        .where(OrderAuthorization.authorization_id == authorization.id)
+    )
+    return list(session.scalars(query))
+
+
+def refresh_order(session: Session, order: Order) -> None:
+    """RFC 8555 7.1.6: pending -> ready when every authorization is valid; invalid when one is not."""
+    if order.status != "pending":
+        return
+    statuses = {a.status for a in order_authorizations(session, order)}
+    if statuses & {"invalid", "deactivated", "expired", "revoked"}:
+        order.status = "invalid"
+    elif statuses == {"valid"}:
+        order.status = "ready"
+    session.flush()

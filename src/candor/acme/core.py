@@ -1,0 +1,153 @@
+"""What every ACME resource handler shares: the settings, the signer and validator interfaces, the account
+lookup for JWS verification, and the audit helper. The resources themselves are in accounts, ordering,
+challenges, revocation and renewal; :class:`candor.acme.service.AcmeService` puts them together.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from candor.acme.jwk import key_from_jwk
+from candor.acme.jws import VerifiedRequest
+from candor.acme.problems import AcmeProblem
+from candor.audit import AuditLog
+from candor.clock import Clock
+from candor.errors import CandorError, ErrorKind
+from candor.policy.names import Identifier
+from candor.ra.limits import Limits
+from candor.storage import Database
+from candor.storage.models_issuance import Account, Order
+from candor.validation import ValidationResult
+
+Reply = tuple[int, Any, dict[str, str]]
+# BR 3.2.2.8: issue within the CAA record's TTL or 8 hours of the check, whichever is greater; Candor takes 8 h.
+CAA_RECHECK_AFTER = timedelta(hours=8)
+
+
+class Finalizer(Protocol):
+    """The signer as the ACME front end sees it."""
+
+    def finalize(self, order_id: int, csr: bytes) -> Any: ...
+
+
+class Validator(Protocol):
+    def validate(
+        self, challenge_type: str, identifier: Identifier, token: str, key_authorization: str, *, account_uri: str
+    ) -> ValidationResult: ...
+
+    def recheck_caa(self, identifier: Identifier, *, method: str, account_uri: str) -> tuple[str, str] | None:
+        """CAA again, at finalization: None when issuance is allowed, else (RFC 8555 problem type, detail)."""
+        ...
+
+
+@dataclass(frozen=True)
+class AcmeSettings:
+    base_url: str  # the server's external base; ACME lives under {base_url}/acme
+    issuer: str  # the issuing CA that signs ACME orders
+    profiles: dict[str, str] = field(default_factory=lambda: {"dv": "Domain-validated TLS server certificate"})
+    terms_of_service: str | None = None
+    website: str | None = None
+    caa_identities: tuple[str, ...] = ()
+    challenge_types: tuple[str, ...] = ("http-01", "tls-alpn-01")  # plus dns-01 when DNS is configured
+    order_lifetime: timedelta = timedelta(days=7)
+    authorization_lifetime: timedelta = timedelta(days=7)
+    limits: Limits = field(default_factory=Limits)
+    external_account_required: bool = False  # RFC 8555 7.3.4
+    eab_secret: str | None = field(default=None, repr=False)  # derives EAB MAC keys; None: no EAB at all
+    caa_recheck_after: timedelta = CAA_RECHECK_AFTER
+
+    def __post_init__(self) -> None:
+        if self.external_account_required and self.eab_secret is None:
+            raise CandorError(ErrorKind.CONFIG, "external account binding is required but no EAB secret is set")
+
+    @property
+    def base(self) -> str:
+        return f"{self.base_url}/acme"
+
+
+class ServiceCore:
+    """The state and helpers every resource handler uses; the resources are mixed in by AcmeService."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        settings: AcmeSettings,
+        finalizer: Finalizer,
+        validator: Validator,
+    ) -> None:
+        self.db, self.clock, self.settings = db, clock, settings
+        self.finalizer, self.validator = finalizer, validator
+        self.audit = AuditLog(clock)
+
+    # -- directory --------------------------------------------------------------------------------------
+    def directory(self) -> dict[str, Any]:
+        base = self.settings.base
+        meta: dict[str, Any] = {
+            "profiles": self.settings.profiles,
+            "externalAccountRequired": self.settings.external_account_required,
+        }
+        if self.settings.terms_of_service:
+            meta["termsOfService"] = self.settings.terms_of_service
+        if self.settings.website:
+            meta["website"] = self.settings.website
+        if self.settings.caa_identities:
+            meta["caaIdentities"] = list(self.settings.caa_identities)
+        return {
+            "newNonce": f"{base}/new-nonce",
+            "newAccount": f"{base}/new-account",
+            "newOrder": f"{base}/new-order",
+            "revokeCert": f"{base}/revoke-cert",
+            "keyChange": f"{base}/key-change",
+            "renewalInfo": f"{base}/renewal-info",
+            "meta": meta,
+        }
+
+    def account_key(self, kid: str) -> Any:
+        """The key of the valid account whose URL is *kid* (for JWS verification), or None."""
+        prefix = f"{self.settings.base}/acct/"
+        if not kid.startswith(prefix) or not kid[len(prefix) :].isdigit():
+            return None
+        with self.db.session() as session:
+            account = session.get(Account, int(kid[len(prefix) :]))
+            if account is None or account.jwk is None:
+                return None
+            if account.status != "valid":
+                raise AcmeProblem("unauthorized", f"account is {account.status}", 403)
+            return key_from_jwk(json.loads(account.jwk))
+
+    def account_for(self, session: Session, request: VerifiedRequest) -> Account:
+        if request.kid is None:
+            raise AcmeProblem("malformed", "this resource is requested with 'kid', not 'jwk' (RFC 8555 6.2)")
+        account = session.get(Account, int(request.kid.rsplit("/", 1)[1]))
+        assert account is not None  # verify_request found its key a moment ago
+        return account
+
+    # -- helpers ----------------------------------------------------------------------------------------
+    def _account_url(self, account: Account) -> str:
+        return f"{self.settings.base}/acct/{account.id}"
+
+    def _order_url(self, order: Order) -> str:
+        return f"{self.settings.base}/order/{order.id}"
+
+    def _event(self, session: Session, action: str, account: Account, **details: object) -> None:
+        self.audit.record(
+            session, actor=f"acme:account/{account.id}", action=action, subject=f"account {account.id}",
+            outcome="success", details=details,
+        )  # fmt: skip
+
+
+def retry_after(status: str) -> dict[str, str]:
+    """RFC 8555 7.1.6 / 8.2: while an object is processing (a validation or a finalization in flight on another
+    request), tell the client when to look again."""
+    return {"Retry-After": "1"} if status == "processing" else {}
+
+
+def jwk_of(account: Account) -> dict[str, Any]:
+    return dict(json.loads(account.jwk or "{}"))
