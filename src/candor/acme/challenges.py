@@ -50,31 +50,30 @@ class Challenges(ServiceCore):
             authorization = session.get(Authorization, challenge.authorization_id)
             assert authorization is not None
             start = not request.is_post_as_get and challenge.status == "pending" and authorization.status == "pending"
-            if start:
-                if authorization.expires_at <= self.clock.now():
-                    raise AcmeProblem("malformed", "the authorization has expired", 403)
-                check_validation_attempt(
-                    session, name=authorization.identifier_value, now=self.clock.now(), limits=self.settings.limits
-                )
-                challenge.status = "processing"
+            if not start:
+                return self._challenge_reply(challenge)
+            if authorization.expires_at <= self.clock.now():
+                raise AcmeProblem("malformed", "the authorization has expired", 403)
+            check_validation_attempt(
+                session, name=authorization.identifier_value, now=self.clock.now(), limits=self.settings.limits
+            )
+            challenge.status = "processing"
             identifier = normalize_identifier(authorization.identifier_type, authorization.identifier_value)
             jwk = jwk_of(account)
             account_url = self._account_url(account)
             token, challenge_type = challenge.token, challenge.type
-        if start:
-            result = self.validator.validate(
-                challenge_type, identifier, token, key_authorization(token, jwk), account_uri=account_url
-            )
-            self._record_validation(challenge_id, result, jwk_thumbprint(jwk))
-        with self.db.session() as session:
-            challenge = session.get(Challenge, challenge_id)
-            assert challenge is not None
-            # RFC 8555 7.1: the "index" link on every resource, and for a challenge its authorization ("up").
-            base = self.settings.base
-            links = f'<{base}/authz/{challenge.authorization_id}>;rel="up", <{base}/directory>;rel="index"'
-            return 200, challenge_json(challenge, base), {"Link": links, **retry_after(challenge.status)}
+        result = self.validator.validate(
+            challenge_type, identifier, token, key_authorization(token, jwk), account_uri=account_url
+        )
+        return self._record_validation(challenge_id, result, jwk_thumbprint(jwk))
 
-    def _record_validation(self, challenge_id: int, result: ValidationResult, thumbprint: str) -> None:
+    def _challenge_reply(self, challenge: Challenge) -> Reply:
+        # RFC 8555 7.1: the "index" link on every resource, and for a challenge its authorization ("up").
+        base = self.settings.base
+        links = f'<{base}/authz/{challenge.authorization_id}>;rel="up", <{base}/directory>;rel="index"'
+        return 200, challenge_json(challenge, base), {"Link": links, **retry_after(challenge.status)}
+
+    def _record_validation(self, challenge_id: int, result: ValidationResult, thumbprint: str) -> Reply:
         with self.db.session() as session:
             challenge = session.get(Challenge, challenge_id)
             assert challenge is not None
@@ -104,3 +103,4 @@ class Challenges(ServiceCore):
                     "contacts": [f"{c.url} {c.ip}:{c.port} {c.outcome}" for c in result.records],
                 },
             )
+            return self._challenge_reply(challenge)

@@ -5,11 +5,13 @@ challenges, revocation and renewal; :class:`candor.acme.service.AcmeService` put
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from candor.acme.jwk import key_from_jwk
@@ -114,13 +116,14 @@ class ServiceCore:
         prefix = f"{self.settings.base}/acct/"
         if not kid.startswith(prefix) or not kid[len(prefix) :].isdigit():
             return None
-        with self.db.session() as session:
-            account = session.get(Account, int(kid[len(prefix) :]))
-            if account is None or account.jwk is None:
-                return None
-            if account.status != "valid":
-                raise AcmeProblem("unauthorized", f"account is {account.status}", 403)
-            return key_from_jwk(json.loads(account.jwk))
+        query = select(Account.status, Account.jwk).where(Account.id == int(kid[len(prefix) :]))
+        with self.db.connection() as connection:  # every request asks this: one Core SELECT, no ORM session
+            row = connection.execute(query).one_or_none()
+        if row is None or row.jwk is None:
+            return None
+        if row.status != "valid":
+            raise AcmeProblem("unauthorized", f"account is {row.status}", 403)
+        return _parsed_key(row.jwk)
 
     def account_for(self, session: Session, request: VerifiedRequest) -> Account:
         if request.kid is None:
@@ -141,6 +144,12 @@ class ServiceCore:
             session, actor=f"acme:account/{account.id}", action=action, subject=f"account {account.id}",
             outcome="success", details=details,
         )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_key(jwk: str) -> Any:
+    """An account's public key from its stored JWK text; keys are immutable, so parsed ones are kept."""
+    return key_from_jwk(json.loads(jwk))
 
 
 def retry_after(status: str) -> dict[str, str]:

@@ -52,11 +52,7 @@ class Ordering(ServiceCore):
         if replaces is not None and not isinstance(replaces, str):
             raise AcmeProblem("malformed", "'replaces' is a certificate identifier string (RFC 9773 5)")
         now = self.clock.now()
-        with self.db.session() as session:
-            issuer = repositories.issuer_by_name(session, self.settings.issuer)
-            if issuer is None:
-                raise CandorError(ErrorKind.UNAVAILABLE, "the configured ACME issuer does not exist")
-            private = issuer.private
+        private = self._issuer_is_private()
         _raise_subproblems(refused + _refused_by_policy(identifiers, now=now, private=private))
         check_identifiers(identifiers, now=now, private=private)
         for identifier in identifiers:
@@ -126,10 +122,12 @@ class Ordering(ServiceCore):
         csr = b64url_decode(csr_b64, "csr")
         with self.db.session() as session:
             order = owned(session, Order, order_id, self.account_for(session, request))
-            status = order.status
-        if status != "ready":
-            raise AcmeProblem("orderNotReady", f"the order is {status}, not ready (RFC 8555 7.4)", 403)
-        self._recheck_caa(order_id)
+            if order.status != "ready":
+                raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready (RFC 8555 7.4)", 403)
+            stale = self._caa_stale(session, order)
+            account_uri = self._account_url(self.account_for(session, request))
+        if stale:
+            self._recheck_caa(order_id, stale, account_uri)
         try:
             self.finalizer.finalize(order_id, csr)
         except CandorError as exc:
@@ -141,23 +139,33 @@ class Ordering(ServiceCore):
             assert order is not None
             return 200, order_json(session, order, self.settings.base), {"Location": self._order_url(order)}
 
-    def _recheck_caa(self, order_id: int) -> None:
+    def _issuer_is_private(self) -> bool:
+        """Whether the ACME issuer is private (it may certify internal names); fixed at the ceremony, so kept."""
+        if self._private is None:
+            with self.db.session() as session:
+                issuer = repositories.issuer_by_name(session, self.settings.issuer)
+                if issuer is None:
+                    raise CandorError(ErrorKind.UNAVAILABLE, "the configured ACME issuer does not exist")
+                self._private = issuer.private
+        return self._private
+
+    _private: bool | None = None
+
+    def _caa_stale(self, session: Session, order: Order) -> list[tuple[int, Identifier, str]]:
+        """The dns authorizations of *order* whose CAA check is 8 hours old or more (BR 3.2.2.8)."""
+        now = self.clock.now()
+        return [
+            (a.id, normalize_identifier(a.identifier_type, ("*." if a.wildcard else "") + a.identifier_value),
+             a.method or "")
+            for a in order_authorizations(session, order)
+            if a.identifier_type == "dns"
+            and (a.caa_checked_at is None or a.caa_checked_at + self.settings.caa_recheck_after <= now)
+        ]  # fmt: skip
+
+    def _recheck_caa(self, order_id: int, stale: list[tuple[int, Identifier, str]], account_uri: str) -> None:
         """BR 3.2.2.8: CAA is checked again for every name whose last check is older than 8 hours; a refusal
         (or a failed lookup) makes the order invalid (RFC 8555 7.1.6) and nothing is signed."""
         now = self.clock.now()
-        with self.db.session() as session:
-            order = session.get(Order, order_id)
-            assert order is not None
-            account = session.get(Account, order.account_id)
-            assert account is not None
-            account_uri = self._account_url(account)
-            stale = [
-                (a.id, normalize_identifier(a.identifier_type, ("*." if a.wildcard else "") + a.identifier_value),
-                 a.method or "")
-                for a in order_authorizations(session, order)
-                if a.identifier_type == "dns"
-                and (a.caa_checked_at is None or a.caa_checked_at + self.settings.caa_recheck_after <= now)
-            ]  # fmt: skip
         for authorization_id, identifier, method in stale:
             refusal = self.validator.recheck_caa(identifier, method=method, account_uri=account_uri)
             with self.db.session() as session:
