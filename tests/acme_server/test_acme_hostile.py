@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from acme_harness import AcmeHarness, acme_server
-from acme_raw import Raw, expect_problem, issued_certificate, route_for
+from acme_raw import URN, Raw, expect_problem, issued_certificate, route_for
 from issuing import build_home, csr_for
 from jose_requests import b64, public_jwk_of
 
@@ -140,8 +140,16 @@ def test_csr_names_must_match_the_order(harness: AcmeHarness) -> None:
 
 
 def test_get_on_a_post_resource_is_not_allowed(harness: AcmeHarness) -> None:
-    status, _body, _headers = Raw(harness, "p256").request("GET", "/acme/new-order")
-    assert status == 405
+    status, body, headers = Raw(harness, "p256").request("GET", "/acme/new-order")
+    assert status == 405 and headers["allow"] == "POST"
+    assert body["type"] == URN + "malformed" and headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ["/acme/authz/abc", "/acme/no-such-thing", "/acme/order/1/elsewhere"])
+def test_an_unknown_acme_path_is_a_problem_document(harness: AcmeHarness, path: str) -> None:
+    status, body, headers = Raw(harness, "p256").request("POST", path, b"{}")
+    assert status == 404 and body["type"] == URN + "malformed"
+    assert headers["content-type"] == "application/problem+json"
 
 
 def test_a_huge_body_is_refused_before_it_is_read(harness: AcmeHarness) -> None:
@@ -200,3 +208,10 @@ def test_key_change_refuses_a_wrong_old_key_a_nonce_or_a_key_in_use(harness: Acm
     reply = _key_change(client, "ed448", "EdDSA", old_jwk=public_jwk_of("rsa2048"))
     expect_problem(reply, "malformed", 409)
     assert reply[2]["location"] == other.kid
+
+
+@pytest.mark.parametrize("profile", [["dv"], {"dv": 1}, 7, None])
+def test_a_profile_that_is_not_a_string_is_malformed(harness: AcmeHarness, profile: object) -> None:
+    client = Raw(harness, "p256").register()
+    payload = {"identifiers": [{"type": "dns", "value": "example.com"}], "profile": profile}
+    expect_problem(client.post("/acme/new-order", payload), "malformed", 400)

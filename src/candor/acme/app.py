@@ -14,7 +14,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from candor.acme.jws import MAX_BODY_BYTES, verify_request
 from candor.acme.nonces import NonceStore
@@ -46,6 +46,18 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
         except Exception as error:  # mapped to a problem document, as for every other resource
             return from_error(error)
         return JSONResponse(content, status_code=status, headers=extra)
+
+    async def unknown(request: Request) -> Response:
+        """A resource that exists under another method is 405 (RFC 8555 6.3: no GET where POST-as-GET is
+        meant); anything else 404. Both as problem documents."""
+        for route in routes[:-1]:
+            match, _ = route.matches(request.scope)
+            if match is Match.PARTIAL and isinstance(route, Route):
+                allowed = ", ".join(sorted(route.methods or ()))
+                problem = AcmeProblem("malformed", f"this resource takes {allowed} (RFC 8555 6.3)", 405)
+                problem.headers["Allow"] = allowed
+                return from_error(problem)
+        return from_error(AcmeProblem("malformed", "no such ACME resource", 404))
 
     async def new_nonce(request: Request) -> Response:
         issued = await run_in_threadpool(headers)
@@ -91,7 +103,7 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
 
         return endpoint
 
-    return [
+    routes: list[BaseRoute] = [
         Route("/acme/directory", directory, methods=["GET"]),
         Route("/acme/new-nonce", new_nonce, methods=["GET", "HEAD"]),
         Route("/acme/renewal-info/{cert_id}", renewal_info, methods=["GET"]),
@@ -106,7 +118,10 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
         Route("/acme/authz/{id:int}", post(service.authorization), methods=["POST"]),
         Route("/acme/chall/{id:int}", post(service.challenge), methods=["POST"]),
         Route("/acme/cert/{id:int}", post(service.certificate), methods=["POST"]),
+        # Anything else under /acme is a problem document too, never a bare text page.
+        Route("/acme/{rest:path}", unknown, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]),
     ]
+    return routes
 
 
 async def _bounded_body(request: Request) -> bytes:

@@ -45,6 +45,8 @@ class Ordering(ServiceCore):
                 "malformed", "notBefore and notAfter are set by the CA, never by the request (BR 7.1.2.7)"
             )
         profile = payload.get("profile", next(iter(self.settings.profiles)))
+        if not isinstance(profile, str):
+            raise AcmeProblem("malformed", "'profile' is a string naming one of the directory's meta.profiles")
         if profile not in self.settings.profiles:
             raise AcmeProblem("invalidProfile", f"profile {profile!r} is not offered; see the directory's meta")
         identifiers, refused = _identifiers(payload.get("identifiers"))
