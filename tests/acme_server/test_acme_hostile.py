@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from acme_harness import AcmeHarness, acme_server
-from acme_raw import URN, Raw, expect_problem, issued_certificate, route_for
+from acme_raw import Raw, expect_problem, issued_certificate, route_for
 from issuing import build_home, csr_for
 from jose_requests import b64, public_jwk_of
 
