@@ -1,0 +1,351 @@
+"""CA-side submission of precertificates: the :class:`~candor.issuance.ct.SctSource` the signer is given.
+
+``obtain(precertificate, issuer)`` sends add-pre-chain (RFC 6962 4.2) to every log the list allows for the
+certificate's notAfter, in parallel; each log gets a per-attempt timeout and a bounded number of attempts, with
+exponential backoff after a connection error, a timeout, a 5xx or a 429 (honouring Retry-After up to the
+backoff cap) and no retry after any other 4xx (the log refused the chain; asking again changes nothing). Every
+SCT is verified against its log's key (RFC 6962 3.2) before it counts. Submission stops once the policy
+(:mod:`.policy`) is met with *margin* extra SCTs where logs remain, or at the deadline; if the policy is not
+met by then, ``obtain`` raises ``CandorError(UNAVAILABLE)`` naming each log that failed and why, and the signer
+builds no final certificate (fail closed; the precertificate stays stored and revocable).
+
+Each log's outcome is a structured log line (``ct.submit ...``) and, when a database is given, one audit event
+per submission (``ct.precertificate.submitted``) listing every log's outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from candor.audit import AuditLog
+from candor.clock import Clock
+from candor.ct.log import tls
+from candor.ct.submit.loglist import LogInfo, LogList, load_log_list
+from candor.ct.submit.policy import MAX_SCT_AFTER_NOT_BEFORE, evaluate
+from candor.ct.submit.sct import SctError, VerifiedSct, parse_sct_response, precert_entry, sct_list, verify_sct
+from candor.ct.submit.settings import CtSubmitSettings
+from candor.ct.submit.transport import HttpTransport, Transport, TransportError
+from candor.errors import CandorError, ErrorKind
+from candor.storage import Database, serial_to_hex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A log as this submitter reaches it: the list's entry with the operator's overrides applied."""
+
+    log: LogInfo
+    submission_url: str
+    timeout: float
+    include_root: bool
+
+
+@dataclass(frozen=True)
+class LogOutcome:
+    log: LogInfo
+    sct: VerifiedSct | None
+    attempts: int
+    seconds: float
+    error: str | None = None  # why no SCT: one short phrase
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "log": self.log.description,
+            "operator": self.log.operator,
+            "log_id": base64.b64encode(self.log.log_id).decode(),
+            "outcome": "sct" if self.sct is not None else "failed",
+            "attempts": self.attempts,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+            "sct_timestamp": self.sct.sct.timestamp if self.sct is not None else None,
+        }
+
+
+class CtSubmitter:
+    """Submits to the logs of a log list; implements ``SctSource`` for the signer."""
+
+    def __init__(
+        self,
+        log_list: LogList,
+        *,
+        clock: Clock,
+        settings: CtSubmitSettings | None = None,
+        ca_certificates: Sequence[x509.Certificate] = (),
+        transport: Transport | None = None,
+        db: Database | None = None,
+        actor: str = "ct-submit",
+        max_workers: int = 16,
+    ) -> None:
+        self.log_list = log_list
+        self.settings = settings or CtSubmitSettings()
+        self._clock = clock
+        self._transport = transport or HttpTransport()
+        self._by_subject = {c.subject.public_bytes(): c for c in ca_certificates}
+        self._db = db
+        self._audit = AuditLog(clock) if db is not None else None
+        self._actor = actor
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ct-submit")
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: CtSubmitSettings,
+        *,
+        data_dir: Path,
+        clock: Clock,
+        ca_certificates: Sequence[x509.Certificate] = (),
+        db: Database | None = None,
+    ) -> CtSubmitter | None:
+        """The submitter ``[ct.submit]`` describes, or None when no log list is configured."""
+        path = settings.log_list_path(data_dir)
+        if path is None:
+            return None
+        return cls(load_log_list(path), clock=clock, settings=settings, ca_certificates=ca_certificates, db=db)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- SctSource ----------------------------------------------------------------------------------------
+    def obtain(self, precertificate: x509.Certificate, issuer: x509.Certificate) -> bytes:
+        not_before, not_after = precertificate.not_valid_before_utc, precertificate.not_valid_after_utc
+        serial = serial_to_hex(precertificate.serial_number)
+        targets = self.targets_for(not_after)
+        if not targets:
+            raise CandorError(
+                ErrorKind.UNAVAILABLE, f"CT: no usable or qualified log in the log list accepts notAfter {not_after}"
+            )
+        entry = precert_entry(precertificate, issuer)
+        chain, root = self.chain_above(issuer)
+        leaf = precertificate.public_bytes(Encoding.DER)
+        outcomes, verified = self._collect(targets, leaf, chain, root, entry, not_before, not_after)
+        verdict = evaluate(verified, not_before=not_before, not_after=not_after)
+        self._record(serial, issuer, outcomes, verdict.explain(), met=verdict.met)
+        if not verdict.met:
+            failures = "; ".join(f"{o.log.description}: {o.error}" for o in outcomes if o.sct is None)
+            raise CandorError(
+                ErrorKind.UNAVAILABLE,
+                f"CT policy not met for precertificate {serial}: {verdict.explain()}"
+                + (f" (failed: {failures})" if failures else ""),
+            )
+        ordered = sorted(verified, key=lambda v: (v.sct.timestamp, v.log.log_id))
+        return sct_list([v.sct for v in ordered])
+
+    # -- shared with final-certificate submission ---------------------------------------------------------
+    def targets_for(self, not_after: datetime) -> list[Target]:
+        return [t for t in (self.target(log) for log in self.log_list.usable_for(not_after)) if t is not None]
+
+    def target(self, log_info: LogInfo) -> Target | None:
+        """*log_info* with its override applied; None if the operator disabled it."""
+        override = self.settings.override_for(log_info.log_id)
+        if override is not None and override.disabled:
+            return None
+        url = (override.url if override is not None and override.url else None) or log_info.submission_url
+        timeout = (override.attempt_timeout_seconds if override is not None else None) or (
+            self.settings.attempt_timeout_seconds
+        )
+        return Target(
+            log=log_info,
+            submission_url=url if url.endswith("/") else url + "/",
+            timeout=timeout,
+            include_root=override.include_root if override is not None else False,
+        )
+
+    def chain_above(self, issuer: x509.Certificate) -> tuple[list[bytes], bytes | None]:
+        """The issuing CA and the intermediates above it (DER, from the CA certificates given), and the root
+        if known. RFC 6962 4.1: the chain is the submitted certificate's, "the root certificate MAY be
+        omitted"."""
+        chain, current = [issuer], issuer
+        root: x509.Certificate | None = None
+        while current.subject != current.issuer and len(chain) < 10:
+            parent = self._by_subject.get(current.issuer.public_bytes())
+            if parent is None:
+                break
+            if parent.subject == parent.issuer:
+                root = parent
+                break
+            chain.append(parent)
+            current = parent
+        ders = [c.public_bytes(Encoding.DER) for c in chain]
+        return ders, root.public_bytes(Encoding.DER) if root is not None else None
+
+    def submit_to(
+        self,
+        target: Target,
+        ders: Sequence[bytes],
+        entry: tls.SignedEntry,
+        *,
+        precertificate: bool,
+        not_before: datetime | None,
+        cancel: threading.Event,
+        deadline: float,
+        attempts_allowed: int | None = None,
+    ) -> LogOutcome:
+        """One log: attempts with backoff until an SCT verifies, the log refuses, or attempts/deadline run out.
+        With *not_before*, an SCT more than 48 h after it is refused (WS-08c: only for SCTs to embed)."""
+        endpoint = "add-pre-chain" if precertificate else "add-chain"
+        url = f"{target.submission_url}ct/v1/{endpoint}"
+        body = json.dumps({"chain": [base64.b64encode(d).decode() for d in ders]}).encode()
+        settings, started = self.settings, time.monotonic()
+        delay, attempts, error = settings.backoff_seconds, 0, "not attempted"
+        allowed = attempts_allowed or settings.attempts
+        while attempts < allowed and not cancel.is_set():
+            attempts += 1
+            pause = delay
+            try:
+                answer = self._transport.post_json(url, body, timeout=min(target.timeout, _left(deadline)))
+            except TransportError as exc:
+                error = str(exc)
+            else:
+                if answer.status == 200:
+                    return self._checked(target, answer.body, entry, not_before, attempts, started)
+                error = f"HTTP {answer.status}{_log_error(answer.body)}"
+                if answer.status != 429 and answer.status < 500:
+                    break  # RFC 6962 4: a 4xx is the log's refusal of this chain; retrying changes nothing
+                if answer.retry_after is not None:
+                    pause = max(pause, min(answer.retry_after, settings.max_backoff_seconds))
+            if attempts >= allowed or pause >= _left(deadline):
+                break
+            cancel.wait(pause)
+            delay = min(delay * 2, settings.max_backoff_seconds)
+        if cancel.is_set() and attempts == 0:
+            error = "not needed: the policy was met"
+        return LogOutcome(
+            target.log, None, attempts, time.monotonic() - started, f"{error} after {attempts} attempt(s)"
+        )
+
+    def submit_in_pool(
+        self, target: Target, ders: Sequence[bytes], entry: tls.SignedEntry, **options: object
+    ) -> Future[LogOutcome]:
+        """:meth:`submit_to` on this submitter's threads (the logs are asked in parallel)."""
+        return self._pool.submit(self.submit_to, target, ders, entry, **options)  # type: ignore[arg-type]
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _collect(
+        self,
+        targets: Sequence[Target],
+        leaf: bytes,
+        chain: Sequence[bytes],
+        root: bytes | None,
+        entry: tls.SignedEntry,
+        not_before: datetime,
+        not_after: datetime,
+    ) -> tuple[list[LogOutcome], list[VerifiedSct]]:
+        cancel = threading.Event()
+        deadline = time.monotonic() + self.settings.deadline_seconds
+        futures: dict[Future[LogOutcome], Target] = {}
+        for target in targets:
+            ders = [leaf, *chain, *([root] if target.include_root and root is not None else [])]
+            future = self.submit_in_pool(
+                target, ders, entry, precertificate=True, not_before=not_before, cancel=cancel, deadline=deadline
+            )
+            futures[future] = target
+        needed = evaluate([], not_before=not_before, not_after=not_after).required.scts
+        wanted = min(needed + self.settings.margin, len(targets))
+        outcomes: list[LogOutcome] = []
+        verified: list[VerifiedSct] = []
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=_left(deadline), return_when=FIRST_COMPLETED)
+            if not done:
+                break
+            for future in done:
+                outcome = future.result()
+                outcomes.append(outcome)
+                log_line("add-pre-chain", outcome)
+                if outcome.sct is not None:
+                    verified.append(outcome.sct)
+            met = evaluate(verified, not_before=not_before, not_after=not_after).met
+            if met and not self.settings.wait_for_all and len(verified) >= wanted:
+                break
+        cancel.set()
+        for future in pending:
+            target = futures[future]
+            reason = "not awaited: the policy was met" if verified else "no answer before the deadline"
+            outcomes.append(LogOutcome(target.log, None, 0, self.settings.deadline_seconds, reason))
+        return outcomes, verified
+
+    def _checked(
+        self,
+        target: Target,
+        body: bytes,
+        entry: tls.SignedEntry,
+        not_before: datetime | None,
+        attempts: int,
+        started: float,
+    ) -> LogOutcome:
+        skew = timedelta(seconds=self.settings.max_future_skew_seconds)
+        try:
+            sct = parse_sct_response(body)
+            verified = verify_sct(sct, target.log, entry, now=self._clock.now(), max_skew=skew)
+            if not_before is not None and sct.time - not_before > MAX_SCT_AFTER_NOT_BEFORE:
+                raise SctError("the SCT is more than 48 h after notBefore (WS-08c, BR 7.1.2.7)")
+        except SctError as exc:  # a log that signs wrongly is not asked again
+            return LogOutcome(target.log, None, attempts, time.monotonic() - started, f"rejected SCT: {exc}")
+        return LogOutcome(target.log, verified, attempts, time.monotonic() - started)
+
+    def _record(
+        self, serial: str, issuer: x509.Certificate, outcomes: Sequence[LogOutcome], policy: str, *, met: bool
+    ) -> None:
+        if self._db is None or self._audit is None:
+            return
+        try:
+            with self._db.session() as session:
+                self._audit.record(
+                    session,
+                    actor=self._actor,
+                    action="ct.precertificate.submitted",
+                    subject=f"serial {serial}",
+                    outcome="success" if met else "failure",
+                    details={
+                        "issuer": issuer.subject.rfc4514_string(),
+                        "serial": serial,
+                        "policy": policy,
+                        "logs": [o.summary() for o in outcomes],
+                    },
+                )
+        except CandorError as exc:  # the signer audits its own stages; this record is for the operator
+            log.warning("ct.submit audit event for serial %s not written: %s", serial, exc)
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _log_error(body: bytes) -> str:
+    """The log's own reason, if its 4xx/5xx body is RFC 6962-style JSON ``{"error": ...}``, kept short."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return ""
+    message = document.get("error") if isinstance(document, dict) else None
+    return f" ({str(message).splitlines()[0][:120]})" if message else ""
+
+
+def log_line(endpoint: str, outcome: LogOutcome) -> None:
+    if outcome.sct is not None:
+        log.info(
+            "ct.submit endpoint=%s log=%r operator=%r outcome=sct attempts=%d seconds=%.3f timestamp=%d",
+            endpoint, outcome.log.description, outcome.log.operator, outcome.attempts, outcome.seconds,
+            outcome.sct.sct.timestamp,
+        )  # fmt: skip
+    else:
+        log.warning(
+            "ct.submit endpoint=%s log=%r operator=%r outcome=failed attempts=%d seconds=%.3f error=%r",
+            endpoint, outcome.log.description, outcome.log.operator, outcome.attempts, outcome.seconds, outcome.error,
+        )  # fmt: skip
+
+
+__all__ = ["CtSubmitter", "LogOutcome", "Target"]
