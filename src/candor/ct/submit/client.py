@@ -271,9 +271,10 @@ class CtSubmitter:
             if met and not self.settings.wait_for_all and len(verified) >= wanted:
                 break
         cancel.set()
+        met = evaluate(verified, not_before=not_before, not_after=not_after).met
         for future in pending:
             target = futures[future]
-            reason = "not awaited: the policy was met" if verified else "no answer before the deadline"
+            reason = "not awaited: the policy was met" if met else "no answer before the deadline"
             outcomes.append(LogOutcome(target.log, None, 0, self.settings.deadline_seconds, reason))
         return outcomes, verified
 

@@ -1,0 +1,279 @@
+"""End to end: the signer issues through CtSubmitter against two real Candor RFC 6962 logs served over HTTP on
+loopback (different operators and keys). The final certificate embeds 2 SCTs that verify (here, with
+cryptography's TBS reconstruction, and with OpenSSL's CT validator), is then logged by both logs, and a log
+that is down makes issuance fail closed with the precertificate stored and revocable."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from issuing import CA, build_home, csr_for, new_key, open_ca
+from sqlalchemy import select
+from submit_support import ServedLog, free_port, log_item, operator, serve_log
+
+from candor.audit import AuditLog
+from candor.clock import SystemClock
+from candor.ct.log import tls
+from candor.ct.submit.client import CtSubmitter
+from candor.ct.submit.final import FinalSubmissions
+from candor.ct.submit.sct import embedded_scts, precert_entry, verify_sct
+from candor.ct.submit.settings import CtLogOverride, CtSubmitSettings
+from candor.errors import CandorError, ErrorKind
+from candor.revocation import RevocationReason, revoke
+from candor.signing.der import assemble_certificate
+from candor.storage import orders, repositories
+from candor.storage.models import SerialRecord
+from candor.storage.models_ct_submit import CtSubmission
+from support import openssl
+
+SETTINGS = {"backoff_seconds": 0.05, "max_backoff_seconds": 0.2, "attempt_timeout_seconds": 3, "attempts": 3}
+
+
+class LateSource:
+    """The signer's SctSource, pointed at a submitter once the CA (and its clock and database) exists."""
+
+    def __init__(self) -> None:
+        self.target: CtSubmitter | None = None
+
+    def obtain(self, precertificate: x509.Certificate, issuer: x509.Certificate) -> bytes:
+        assert self.target is not None
+        return self.target.obtain(precertificate, issuer)
+
+
+@dataclass
+class World:
+    ca: CA
+    logs: list[ServedLog]
+    submitter: CtSubmitter
+    log_list: Path
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_home(tmp_path_factory.mktemp("ct-submit-ca"), private=False)
+
+
+def write_log_list(path: Path, logs: list[tuple[ServedLog, str]]) -> Path:
+    """A v3 log list naming each (log, url): one operator per log."""
+    document = {"operators": [operator(log.operator, [log_item(log.key, description=log.name, url=url)])
+                              for log, url in logs]}  # fmt: skip
+    path.write_text(json.dumps(document))
+    return path
+
+
+def ca_certificates(ca: CA) -> list[x509.Certificate]:
+    with ca.db.session() as session:
+        return [x509.load_der_x509_certificate(i.certificate_der) for i in repositories.list_issuers(session)]
+
+
+@pytest.fixture
+def world(home: Path, tmp_path: Path) -> Iterator[World]:
+    source = LateSource()
+    # OpenSSL checks SCT timestamps against the real time: the fake clock starts at it (and never moves ahead).
+    ca = open_ca(home, now=SystemClock().now(), sct_source=source)
+    root = x509.load_pem_x509_certificate(ca.root_pem.read_bytes())
+    with (
+        serve_log("log-a", "Operator A", roots=[root], clock=ca.clock, work=tmp_path) as log_a,
+        serve_log("log-b", "Operator B", roots=[root], clock=ca.clock, work=tmp_path) as log_b,
+    ):
+        log_list = write_log_list(tmp_path / "log_list.json", [(log_a, log_a.url), (log_b, log_b.url)])
+        settings = CtSubmitSettings(log_list=Path("log_list.json"), **SETTINGS)  # type: ignore[arg-type]
+        submitter = CtSubmitter.from_settings(
+            settings, data_dir=tmp_path, clock=ca.clock, ca_certificates=ca_certificates(ca), db=ca.db
+        )
+        assert submitter is not None
+        source.target = submitter
+        try:
+            yield World(ca, [log_a, log_b], submitter, log_list)
+        finally:
+            submitter.close()
+            ca.stores.close()
+            ca.db.dispose()
+
+
+def logged_certificates(log: ServedLog) -> list[bytes]:
+    """The x509_entry certificates of a log's integrated entries (RFC 6962 3.4)."""
+    leaves = [tls.parse_merkle_tree_leaf(leaf) for leaf in log.entries()]
+    return [leaf.entry.certificate for leaf in leaves if leaf.entry.entry_type is tls.EntryType.X509]
+
+
+def test_the_signer_embeds_two_verified_scts_and_the_final_certificate_reaches_both_logs(
+    world: World, tmp_path: Path
+) -> None:
+    key = new_key()
+    issued = world.ca.issue(["ct-e2e.example.com"], key=key)
+    final, issuer = issued.certificate, issued.chain[0]
+    scts = embedded_scts(final)
+    assert len(scts) == 2
+    assert {s.log_id for s in scts} == {log.ct_log.log_id for log in world.logs}
+    # An independent reconstruction of the signed entry: cryptography's TBS without the SCT list (RFC 6962 3.2).
+    issuer_key_hash = precert_entry(final, issuer).issuer_key_hash
+    entry = tls.SignedEntry(tls.EntryType.PRECERT, issuer_key_hash=issuer_key_hash,
+                            tbs_certificate=final.tbs_precertificate_bytes)  # fmt: skip
+    for sct in scts:
+        listed = world.submitter.log_list.by_id(sct.log_id)
+        assert listed is not None
+        verify_sct(sct, listed, entry, now=world.ca.clock.now())
+    parsed = final.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps).value
+    assert len(parsed) == 2  # cryptography reads the list the signer embedded
+
+    final_submissions = FinalSubmissions(db=world.ca.db, submitter=world.submitter, clock=world.ca.clock)
+    outcomes = final_submissions.submit_final(final)
+    assert sorted((o.log.description, o.sct is not None) for o in outcomes) == [("log-a", True), ("log-b", True)]
+    der = final.public_bytes(Encoding.DER)
+    for log in world.logs:
+        assert der in logged_certificates(log)
+    assert final_submissions.pending() == []
+    assert final_submissions.submit_final(final) == []  # already done: nothing is sent twice
+
+    if shutil.which("openssl") is not None:
+        assert_openssl_sees_two_valid_scts(world, final, issuer, key, tmp_path)
+
+
+def test_a_log_down_at_final_submission_is_retried_from_the_durable_queue(world: World, tmp_path: Path) -> None:
+    final = world.ca.issue(["ct-queue.example.com"]).certificate
+    log_b = world.logs[1]
+    dead = CtSubmitter(
+        world.submitter.log_list, clock=world.ca.clock,
+        settings=CtSubmitSettings(**SETTINGS, logs=[CtLogOverride(  # type: ignore[arg-type]
+            log_id=base64.b64encode(log_b.ct_log.log_id).decode(), url=f"http://127.0.0.1:{free_port()}/")]),
+    )  # fmt: skip
+    try:
+        outcomes = FinalSubmissions(db=world.ca.db, submitter=dead, clock=world.ca.clock).submit_final(final)
+    finally:
+        dead.close()
+    assert {o.log.description: o.sct is not None for o in outcomes} == {"log-a": True, "log-b": False}
+    # A new process: a fresh queue object over the same database, with log-b reachable again.
+    restarted = FinalSubmissions(db=world.ca.db, submitter=world.submitter, clock=world.ca.clock)
+    [row] = restarted.pending()
+    assert (row.log_description, row.attempts, row.done) == ("log-b", 1, False)
+    assert row.last_error is not None and "connection refused" in row.last_error
+    assert row.next_attempt_at == world.ca.clock.now() + timedelta(seconds=30)
+    assert restarted.drain(world.ca.clock.now()).submitted == 0  # not due yet
+    report = restarted.drain(world.ca.clock.now() + timedelta(seconds=30))
+    assert (report.submitted, report.failed, report.pending) == (1, 0, 0)
+    assert final.public_bytes(Encoding.DER) in logged_certificates(log_b)
+    with world.ca.db.session() as session:
+        rows = session.scalars(select(CtSubmission).where(CtSubmission.log_id == log_b.ct_log.log_id)).all()
+    assert [r.done for r in rows if r.certificate_sha256 == final.fingerprint(hashes.SHA256()).hex()] == [True]
+
+
+def test_with_one_log_down_issuance_fails_closed_and_the_precertificate_stays_revocable(
+    world: World, tmp_path: Path
+) -> None:
+    log_a = world.logs[0]
+    down = write_log_list(
+        tmp_path / "down.json", [(log_a, log_a.url), (world.logs[1], f"http://127.0.0.1:{free_port()}/")]
+    )
+    world.submitter.close()
+    world.submitter = CtSubmitter.from_settings(  # type: ignore[assignment]
+        CtSubmitSettings(log_list=down, **SETTINGS),  # type: ignore[arg-type]
+        data_dir=tmp_path, clock=world.ca.clock, ca_certificates=ca_certificates(world.ca), db=world.ca.db,
+    )  # fmt: skip
+    source = world.ca.signer.sct_source
+    assert isinstance(source, LateSource)
+    source.target = world.submitter
+    account = world.ca.account("acct-ct-down")
+    world.ca.authorize(account, "ct-down.example.com", method="3.2.2.4.7")
+    order_id = world.ca.order(account, ["ct-down.example.com"])
+    started = time.monotonic()
+    with pytest.raises(CandorError) as caught:
+        world.ca.signer.finalize(order_id, csr_for(["ct-down.example.com"]))
+    assert time.monotonic() - started >= 0.05 + 0.1  # it waited through its backoffs (3 attempts) first
+    assert caught.value.kind is ErrorKind.UNAVAILABLE
+    assert "log-b: connection refused after 3 attempt(s)" in caught.value.message
+    with world.ca.db.session() as session:
+        issuance = orders.issuance_for_order(session, order_id)
+        assert issuance is not None
+        serial_id = issuance.serial_id
+        assert orders.find_certificate_der(session, serial_id, "certificate") is None  # no final certificate
+        precert_der = orders.find_certificate_der(session, serial_id, "precertificate")
+        assert precert_der is not None
+        serial = x509.load_der_x509_certificate(precert_der).serial_number
+        issuer = repositories.issuer_by_name(session, "tls-e1")
+        assert issuer is not None
+        revoked = revoke(session, audit=AuditLog(world.ca.clock), actor="test", issuer=issuer, serial=serial,
+                         reason=RevocationReason.SUPERSEDED, now=world.ca.clock.now())  # fmt: skip
+        assert revoked
+        record = session.get(SerialRecord, serial_id)
+        assert record is not None and record.status == "revoked"
+
+
+# -- OpenSSL, as an independent CT validator ------------------------------------------------------------------
+def assert_openssl_sees_two_valid_scts(
+    world: World, final: x509.Certificate, issuer: x509.Certificate, key: object, work: Path
+) -> None:
+    (work / "leaf.pem").write_bytes(final.public_bytes(Encoding.PEM))
+    text = openssl("x509", "-in", work / "leaf.pem", "-noout", "-text", check=True).stdout
+    assert text.count("Signed Certificate Timestamp:") == 2, text
+    assert status(world, final, issuer, key, work).count("SCT validation status: valid") == 2
+    corrupted = corrupt_first_sct(world, final, issuer)
+    output = status(world, corrupted, issuer, key, work)
+    assert output.count("SCT validation status: valid") == 1 and "SCT validation status: invalid" in output, output
+
+
+def status(world: World, final: x509.Certificate, issuer: x509.Certificate, key: object, work: Path) -> str:
+    """What ``openssl s_client -ct`` says of *final*, presented by ``openssl s_server`` on loopback."""
+    (work / "leaf.pem").write_bytes(final.public_bytes(Encoding.PEM))
+    (work / "leaf.key").write_bytes(key.private_bytes(  # type: ignore[attr-defined]
+        Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
+    (work / "issuer.pem").write_bytes(issuer.public_bytes(Encoding.PEM))
+    logs = "".join(
+        f"\n[{log.name}]\ndescription = {log.name}\nkey = {base64.b64encode(log.ct_log.public_key_der).decode()}\n"
+        for log in world.logs
+    )
+    (work / "logs.cnf").write_text(f"enabled_logs = {','.join(log.name for log in world.logs)}\n{logs}")
+    port = free_port()
+    server = subprocess.Popen(
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", "leaf.pem", "-key", "leaf.key",
+         "-cert_chain", "issuer.pem", "-quiet"],
+        cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            client = subprocess.run(
+                ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-ct", "-ctlogfile", "logs.cnf",
+                 "-CAfile", str(world.ca.root_pem)],
+                cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            if "Connection refused" not in client.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return client.stdout + client.stderr
+
+
+def corrupt_first_sct(world: World, final: x509.Certificate, issuer: x509.Certificate) -> x509.Certificate:
+    """*final* with one bit of its first SCT's signature flipped, signed again by the issuing CA."""
+    signature = embedded_scts(final)[0].signature
+    tbs = bytearray(final.tbs_certificate_bytes)
+    where = bytes(tbs).index(signature)
+    tbs[where + len(signature) - 3] ^= 0x01
+    with world.ca.db.session() as session:
+        record = repositories.issuer_by_name(session, "tls-e1")
+        assert record is not None
+        ca_key = world.ca.signer.issuers.by_id(session, record.id).key()
+    algorithm = final.signature_hash_algorithm
+    assert algorithm is not None
+    if isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        signed = ca_key.sign(bytes(tbs), ec.ECDSA(algorithm))
+    else:
+        assert isinstance(ca_key, rsa.RSAPrivateKey)
+        signed = ca_key.sign(bytes(tbs), padding.PKCS1v15(), algorithm)
+    return x509.load_der_x509_certificate(assemble_certificate(bytes(tbs), signed))
