@@ -26,7 +26,7 @@ from candor.profiles.der import DERError, remove_extensions
 POISON_OID = ExtensionOID.PRECERT_POISON  # 1.3.6.1.4.1.11129.2.4.3
 PRECERT_SIGNING_EKU = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.4")  # RFC 6962 3.1
 MAX_CHAIN_LENGTH = 10
-_VERIFIED_LINKS_CAP = 4096
+_CACHE_CAP = 4096
 
 
 class SubmissionError(ValueError):
@@ -60,21 +60,55 @@ def load_roots(paths: Iterable[Path]) -> list[x509.Certificate]:
     return roots
 
 
+@dataclass(frozen=True)
+class _Issuer:
+    """A certificate seen above a leaf, parsed once and remembered with what the checks need of it."""
+
+    certificate: x509.Certificate
+    der: bytes
+    fingerprint: bytes
+    is_ca: bool
+    precertificate_signer: bool  # carries the RFC 6962 3.1 Precertificate Signing Certificate EKU
+    spki_sha256: bytes
+
+
+def _issuer_of(der: bytes, position: int) -> _Issuer:
+    certificate = _parse(der, position)
+    constraints = _extension(certificate, ExtensionOID.BASIC_CONSTRAINTS)
+    eku = _extension(certificate, ExtensionOID.EXTENDED_KEY_USAGE)
+    try:
+        spki = certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    except Exception:  # an issuer whose key cannot be read cannot have signed anything we can check
+        raise SubmissionError(f"certificate {position}'s public key cannot be read") from None
+    return _Issuer(
+        certificate=certificate,
+        der=der,
+        fingerprint=fingerprint(der),
+        is_ca=constraints is not None and isinstance(constraints.value, x509.BasicConstraints) and constraints.value.ca,
+        precertificate_signer=eku is not None and isinstance(eku.value, x509.ExtendedKeyUsage)
+        and PRECERT_SIGNING_EKU in eku.value,
+        spki_sha256=hashlib.sha256(spki).digest(),
+    )  # fmt: skip
+
+
 class ChainChecker:
     """Checks submissions against a fixed set of roots. Thread-safe.
 
-    Issuer-to-issuer links that verified once are remembered (by the pair's fingerprints), so a busy log
-    verifies one signature per submission: the leaf's.
+    Issuers are parsed once and remembered (by their DER), and issuer-to-issuer links that verified once are
+    remembered by the pair's fingerprints, so a busy log parses one certificate and verifies one signature
+    per submission: the leaf's.
     """
 
     def __init__(self, roots: Sequence[x509.Certificate]) -> None:
         self.roots = tuple(roots)
         self.root_ders = tuple(root.public_bytes(Encoding.DER) for root in roots)
-        self._root_fingerprints = {fingerprint(der) for der in self.root_ders}
-        self._roots_by_subject: dict[bytes, list[x509.Certificate]] = {}
-        for root in self.roots:
-            self._roots_by_subject.setdefault(root.subject.public_bytes(), []).append(root)
-        self._verified: dict[tuple[bytes, bytes], None] = {}
+        self._roots = [_issuer_of(der, 0) for der in self.root_ders]
+        self._root_fingerprints = {root.fingerprint for root in self._roots}
+        self._roots_by_subject: dict[bytes, list[_Issuer]] = {}
+        for root in self._roots:
+            self._roots_by_subject.setdefault(root.certificate.subject.public_bytes(), []).append(root)
+        self._issuers: dict[bytes, _Issuer] = {}
+        self._verified: set[tuple[bytes, bytes]] = set()
         self._lock = threading.Lock()
 
     def check(self, ders: Sequence[bytes], *, precertificate: bool) -> Submission:
@@ -83,8 +117,8 @@ class ChainChecker:
             raise SubmissionError("the chain is empty")
         if len(ders) > MAX_CHAIN_LENGTH:
             raise SubmissionError(f"the chain has more than {MAX_CHAIN_LENGTH} certificates")
-        certificates = [_parse(der, position) for position, der in enumerate(ders)]
-        leaf = certificates[0]
+        leaf = _parse(ders[0], 0)
+        issuers = [self._issuer(der, position) for position, der in enumerate(ders[1:], start=1)]
         poison = _extension(leaf, POISON_OID)
         if precertificate and poison is None:
             raise SubmissionError("add-pre-chain takes a precertificate: the first certificate has no poison extension")
@@ -92,57 +126,73 @@ class ChainChecker:
             raise SubmissionError("the precertificate's poison extension must be critical (RFC 6962 3.1)")
         if not precertificate and poison is not None:
             raise SubmissionError("add-chain takes a certificate: the first certificate is a precertificate")
-        chain = self._verify_path(certificates, ders)
-        if len(certificates) > 1:
-            issuer = certificates[1]
-        else:  # the leaf alone: issued by the root the log added, or itself an accepted root
-            issuer = x509.load_der_x509_certificate(chain[-1]) if chain else leaf
-        entry = _precert_entry(leaf, issuer) if precertificate else SignedEntry(EntryType.X509, certificate=ders[0])
+        path = self._verify_path(leaf, issuers)
+        if not precertificate:
+            entry = SignedEntry(EntryType.X509, certificate=ders[0])
+        elif not path:
+            raise SubmissionError("a precertificate is not an accepted root")
+        else:
+            entry = _precert_entry(leaf, path[0])
         identity = hashlib.sha256(entry.entry_type.to_bytes(2, "big") + entry.encode()).digest()
-        return Submission(entry, identity, ders[0] if precertificate else None, chain)
+        return Submission(entry, identity, ders[0] if precertificate else None, tuple(i.der for i in path))
 
-    def _verify_path(self, certificates: list[x509.Certificate], ders: Sequence[bytes]) -> tuple[bytes, ...]:
-        for position in range(len(certificates) - 1):
-            child, parent = certificates[position], certificates[position + 1]
-            _require_ca(parent, position + 1)
-            self._link(child, parent, ders[position], ders[position + 1], position)
-        last, last_der = certificates[-1], ders[-1]
-        if fingerprint(last_der) in self._root_fingerprints:
-            return tuple(ders[1:])
-        for root in self._roots_by_subject.get(last.issuer.public_bytes(), []):
-            root_der = root.public_bytes(Encoding.DER)
+    def _issuer(self, der: bytes, position: int) -> _Issuer:
+        with self._lock:
+            known = self._issuers.get(der)
+        if known is None:
+            known = _issuer_of(der, position)
+            with self._lock:
+                if len(self._issuers) >= _CACHE_CAP:
+                    self._issuers.clear()
+                self._issuers[der] = known
+        return known
+
+    def _verify_path(self, leaf: x509.Certificate, issuers: list[_Issuer]) -> list[_Issuer]:
+        """The issuers from the leaf's up to an accepted root (added if the submission left it off)."""
+        child, child_print = leaf, b""
+        for position, parent in enumerate(issuers):
+            if not parent.is_ca:
+                raise SubmissionError(
+                    f"certificate {position + 1} issues the one before it but is not a CA certificate"
+                )
+            self._link(child, child_print, parent, position)
+            child, child_print = parent.certificate, parent.fingerprint
+        if issuers and issuers[-1].fingerprint in self._root_fingerprints:
+            return issuers
+        if not issuers and fingerprint(leaf.public_bytes(Encoding.DER)) in self._root_fingerprints:
+            return []  # an accepted root submitted on its own (add-chain)
+        for root in self._roots_by_subject.get(child.issuer.public_bytes(), []):
             try:
-                self._link(last, root, last_der, root_der, len(certificates) - 1)
+                self._link(child, child_print, root, len(issuers))
             except SubmissionError:
                 continue
-            return (*ders[1:], root_der)
+            return [*issuers, root]
         raise SubmissionError("the chain does not lead to a root this log accepts")
 
-    def _link(self, child: x509.Certificate, parent: x509.Certificate, child_der: bytes, parent_der: bytes,
-              position: int) -> None:  # fmt: skip
-        key = (fingerprint(child_der), fingerprint(parent_der))
-        if position > 0:
+    def _link(self, child: x509.Certificate, child_print: bytes, parent: _Issuer, position: int) -> None:
+        """*child* (position *position* of the chain) is signed by *parent*; links between issuers are cached."""
+        key = (child_print, parent.fingerprint)
+        if child_print:
             with self._lock:
                 if key in self._verified:
                     return
         try:
-            child.verify_directly_issued_by(parent)
+            child.verify_directly_issued_by(parent.certificate)
         except Exception:  # InvalidSignature, ValueError (names differ), TypeError (unsupported key or algorithm)
             raise SubmissionError(
                 f"certificate {position} is not signed by the certificate after it in the chain"
             ) from None
-        if position > 0:
+        if child_print:
             with self._lock:
-                if len(self._verified) >= _VERIFIED_LINKS_CAP:
+                if len(self._verified) >= _CACHE_CAP:
                     self._verified.clear()
-                self._verified[key] = None
+                self._verified.add(key)
 
 
 def _parse(der: bytes, position: int) -> x509.Certificate:
     try:
         certificate = x509.load_der_x509_certificate(der)
         _ = certificate.extensions  # parsed lazily: malformed extensions must fail here, as a bad submission
-        _ = certificate.public_key()
     except Exception:  # any parse failure of submitted bytes is the submitter's error
         raise SubmissionError(f"certificate {position} is not a DER X.509 certificate Candor can parse") from None
     return certificate
@@ -155,16 +205,9 @@ def _extension(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -> x50
         return None
 
 
-def _require_ca(certificate: x509.Certificate, position: int) -> None:
-    constraints = _extension(certificate, ExtensionOID.BASIC_CONSTRAINTS)
-    if constraints is None or not isinstance(constraints.value, x509.BasicConstraints) or not constraints.value.ca:
-        raise SubmissionError(f"certificate {position} issues the one before it but is not a CA certificate")
-
-
-def _precert_entry(precert: x509.Certificate, issuer: x509.Certificate) -> SignedEntry:
+def _precert_entry(precert: x509.Certificate, issuer: _Issuer) -> SignedEntry:
     """RFC 6962 3.2 PreCert: SHA-256 of the issuer's SPKI, and the TBSCertificate without the poison."""
-    eku = _extension(issuer, ExtensionOID.EXTENDED_KEY_USAGE)
-    if eku is not None and isinstance(eku.value, x509.ExtendedKeyUsage) and PRECERT_SIGNING_EKU in eku.value:
+    if issuer.precertificate_signer:
         raise SubmissionError(
             "precertificates signed by a Precertificate Signing Certificate are not accepted by this log "
             "(static-ct-api v1.1.0); sign the precertificate with the issuing CA's key"
@@ -173,5 +216,4 @@ def _precert_entry(precert: x509.Certificate, issuer: x509.Certificate) -> Signe
         tbs = remove_extensions(precert.tbs_certificate_bytes, {POISON_OID.dotted_string})
     except DERError:
         raise SubmissionError("the precertificate's TBSCertificate cannot be read") from None
-    spki = issuer.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return SignedEntry(EntryType.PRECERT, issuer_key_hash=hashlib.sha256(spki).digest(), tbs_certificate=tbs)
+    return SignedEntry(EntryType.PRECERT, issuer_key_hash=issuer.spki_sha256, tbs_certificate=tbs)
