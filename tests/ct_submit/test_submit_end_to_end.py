@@ -96,10 +96,12 @@ def world(home: Path, tmp_path: Path) -> Iterator[World]:
         )
         assert submitter is not None
         source.target = submitter
+        opened = World(ca, [log_a, log_b], submitter, log_list)
         try:
-            yield World(ca, [log_a, log_b], submitter, log_list)
+            yield opened
         finally:
             submitter.close()
+            opened.submitter.close()  # a test may have replaced it
             ca.stores.close()
             ca.db.dispose()
 
