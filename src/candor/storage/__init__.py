@@ -1,6 +1,12 @@
 """Persistence: the database handle, the schema, and the repository functions over it."""
 
-from candor.storage import models_acme, models_ct, models_ct_submit, models_issuance  # noqa: F401  (register their tables)
+from candor.storage import (  # noqa: F401  (register their tables)
+    models_acme,
+    models_ct,
+    models_ct_audit,
+    models_ct_submit,
+    models_issuance,
+)
 from candor.storage.database import Database, head_revision
 from candor.storage.dberrors import conflict_from, insert_unique
 from candor.storage.models import (
