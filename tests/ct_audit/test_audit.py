@@ -8,68 +8,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from audit_support import (
-    SETTINGS,
-    LateSource,
-    World,
-    issuer_certificates,
-    rogue_certificate,
-    serve_log,
-    write_log_list,
-)
+from audit_support import World, rogue_certificate, serve_log, write_log_list
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from issuing import build_home, open_ca
 from sqlalchemy import select
 from submit_support import log_item, operator
 
-from candor.clock import SystemClock
 from candor.ct.audit import CtAuditor
-from candor.ct.submit.client import CtSubmitter
 from candor.ct.submit.final import FinalSubmissions
-from candor.ct.submit.loglist import parse_log_list
-from candor.ct.submit.settings import CtSubmitSettings
+from candor.ct.submit.loglist import LogInfo, parse_log_list
 from candor.storage import AuditEvent, orders, serial_to_hex
 from candor.storage.models_ct_audit import CtAuditSeen, CtAuditState
 from candor.storage.models_ct_submit import CtSubmission
 from support import run_cli
 
 DAY = timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_home(tmp_path_factory.mktemp("ct-audit-ca"), private=False)
-
-
-@pytest.fixture
-def world(home: Path, tmp_path: Path) -> Iterator[World]:
-    source = LateSource()
-    # The CLI runs on the system clock: the CA's fake clock starts there, so the SCTs are not from the future.
-    ca = open_ca(home, now=SystemClock().now(), sct_source=source)
-    root = x509.load_pem_x509_certificate(ca.root_pem.read_bytes())
-    with (
-        serve_log("log-a", "Operator A", roots=[root], clock=ca.clock, work=tmp_path) as log_a,
-        serve_log("log-b", "Operator B", roots=[root], clock=ca.clock, work=tmp_path) as log_b,
-    ):
-        log_list = write_log_list(tmp_path / "log_list.json", [(log_a, log_a.url), (log_b, log_b.url)])
-        settings = CtSubmitSettings(log_list=log_list, **SETTINGS)  # type: ignore[arg-type]
-        submitter = CtSubmitter.from_settings(
-            settings, data_dir=tmp_path, clock=ca.clock, ca_certificates=issuer_certificates(ca), db=ca.db
-        )
-        assert submitter is not None
-        source.target = submitter
-        try:
-            yield World(ca, [log_a, log_b], submitter, log_list, tmp_path)
-        finally:
-            submitter.close()
-            ca.stores.close()
-            ca.db.dispose()
 
 
 def audit_cli(world: World, *args: str | Path) -> tuple[int, str, str]:
@@ -90,7 +47,7 @@ def log_events(world: World, action: str, log_name: str) -> list[dict[str, objec
     return [e for e in events(world, action) if e.get("log_id") == log_id]
 
 
-def log_info(world: World, index: int, url: str | None = None):  # type: ignore[no-untyped-def]
+def log_info(world: World, index: int, url: str | None = None) -> LogInfo:
     served = world.logs[index]
     item = log_item(served.key, description=served.name, url=url or served.url)
     return parse_log_list(json.dumps({"operators": [operator(served.operator, [item])]})).logs[0]
