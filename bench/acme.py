@@ -225,7 +225,7 @@ async def run_load(
         await asyncio.gather(*(client.start() for client in acme))
         await asyncio.gather(*(client.order(next(names), answer) for client in acme for _ in range(warmup)))
         stats.latencies.clear()
-        cpu_before, client_before = _cpu(server_pids()), time.process_time()
+        cpu_before, client_before = _cpu_by_pid(server_pids()), time.process_time()
         started = time.perf_counter()
         deadline = started + duration
         budget = [orders if orders is not None else 1 << 62]
@@ -241,23 +241,26 @@ async def run_load(
 
         await asyncio.gather(*(worker(client) for client in acme))
         elapsed = time.perf_counter() - started
-        server_cpu, client_cpu = _cpu(server_pids()) - cpu_before, time.process_time() - client_before
+        cpu_after = _cpu_by_pid(server_pids())
+        server_cpu = sum(cpu - cpu_before.get(pid, 0.0) for pid, cpu in cpu_after.items())
+        client_cpu = time.process_time() - client_before
         return Result(done[0], elapsed, stats, server_cpu, client_cpu)
     finally:
         for http in https:
             await http.aclose()
 
 
-def _cpu(pids: list[int]) -> float:
-    """User + system CPU seconds of *pids* and their waited-for children, from /proc (0 where unreadable)."""
-    total = 0.0
-    for pid in pids:
+def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of *pids* and its waited-for children, from /proc. A process that
+    ends during the measure (a PostgreSQL backend beyond the pool) loses what it used meanwhile."""
+    found = {}
+    for pid in set(pids):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    return total
+        found[pid] = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return found
 
 
 def _descendants(root: int) -> list[int]:
@@ -369,15 +372,30 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)
 
 
-def prepare_candor(home: Path, names: list[str], address: str) -> tuple[int, int]:
+def prepare_candor(
+    home: Path, names: list[str], address: str, *, workers: int, database_url: str | None
+) -> tuple[int, int]:
     port, acme_port = free_port(), free_port()
+    candor = str(ROOT / ".venv" / "bin" / "candor")
     subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "candor"), "--data-dir", str(home), "init",
-         "--port", str(port), "--acme-port", str(acme_port)],
+        [candor, "--data-dir", str(home), "init", "--port", str(port), "--acme-port", str(acme_port)],
         check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     config = (home / "candor.toml").read_text()
     config = config.replace("allow_loopback = false", "allow_loopback = true")
+    config, replaced = re.subn(r"(?m)^workers = \d+$", f"workers = {workers}", config)
+    if replaced != 1:
+        raise SystemExit("candor.toml has no [server] workers; the bench needs updating")
+    if database_url is not None:  # the same ceremony again, into the fresh PostgreSQL database
+        config, replaced = re.subn(r'(?m)^url = "sqlite:///candor.db"$', f"url = {_toml_string(database_url)}", config)
+        if replaced != 1:
+            raise SystemExit("candor.toml has no [database] url; the bench needs updating")
+        (home / "candor.toml").write_text(config)
+        shutil.rmtree(home / "keys")  # new keys under the same labels
+        subprocess.run(
+            [candor, "--data-dir", str(home), "ceremony", "--config", str(home / "ceremony.toml")],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
     for key in (
         "orders_per_account_per_3h", "pending_authorizations_per_account",
         "certificates_per_registered_domain_per_week", "failed_validations_per_name_per_hour",
@@ -421,17 +439,46 @@ def pebble_certificate(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@contextlib.contextmanager
+def _postgres_database(args: argparse.Namespace) -> Iterator[tuple[str | None, Callable[[], list[int]]]]:
+    """A fresh PostgreSQL database for one run (dropped afterwards) and a function listing its backends' pids
+    (their CPU is Candor's too); nothing for SQLite."""
+    if args.database != "postgres":
+        yield None, list
+        return
+    name = f"candor_bench_{random.getrandbits(32):08x}"
+    server = ["-h", args.pg_host, "-p", str(args.pg_port), "-U", args.pg_user]
+    subprocess.run(["createdb", *server, name], check=True)
+
+    def backends() -> list[int]:
+        query = f"SELECT pid FROM pg_stat_activity WHERE datname = '{name}'"  # noqa: S608 (our own name)
+        out = subprocess.run(["psql", *server, "-d", name, "-Atc", query], capture_output=True, text=True).stdout
+        return [int(line) for line in out.split() if line.isdigit()]
+
+    try:
+        yield f"postgresql+psycopg://{args.pg_user}@{args.pg_host}:{args.pg_port}/{name}", backends
+    finally:
+        subprocess.run(["dropdb", *server, "--force", name], check=False)
+
+
 async def bench_candor(args: argparse.Namespace) -> Result:
     names = _names("c", args)
     address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
-    with tempfile.TemporaryDirectory(prefix="candor-bench-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="candor-bench-") as scratch,
+        _postgres_database(args) as (database_url, backends),
+    ):
         home = Path(scratch) / "home"
-        _port, _acme_port = prepare_candor(home, names, address)
+        _port, _acme_port = prepare_candor(home, names, address, workers=args.workers, database_url=database_url)
         responder = Responder()
         await responder.start(address, 80)
         command = [str(PYTHON), "-m", "candor", "--data-dir", str(home), "serve"]
         if args.profile:
+            # --nonblocking: with py-spy pausing the threads of two workers to sample them, runs ended on a
+            # dropped keep-alive connection (cause not found); sampling without pausing does not disturb them
             spy = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--rate", "250", "-f", "raw", "-o", args.profile]
+            spy += ["--nonblocking"]
+            spy += ["--subprocesses"] if args.workers > 1 else []
             command = [*spy, *(["--gil"] if args.gil else ["--idle"]), "--", *command]
         with _process(command) as server:
             directory_url = _wait_for_line(server, r"ACME directory: (\S+)", 120, "candor serve")
@@ -439,7 +486,7 @@ async def bench_candor(args: argparse.Namespace) -> Result:
             trust = ssl.create_default_context(cafile=str(home / "public" / "issuers" / "root-x1.pem"))
             result = await run_load(
                 directory_url, trust, responder.answer, iter(names), clients=args.clients, duration=args.duration,
-                orders=args.orders, warmup=args.warmup, server_pids=lambda: _descendants(server.pid),
+                orders=args.orders, warmup=args.warmup, server_pids=lambda: _descendants(server.pid) + backends(),
             )  # fmt: skip
             if args.profile:
                 os.kill(server.pid, signal.SIGINT)  # py-spy writes its profile when the child ends
@@ -522,6 +569,11 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=None, help="a fixed number of orders instead of --duration")
     parser.add_argument("--warmup", type=int, default=1, help="orders per client before measuring (default 1)")
     parser.add_argument("--only", choices=("candor", "pebble"), default=None)
+    parser.add_argument("--workers", type=int, default=1, help="candor serve's [server] workers (default 1)")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite", help="Candor's database")
+    parser.add_argument("--pg-host", default="127.0.0.1", help="PostgreSQL for --database postgres (trust auth)")
+    parser.add_argument("--pg-port", type=int, default=5432)
+    parser.add_argument("--pg-user", default="postgres")
     parser.add_argument("--max-rate", type=float, default=400.0, help=argparse.SUPPRESS)  # sizes the hosts table
     parser.add_argument("--profile", default=None, help="py-spy raw profile of candor serve to this path")
     parser.add_argument("--gil", action="store_true", help="with --profile: sample only the thread holding the GIL")
@@ -556,6 +608,8 @@ def main() -> None:
     )
     report.update(
         clients=args.clients,
+        workers=args.workers,
+        database=args.database,
         cores=os.cpu_count(),
         measure=f"{args.orders} orders" if args.orders is not None else f"{args.duration:g} s",
         candor_ct=False,

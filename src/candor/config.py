@@ -92,6 +92,9 @@ class ServerConfig(_Strict):
     # The base of every URL baked into certificates (AIA caIssuers, CRLDP). BR 7.1.2.11.2 and 7.1.2.10.3:
     # these are http URLs, so that relying parties can fetch them without a TLS chain to validate first.
     public_base_url: str = "http://localhost:8080"
+    # Worker processes serving both listeners (each with its own database connections, key stores and
+    # signer). 1 serves from the `candor serve` process itself; on a dedicated host, the number of cores.
+    workers: int = Field(default=1, ge=1, le=64)
 
     @field_validator("public_base_url")
     @classmethod

@@ -15,6 +15,9 @@ host = "127.0.0.1"
 port = {port}
 # Base of the URLs served here (issuer certificates, CRLs). Must be http:// (BR 7.1.2.11.2).
 public_base_url = "{base_url}"
+# Worker processes, each serving every listener with its own database connections and key stores; the
+# listening sockets are shared. 1 serves from the 'candor serve' process itself; a dedicated host: its cores.
+workers = 1
 
 # Key stores. A ceremony file names a store for every key it creates.
 # file: PKCS#8 files encrypted with the passphrase read from a file (first line) or an environment variable.

@@ -7,8 +7,11 @@ import base64
 import os
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from candor.audit import AuditLog
 from candor.ceremony import Ceremony, PublicFiles, load_ceremony
@@ -18,6 +21,9 @@ from candor.config import CONFIG_FILE_NAME, load_config, resolve_secret
 from candor.defaults import CEREMONY_TEMPLATE, CONFIG_TEMPLATE
 from candor.errors import CandorError, ErrorKind
 from candor.keys import KeyStores
+
+if TYPE_CHECKING:
+    from candor.server import AcmeListener, Worker
 
 
 def _say(message: str, *, err: bool = False) -> None:
@@ -119,16 +125,27 @@ def db_upgrade(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from candor.cli.acme_edge import acme_listener
     from candor.cli.context import build_signer
-    from candor.server import run_server
+    from candor.server import Worker, run_server
 
-    with open_context(data_dir_from(args.data_dir, environ), environ) as context:
-        # The embedded default runs the signer in this process: finish what a crash interrupted first.
+    data_dir = data_dir_from(args.data_dir, environ)
+    with open_context(data_dir, environ) as context:
+        host = args.host or context.config.server.host
+        # The embedded default runs the signer in this process: finish what a crash interrupted first, and
+        # issue the ACME listener's certificate, once, before any worker starts.
         stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
         try:
             signer = build_signer(context, stores)
             for note in signer.reconcile():
                 _say(f"reconciled: {note}")
-            run_server(
+            acme = acme_listener(context, signer, host=host)
+            workers = context.config.server.workers
+            build: Callable[[bool], Worker]
+            if workers == 1:
+                build = partial(_this_process, Worker(db=context.db, acme=acme))
+            else:
+                stores.close()  # each worker opens its own (PKCS#11 sessions do not survive a fork)
+                build = partial(_serve_worker, data_dir, environ, host=host, listener=acme)
+            return run_server(
                 config=context.config,
                 db=context.db,
                 clock=context.clock,
@@ -136,11 +153,53 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 host=args.host,
                 port=args.port,
                 announce=_say,
-                acme=acme_listener(context, signer, host=args.host or context.config.server.host),
+                build=build,
+                acme=acme,
+                workers=workers,
             )
         finally:
             stores.close()
-    return 0
+
+
+def _this_process(worker: Worker, _primary: bool) -> Worker:
+    return worker
+
+
+def _serve_worker(
+    data_dir: Path, environ: Mapping[str, str], primary: bool, *, host: str, listener: AcmeListener | None
+) -> Worker:
+    """One ``candor serve`` worker process's own database, key stores, signer and ACME service. The ACME
+    listener presents the certificate the parent issued (or was given), handed over as an operator's listener
+    certificate whose password lives only in this process's memory."""
+    from candor.cli.acme_edge import acme_listener
+    from candor.cli.context import build_signer
+    from candor.config import SecretSource
+    from candor.server import Worker
+
+    stack = ExitStack()
+    try:
+        if listener is not None:
+            environ = {**environ, _HANDED_OVER_KEY_VARIABLE: listener.keyfile_password}
+        context = stack.enter_context(open_context(data_dir, environ))
+        if listener is not None:
+            handed_over = context.config.acme.model_copy(
+                update={
+                    "listener_certificate": listener.certfile,
+                    "listener_key": listener.keyfile,
+                    "listener_key_password": SecretSource(env=_HANDED_OVER_KEY_VARIABLE),
+                }
+            )
+            context.config = context.config.model_copy(update={"acme": handed_over})
+        stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
+        stack.callback(stores.close)
+        acme = acme_listener(context, build_signer(context, stores), host=host)
+        return Worker(db=context.db, acme=acme, close=stack.close)
+    except BaseException:
+        stack.close()
+        raise
+
+
+_HANDED_OVER_KEY_VARIABLE = "CANDOR_SERVE_LISTENER_KEY_PASSWORD"  # in the worker's own mapping, never os.environ
 
 
 def eab_create(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -2,15 +2,19 @@
 
 SQLite (a file) and PostgreSQL (psycopg 3) are supported. On SQLite every transaction starts with
 ``BEGIN IMMEDIATE``, taking the write lock up front, so writers queue on ``busy_timeout`` instead of failing
-halfway through; WAL lets readers of other connections proceed meanwhile. Within one process, sessions also
-queue on a lock of their own before SQLite's: SQLite's busy handler polls by sleeping up to 100 ms at a time,
-so under concurrent requests most of a transaction's wall time went to sleeping while the lock was free.
+halfway through; WAL lets readers of other connections proceed meanwhile. Sessions also queue on locks of
+their own before SQLite's: SQLite's busy handler polls by sleeping up to 100 ms at a time, so under concurrent
+requests most of a transaction's wall time went to sleeping while the lock was free. Threads of one process
+queue on a lock in memory, processes (``candor serve`` workers, a CLI command beside the server) on
+``flock`` of a file beside the database (``<database>.lock``); both wake the next waiter at once.
 Failures to connect or migrate are :class:`CandorError` with ``ErrorKind.STORAGE`` and a one-line message that
 never contains the password.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,6 +108,10 @@ class Database:
         # sessions on a lock that wakes the next one at once (reentrant: a nested session in the same thread
         # behaves as it did without it).
         self._writer = threading.RLock() if backend == "sqlite" else None
+        self._depth = 0  # sessions of the thread holding _writer (a nested one must not release the file lock)
+        self._lock_path = Path(f"{parsed.database}.lock") if backend == "sqlite" else None
+        self._lock_fd: int | None = None
+        self._pid = os.getpid()
 
     @property
     def dialect(self) -> str:
@@ -140,17 +148,58 @@ class Database:
         ):
             yield connection
 
+    def _after_fork(self) -> None:
+        """First use in a forked process: nothing the parent held is ours. Pooled connections are dropped
+        without closing them (they are the parent's), and the locks start free: a lock file descriptor shared
+        with the parent would share its lock instead of excluding it. (Forking inside an open SQLite
+        transaction is not supported: SQLite's in-process lock state would be the parent's.)"""
+        self.engine.dispose(close=False)
+        if self._writer is not None:
+            self._writer = threading.RLock()
+        self._depth = 0
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # the parent's descriptor stays open, and its lock held, in the parent
+            self._lock_fd = None
+        self._pid = os.getpid()
+
     @contextmanager
     def _queued(self) -> Iterator[None]:
+        if self._pid != os.getpid():
+            self._after_fork()
         if self._writer is None:
             yield
             return
         if not self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             raise CandorError(ErrorKind.STORAGE, f"error at {self.display_url}: database is locked")
         try:
-            yield
+            if self._depth == 0:
+                self._lock_file()
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._unlock_file()
         finally:
             self._writer.release()
+
+    def _lock_file(self) -> None:
+        """Queue behind other processes' transactions (blocking ``flock``: the kernel wakes the next waiter when
+        the holder ends its transaction, or dies). The descriptor is this process's own (see _after_fork)."""
+        assert self._lock_path is not None
+        if self._lock_fd is None:
+            try:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise CandorError(
+                    ErrorKind.STORAGE, f"error at {self.display_url}: lock file {self._lock_path}: {exc.strerror}"
+                ) from None
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def _unlock_file(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the packaged migrations up to *revision*, in one transaction."""
@@ -184,5 +233,8 @@ class Database:
         return head_revision()
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and this process's lock file)."""
         self.engine.dispose()
+        if self._lock_fd is not None and self._pid == os.getpid() and self._depth == 0:
+            os.close(self._lock_fd)
+            self._lock_fd = None
