@@ -147,11 +147,11 @@ class Stages:
         with self.db.session() as session:
             moved = self._move(session, progress, "final-intent", "complete")
             if moved:
-                self._store(session, progress, "certificate", certificate)
                 order = session.get(Order, progress.order_id)
                 assert order is not None
                 orders.finish_order(session, order, status="valid", now=self.clock.now())
                 orders.record_issued_names(session, order, issuance_id=progress.issuance_id, now=self.clock.now())
+                self._store(session, progress, "certificate", certificate)  # its audit event last: see _store
         if not moved:
             self._reload(progress)
 
@@ -175,6 +175,8 @@ class Stages:
         progress.state, progress.final_tbs, progress.stored = fresh.state, fresh.final_tbs, fresh.stored
 
     def _store(self, session: Session, progress: Progress, kind: str, certificate: x509.Certificate) -> None:
+        """Store a signed certificate and its audit event, the last statements of the stage's transaction: the
+        event takes the audit chain's lock, held until commit, which every writer of every process waits for."""
         serial = session.get(SerialRecord, progress.serial_id)
         assert serial is not None
         der = certificate.public_bytes(Encoding.DER)
