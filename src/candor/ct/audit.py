@@ -124,7 +124,8 @@ class CtAuditor:
             head = reader.get_sth()
         except LogReadError as exc:
             report.error = str(exc)
-            self._finish(report, None)
+            with self._db.session() as session:
+                self._record(session, report, None)
             return report
         report.head = head
         tree = self._verified_tree(report, reader, head, previous)
@@ -138,13 +139,12 @@ class CtAuditor:
         for finding in findings:
             if not finding.known:
                 report.alerts.append(unknown_alert(log_info, finding))
-        with self._db.session() as session:
+        with self._db.session() as session:  # the new state and the events about it commit together
             if advance and tree is not None:
                 _store(session, log_info, head, tree, findings, self._clock.now())
-        if advance:
-            with self._db.session() as session:
+                session.flush()
                 report.alerts += overdue(session, log_info, head, self._clock.now())
-        self._finish(report, head)
+            self._record(session, report, head)
         return report
 
     # -- steps ----------------------------------------------------------------------------------------------
@@ -217,23 +217,22 @@ class CtAuditor:
              "previous_tree_head": {"tree_size": size, "sha256_root_hash": root.hex(), "timestamp": timestamp}},
         ))  # fmt: skip
 
-    def _finish(self, report: LogAudit, head: TreeHead | None) -> None:
+    def _record(self, session: Session, report: LogAudit, head: TreeHead | None) -> None:
         """One audit event per alert, and the run's own event; the alert lines in the process log."""
         subject = f"{report.log.description} ({base64.b64encode(report.log.log_id).decode()})"[:512]
-        with self._db.session() as session:
-            for alert in report.alerts:
-                log.error("%s %s", alert.action, alert.message)
-                self._audit.record(session, actor=self._actor, action=alert.action, subject=subject,
-                                   outcome="failure", details=alert.details)  # fmt: skip
-            self._audit.record(
-                session, actor=self._actor, action=CHECKED, subject=subject,
-                outcome="success" if report.clean else "failure",
-                details={**log_details(report.log), "previous_tree_size": report.previous_size,
-                         "tree_head": head_details(head) if head is not None else None,
-                         "entries_read": report.entries_read, "candor_entries": report.candor_entries,
-                         "unreadable_entries": report.unreadable_entries, "alerts": len(report.alerts),
-                         "error": report.error},
-            )  # fmt: skip
+        for alert in report.alerts:
+            log.error("%s %s", alert.action, alert.message)
+            self._audit.record(session, actor=self._actor, action=alert.action, subject=subject,
+                               outcome="failure", details=alert.details)  # fmt: skip
+        self._audit.record(
+            session, actor=self._actor, action=CHECKED, subject=subject,
+            outcome="success" if report.clean else "failure",
+            details={**log_details(report.log), "previous_tree_size": report.previous_size,
+                     "tree_head": head_details(head) if head is not None else None,
+                     "entries_read": report.entries_read, "candor_entries": report.candor_entries,
+                     "unreadable_entries": report.unreadable_entries, "alerts": len(report.alerts),
+                     "error": report.error},
+        )  # fmt: skip
 
 
 def _page(reader: LogReader, start: int, size: int) -> list[RawEntry]:
