@@ -6,6 +6,7 @@ that is down makes issuance fail closed with the precertificate stored and revoc
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import shutil
 import subprocess
@@ -229,6 +230,7 @@ def assert_openssl_sees_two_valid_scts(
 
 def status(world: World, final: x509.Certificate, issuer: x509.Certificate, key: object, work: Path) -> str:
     """What ``openssl s_client -ct`` says of *final*, presented by ``openssl s_server`` on loopback."""
+    _after_its_scts(final)
     (work / "leaf.pem").write_bytes(final.public_bytes(Encoding.PEM))
     (work / "leaf.key").write_bytes(key.private_bytes(  # type: ignore[attr-defined]
         Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
@@ -279,3 +281,11 @@ def corrupt_first_sct(world: World, final: x509.Certificate, issuer: x509.Certif
         assert isinstance(ca_key, rsa.RSAPrivateKey)
         signed = ca_key.sign(bytes(tbs), padding.PKCS1v15(), algorithm)
     return x509.load_der_x509_certificate(assemble_certificate(bytes(tbs), signed))
+
+
+def _after_its_scts(certificate: x509.Certificate) -> None:
+    """OpenSSL calls an SCT from the future if its timestamp (ms) is later than the handshake time in whole
+    seconds: wait until the wall clock is a second past the newest SCT, as any real client would be."""
+    scts = certificate.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps).value
+    newest = max(sct.timestamp for sct in scts).replace(tzinfo=datetime.UTC).timestamp()
+    time.sleep(max(0.0, newest + 1.0 - time.time()))
