@@ -66,6 +66,27 @@ certificates_per_registered_domain_per_week = 50
 failed_validations_per_name_per_hour = 5
 accounts_per_address_per_3h = 10
 
+# Certificate Transparency (RFC 6962). This data directory runs two logs of different operators (their keys
+# come from the ceremony), served at {base_url}/ct/<name>/ct/v1/, with the static-ct-api files under
+# public/ct/<name>/. `candor serve` publishes their log list at public/ct/log_list.json.
+[[ct.logs]]
+name = "log-a"
+operator = "Candor Local Log Operator A"
+roots = ["public/issuers/root-x1.pem"]
+mmd_seconds = 60
+
+[[ct.logs]]
+name = "log-b"
+operator = "Candor Local Log Operator B"
+roots = ["public/issuers/root-x1.pem"]
+mmd_seconds = 60
+
+[ct.submit]
+# Every precertificate goes to the logs of this list (the browsers' v3 JSON format); the final certificate
+# carries their SCTs only when the CT policy is met (2 operators; 3 SCTs past 180 days), else nothing is
+# finalised. Point it at Chrome's or Apple's list for a publicly-trusted issuer.
+log_list = "public/ct/log_list.json"
+
 [logging]
 level = "INFO"
 """

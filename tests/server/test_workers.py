@@ -40,8 +40,21 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = (home / "candor.toml").read_text()
     config, replaced = re.subn(r"(?m)^workers = 1$", "workers = 2", config)
     assert replaced == 1
+    # The embedded default's own CT logs need a single process (test_own_ct_logs_need_one_worker); these
+    # workers log nowhere, so their private issuer issues without SCTs.
+    config, replaced = re.subn(r"(?s)\[\[ct\.logs\]\].*?(?=\[logging\])", "", config)
+    assert replaced == 1
     (home / "candor.toml").write_text(config)
     return home
+
+
+def test_own_ct_logs_need_one_worker(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert run_cli("--data-dir", home, "init", "--port", str(_free_port()), "--acme-port", str(_free_port())).code == 0
+    config = (home / "candor.toml").read_text().replace("workers = 1", "workers = 2")
+    (home / "candor.toml").write_text(config)
+    result = run_cli("--data-dir", home, "serve")
+    assert result.code != 0 and "ct.logs: a CT log is served by one process" in result.err
 
 
 @dataclass

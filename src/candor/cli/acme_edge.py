@@ -8,6 +8,7 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,7 +23,7 @@ from candor.audit import AuditLog
 from candor.cli.context import Context
 from candor.config import resolve_path, resolve_secret
 from candor.errors import CandorError, ErrorKind
-from candor.issuance import Signer, parse_csr
+from candor.issuance import IssuedChain, parse_csr
 from candor.ra import operator_order
 from candor.ra.limits import Limits
 from candor.server import AcmeListener
@@ -32,7 +33,13 @@ from candor.validation.addresses import IPAddress as Address
 from candor.validation.validator import CaaCheck
 
 
-def acme_listener(context: Context, signer: Signer, *, host: str) -> AcmeListener | None:
+class ChainFinalizer(Protocol):
+    """The signer as the ACME edge uses it (possibly wrapped, e.g. to send final certificates to CT)."""
+
+    def finalize(self, order_id: int, csr: bytes) -> IssuedChain: ...
+
+
+def acme_listener(context: Context, signer: ChainFinalizer, *, host: str) -> AcmeListener | None:
     config = context.config.acme
     if not config.enabled:
         return None
@@ -167,7 +174,7 @@ def _listener_certificate(context: Context) -> tuple[Path, Path, str] | None:
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _server_certificate(context: Context, signer: Signer) -> tuple[Path, Path, str]:
+def _server_certificate(context: Context, signer: ChainFinalizer) -> tuple[Path, Path, str]:
     """A fresh TLS key and certificate for the ACME listener, issued at start-up by the (private) ACME issuer.
     The key is written encrypted under a password that lives only in this process."""
     config = context.config.acme

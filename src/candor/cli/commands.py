@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import os
 import secrets
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from candor.audit import AuditLog
 from candor.ceremony import Ceremony, PublicFiles, load_ceremony
+from candor.cli import ct_edge
 from candor.cli.context import Context, data_dir_from, open_context
 from candor.cli.render import render_hierarchy
 from candor.config import CONFIG_FILE_NAME, load_config, resolve_secret
@@ -133,15 +135,32 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         # The embedded default runs the signer in this process: finish what a crash interrupted first, and
         # issue the ACME listener's certificate, once, before any worker starts.
         stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
+        workers = context.config.server.workers
+        if workers > 1 and context.config.ct.logs:
+            raise CandorError(
+                ErrorKind.CONFIG,
+                "ct.logs: a CT log is served by one process (its sequencer and tree live there); "
+                "set [server] workers = 1 or serve the logs from a data directory of their own",
+            )
+        own = ct_edge.open_own_logs(context, stores)
+        ct: ct_edge.Transparency | None = None
         try:
-            signer = build_signer(context, stores)
+            list_path = ct_edge.publish_log_list(context, own)
+            ct = ct_edge.transparency(context, own)
+            signer = build_signer(context, stores, sct_source=ct.submitter if ct is not None else None)
             for note in signer.reconcile():
                 _say(f"reconciled: {note}")
-            acme = acme_listener(context, signer, host=host)
-            workers = context.config.server.workers
+            finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
+            acme = acme_listener(context, finalizer, host=host)
+            for settings, _ in own.logs:
+                _say(f"  CT log {settings.name}: {context.config.server.public_base_url}{settings.prefix}/ct/v1/")
+            if list_path is not None:
+                _say(f"  CT log list: {list_path}")
             build: Callable[[bool], Worker]
             if workers == 1:
-                build = partial(_this_process, Worker(db=context.db, acme=acme))
+                background = (_drain(ct),) if ct is not None else ()
+                this = Worker(db=context.db, acme=acme, routes=tuple(own.routes()), background=background)
+                build = partial(_this_process, this)
             else:
                 stores.close()  # each worker opens its own (PKCS#11 sessions do not survive a fork)
                 build = partial(_serve_worker, data_dir, environ, host=host, listener=acme)
@@ -158,7 +177,22 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 workers=workers,
             )
         finally:
+            if ct is not None:
+                ct.close()
+            own.close()
             stores.close()
+
+
+def _drain(ct: ct_edge.Transparency) -> Callable[[], Awaitable[None]]:
+    """The final-certificate CT queue, retried in a thread of the primary worker while it serves."""
+
+    async def drain() -> None:
+        try:
+            await asyncio.to_thread(ct.drain_forever)
+        finally:
+            ct.stop.set()
+
+    return drain
 
 
 def _this_process(worker: Worker, _primary: bool) -> Worker:
@@ -192,8 +226,14 @@ def _serve_worker(
             context.config = context.config.model_copy(update={"acme": handed_over})
         stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
         stack.callback(stores.close)
-        acme = acme_listener(context, build_signer(context, stores), host=host)
-        return Worker(db=context.db, acme=acme, close=stack.close)
+        ct = ct_edge.transparency(context, None)  # other logs only: own logs need workers = 1
+        if ct is not None:
+            stack.callback(ct.close)
+        signer = build_signer(context, stores, sct_source=ct.submitter if ct is not None else None)
+        finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
+        acme = acme_listener(context, finalizer, host=host)
+        background = (_drain(ct),) if ct is not None and primary else ()
+        return Worker(db=context.db, acme=acme, background=background, close=stack.close)
     except BaseException:
         stack.close()
         raise
@@ -284,8 +324,10 @@ def issue(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     parsed = parse_csr(csr)
     with open_context(data_dir_from(args.data_dir, environ), environ) as context:
         stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
+        ct = ct_edge.transparency(context, None)  # the logs are reached over HTTP (candor serve runs its own)
         try:
-            signer = build_signer(context, stores, on_phase=fault_pause(environ))
+            sct_source = ct.submitter if ct is not None else None
+            signer = build_signer(context, stores, on_phase=fault_pause(environ), sct_source=sct_source)
             for note in signer.reconcile():
                 _say(f"reconciled: {note}", err=True)
             with context.db.session() as session:
@@ -301,7 +343,11 @@ def issue(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 )
                 order_id = order.id
             chain = signer.finalize(order_id, csr)
+            if ct is not None:
+                ct.submit_final(chain)
         finally:
+            if ct is not None:
+                ct.close()
             stores.close()
     if args.out:
         Path(args.out).write_bytes(chain.pem())

@@ -13,7 +13,7 @@ from pathlib import Path
 from candor.clock import Clock, SystemClock
 from candor.config import CandorConfig, database_url, load_config
 from candor.errors import CandorError, ErrorKind
-from candor.issuance import IssuanceSettings, IssuerResolver, Signer
+from candor.issuance import IssuanceSettings, IssuerResolver, SctSource, Signer
 from candor.issuance.signer import Phase
 from candor.keys import KeyStores
 from candor.storage import Database
@@ -62,8 +62,11 @@ def open_context(data_dir: Path, environ: Mapping[str, str], *, migrate: bool = 
         db.dispose()
 
 
-def build_signer(context: Context, stores: KeyStores, *, on_phase: Phase | None = None) -> Signer:
-    """The signer for this data directory, as configured."""
+def build_signer(
+    context: Context, stores: KeyStores, *, on_phase: Phase | None = None, sct_source: SctSource | None = None
+) -> Signer:
+    """The signer for this data directory, as configured; with *sct_source*, every precertificate is logged
+    and the final certificate carries the SCTs (or nothing is finalised)."""
     config = context.config
     settings = IssuanceSettings(
         base_url=config.server.public_base_url,
@@ -78,6 +81,7 @@ def build_signer(context: Context, stores: KeyStores, *, on_phase: Phase | None 
         settings=settings,
         actor=context.actor,
         on_phase=on_phase,
+        sct_source=sct_source,
     )
 
 

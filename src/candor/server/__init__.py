@@ -66,6 +66,7 @@ class Worker:
 
     db: Database
     acme: AcmeListener | None = None
+    routes: tuple[BaseRoute, ...] = ()  # more plain-HTTP routes: the CT logs this process serves
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
     close: Callable[[], None] = field(default=_nothing)
 
@@ -198,7 +199,14 @@ def _serve_worker(
             base_url = config.server.public_base_url
             state = ServerState(db=worker.db, clock=clock, public_dir=public_dir, base_url=base_url)
             level = config.logging.level.lower()
-            servers = [(uvicorn.Server(uvicorn.Config(create_app(state), log_level=level, access_log=False)), sock)]
+            servers = [
+                (
+                    uvicorn.Server(
+                        uvicorn.Config(create_app(state, mounts=worker.routes), log_level=level, access_log=False)
+                    ),
+                    sock,
+                )
+            ]
             if worker.acme is not None and acme_sock is not None:
                 acme_config = uvicorn.Config(
                     Starlette(routes=worker.acme.routes),

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from candor.ct.submit.settings import CtSubmitSettings
+
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 
 
@@ -88,7 +90,8 @@ class CtLogSettings(_Strict):
 
 
 class CtConfig(_Strict):
-    logs: list[CtLogSettings] = Field(default_factory=list)
+    logs: list[CtLogSettings] = Field(default_factory=list)  # the logs this data directory runs
+    submit: CtSubmitSettings = Field(default_factory=CtSubmitSettings)  # where precertificates are logged
 
     @model_validator(mode="after")
     def _distinct(self) -> CtConfig:

@@ -1,0 +1,175 @@
+"""Certificate Transparency for ``candor serve`` and the CLI: the logs this data directory runs, the log list
+it publishes for them, the submitter the signer obtains SCTs from, and the queue of final certificates.
+
+The embedded default runs two logs (``[[ct.logs]]``, operators A and B) and submits every precertificate to
+the logs of ``[ct.submit] log_list``, which by default is the list ``candor serve`` publishes for its own logs
+(``public/ct/log_list.json``). Submissions to the logs this process serves go straight to them
+(:class:`candor.ct.submit.local.LocalLogs`), so that the ACME listener's own certificate can be logged before
+any listener accepts connections; any other log is reached over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from starlette.routing import BaseRoute
+
+from candor.cli.context import Context
+from candor.clock import Clock
+from candor.errors import CandorError, ErrorKind
+from candor.issuance import IssuedChain, Signer
+from candor.keys import KeyStores
+from candor.storage import repositories
+
+log = logging.getLogger(__name__)
+LOG_LIST = Path("public") / "ct" / "log_list.json"
+
+
+@dataclass
+class OwnLogs:
+    """The logs of ``[[ct.logs]]``, open in this process."""
+
+    logs: list[tuple[Any, Any]] = field(default_factory=list)  # (CtLogSettings, CtLog)
+
+    def routes(self) -> list[BaseRoute]:
+        from candor.ct.log import ct_log_routes
+
+        found: list[BaseRoute] = []
+        for settings, ct_log in self.logs:
+            found.extend(ct_log_routes(ct_log, prefix=settings.prefix))
+        return found
+
+    def submission_urls(self, base_url: str) -> dict[str, Any]:
+        return {f"{base_url}{settings.prefix}/": ct_log for settings, ct_log in self.logs}
+
+    def close(self) -> None:
+        for _, ct_log in self.logs:
+            ct_log.close()
+
+
+def open_own_logs(context: Context, stores: KeyStores) -> OwnLogs:
+    """Open and start every configured log (writer and sequencer threads): only ever in one process."""
+    from candor.ct.log import open_log
+
+    own = OwnLogs()
+    try:
+        for settings in context.config.ct.logs:
+            ct_log = open_log(
+                settings, db=context.db, clock=context.clock, stores=stores, data_dir=context.data_dir,
+                public_base_url=context.config.server.public_base_url,
+            )  # fmt: skip
+            ct_log.start()
+            own.logs.append((settings, ct_log))
+    except BaseException:
+        own.close()
+        raise
+    return own
+
+
+def publish_log_list(context: Context, own: OwnLogs) -> Path | None:
+    """Write the v3 log list of this server's own logs (what certspotter and ``[ct.submit]`` read)."""
+    from candor.ct.submit.loglist import LogInfo, LogKind, LogState, log_list_document
+
+    if not own.logs:
+        return None
+    base_url = context.config.server.public_base_url
+    by_operator: dict[str, list[LogInfo]] = {}
+    for settings, ct_log in own.logs:
+        by_operator.setdefault(settings.operator, []).append(
+            LogInfo(
+                operator=settings.operator,
+                description=f"Candor {settings.name}",
+                log_id=ct_log.log_id,
+                key_der=ct_log.public_key_der,
+                submission_url=f"{base_url}{settings.prefix}/",
+                mmd_seconds=settings.mmd_seconds,
+                state=LogState.USABLE,
+                state_since=datetime(2020, 1, 1, tzinfo=UTC),
+                kind=LogKind.RFC6962,
+            )
+        )
+    document = log_list_document(
+        [(operator, f"ct@{operator.lower().replace(' ', '-')}.invalid", logs) for operator, logs in by_operator.items()]
+    )
+    document["log_list_timestamp"] = context.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    path = context.data_dir / LOG_LIST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+@dataclass
+class Transparency:
+    """The submitter (the signer's SctSource) and the final-certificate queue, with their shutdown."""
+
+    submitter: Any  # CtSubmitter
+    final: Any  # FinalSubmissions
+    clock: Clock
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def submit_final(self, issued: IssuedChain) -> None:
+        """Send the final certificate to the logs whose SCTs it embeds; a failure stays queued (RFC 6962 3)."""
+        try:
+            self.final.submit_final(issued.certificate)
+        except CandorError as exc:
+            log.warning("ct.submit.final: %s (queued for retry)", exc.message)
+
+    def drain_forever(self) -> None:
+        from candor.ct.submit.final import run_drain_loop
+
+        run_drain_loop(self.final, clock=self.clock, stop=self.stop)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.submitter.close()
+
+
+def transparency(context: Context, own: OwnLogs | None) -> Transparency | None:
+    """The CT submitter ``[ct.submit]`` describes, or None when it names no log list. The signer that gets it
+    obtains SCTs for every precertificate and fails closed when the CT policy cannot be met."""
+    from candor.ct.submit.client import CtSubmitter
+    from candor.ct.submit.final import FinalSubmissions
+    from candor.ct.submit.local import LocalLogs
+    from candor.ct.submit.loglist import load_log_list
+
+    settings = context.config.ct.submit
+    path = settings.log_list_path(context.data_dir)
+    if path is None:
+        return None
+    if not path.exists():
+        raise CandorError(
+            ErrorKind.CONFIG,
+            f"ct.submit.log_list: {path} does not exist (candor serve writes it for its own logs at start-up)",
+        )
+    with context.db.session() as session:
+        ca_certificates = [
+            x509.load_der_x509_certificate(i.certificate_der) for i in repositories.list_issuers(session)
+        ]
+    local = own.submission_urls(context.config.server.public_base_url) if own is not None else {}
+    submitter = CtSubmitter(
+        load_log_list(path), clock=context.clock, settings=settings, ca_certificates=ca_certificates,
+        transport=LocalLogs(local), db=context.db, actor=context.actor,
+    )  # fmt: skip
+    final = FinalSubmissions(db=context.db, submitter=submitter, clock=context.clock)
+    return Transparency(submitter, final, context.clock)
+
+
+class LoggedSigner:
+    """The signer as the ACME front end's finalizer, with each final certificate sent to CT once issued."""
+
+    def __init__(self, signer: Signer, ct: Transparency) -> None:
+        self._signer, self._ct = signer, ct
+
+    def finalize(self, order_id: int, csr: bytes) -> IssuedChain:
+        issued = self._signer.finalize(order_id, csr)
+        self._ct.submit_final(issued)
+        return issued
