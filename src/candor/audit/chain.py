@@ -116,3 +116,19 @@ def event_hash(
         prev_hash=prev_hash,
     )
     return hashlib.sha256(encoded).hexdigest()
+
+
+def content_hash(
+    *, occurred_at: datetime, actor: str, action: str, subject: str, outcome: str, details: dict[str, Any]
+) -> str:
+    """Lowercase hex SHA-256 of an appended event's contents, before it has a place in the chain (no ``seq``,
+    no ``prev_hash``): stored beside a pending event and checked again when the sequencer chains it."""
+    record = {
+        "occurred_at": format_time(occurred_at),
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "outcome": outcome,
+        "details": details,
+    }
+    return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()

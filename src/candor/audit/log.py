@@ -1,11 +1,17 @@
 """The append-only, hash-chained audit log (BR 5.4.1) and its verifier.
 
 :meth:`AuditLog.record` appends in the caller's transaction, so an event commits or rolls back together
-with the change it describes. Events form one chain: event *n* stores the hash of event *n - 1*. Two writers
-must never chain onto the same head: on PostgreSQL the appender takes a transaction-scoped advisory lock
-before reading the head; on SQLite :class:`candor.storage.Database` begins every transaction with
-``BEGIN IMMEDIATE``, which serialises writers. Whatever slips past either is stopped by the database:
-``seq`` is the primary key and ``prev_hash`` is UNIQUE, so a fork fails with ``ErrorKind.CONFLICT``.
+with the change it describes. Events form one chain: event *n* stores the hash of event *n - 1*.
+
+An event is first appended to ``audit_pending`` with the SHA-256 of its contents, which takes no lock beyond
+the insert. It is then chained (given its ``seq`` and ``prev_hash``, and its hash computed) by
+:func:`candor.audit.sequencer.chain_pending` under the chain's lock (a PostgreSQL advisory lock; SQLite's write
+lock). A session of a :class:`candor.storage.Database` whose audit events a sequencer chains
+(``Database.audit_sequenced``, set by ``candor serve``) leaves its events pending, so that concurrent writers
+never queue on the chain; any other session (the CLI commands, tests) chains at once, in its own transaction,
+everything pending and then its own event, holding the lock to its commit as before. Whatever slips past the
+lock is stopped by the database: ``seq`` is the primary key and ``prev_hash`` is UNIQUE, so a fork fails with
+``ErrorKind.CONFLICT``.
 
 Never pass secrets (passphrases, PINs, private keys, tokens) in any field: the log is kept for years and
 shown to auditors.
@@ -15,22 +21,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, insert, select, text
+from sqlalchemy import Row, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from candor.audit.chain import GENESIS, canonical_details, event_hash
+from candor.audit.chain import GENESIS, canonical_details, content_hash, event_hash
+from candor.audit.sequencer import AUDIT_LOCK_KEY, chain_pending
 from candor.clock import Clock, ensure_utc
 from candor.errors import CandorError, ErrorKind
+from candor.storage.database import AUDIT_SEQUENCED
 from candor.storage.dberrors import conflict_from
-from candor.storage.models import AUDIT_OUTCOMES, AuditEvent
+from candor.storage.models import AUDIT_OUTCOMES, AuditEvent, AuditPending
 
-# pg_advisory_xact_lock key for the chain head ("candor-a" as a 64-bit integer).
-AUDIT_LOCK_KEY = 0x63616E646F722D61
+__all__ = ["AUDIT_LOCK_KEY", "AuditLog", "ChainReport", "verify_chain"]
 _LIMITS = {"actor": 128, "action": 64, "subject": 512}
 
 
@@ -61,11 +68,13 @@ class AuditLog:
         subject: str,
         outcome: str,
         details: dict[str, Any],
-    ) -> AuditEvent:
-        """Append one event within *session*'s transaction and return it (flushed, not committed).
+    ) -> AuditEvent | None:
+        """Append one event within *session*'s transaction (flushed, not committed).
 
-        *outcome* is "success", "failure" or "info"; *details* is a JSON object of str, int, float, bool,
-        None, list and dict (string keys) values, and must not contain secrets.
+        Returns the chained event, or None when the event is left for the deployment's sequencer (a session of
+        a ``Database.audit_sequenced`` database). *outcome* is "success", "failure" or "info"; *details* is a
+        JSON object of str, int, float, bool, None, list and dict (string keys) values, and must not contain
+        secrets.
         """
         if outcome not in AUDIT_OUTCOMES:
             raise CandorError(
@@ -75,40 +84,28 @@ class AuditLog:
         actor, action, subject = (
             _check_text(n, v) for n, v in (("actor", actor), ("action", action), ("subject", subject))
         )
-        # Core statements on the session's connection: the same transaction, without a unit-of-work flush per
-        # event (an order writes seven events; bench/acme.py measured the ORM path at a tenth of the server).
-        connection = session.connection()
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
-        head = connection.execute(
-            select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-        ).one_or_none()
-        seq, prev_hash = (head[0] + 1, head[1]) if head is not None else (1, GENESIS)
         occurred_at = ensure_utc(self._clock.now())
-        digest = event_hash(
-            seq=seq,
-            occurred_at=occurred_at,
-            actor=actor,
-            action=action,
-            subject=subject,
-            outcome=outcome,
-            details=json.loads(stored_details),
-            prev_hash=prev_hash,
-        )
         values = {
-            "seq": seq,
             "occurred_at": occurred_at,
             "actor": actor,
             "action": action,
             "subject": subject,
             "outcome": outcome,
             "details": stored_details,
-            "prev_hash": prev_hash,
-            "hash": digest,
         }
+        values["content_hash"] = content_hash(**{**values, "details": json.loads(stored_details)})
+        # Core statements on the session's connection: the same transaction, without a unit-of-work flush per
+        # event (an order writes seven events; bench/acme.py measured the ORM path at a tenth of the server).
+        if session.info.get(AUDIT_SEQUENCED):
+            session.connection().execute(insert(AuditPending), values)  # no unique key: nothing to conflict on
+            return None
         try:
             with session.begin_nested():  # its SAVEPOINT is emitted when the connection is asked for inside it
-                session.connection().execute(insert(AuditEvent), values)
+                connection = session.connection()
+                appended = connection.execute(insert(AuditPending).returning(AuditPending.id), values).scalar_one()
+                run = chain_pending(connection)
+                while appended not in run.chained and run.full:
+                    run = chain_pending(connection)
         except IntegrityError as exc:
             error = conflict_from(exc)
             if error.kind is ErrorKind.CONFLICT:
@@ -116,8 +113,9 @@ class AuditLog:
                     ErrorKind.CONFLICT, "audit log head moved: another writer appended concurrently; retry"
                 ) from None
             raise error from None
-        event = AuditEvent(**values)  # what was stored, for the caller; not added to the session
-        return event
+        if appended not in run.chained:
+            raise CandorError(ErrorKind.INTEGRITY, f"audit log: {run.refused}")
+        return AuditEvent(**run.chained[appended])  # what was stored, for the caller; not added to the session
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,8 @@ class ChainReport:
     """The result of :func:`verify_chain`.
 
     ``head_seq``/``head_hash`` describe the last event that verified (0 and GENESIS if none did);
-    ``broken_seq`` is the stored seq of the first event that did not, and ``problem`` says why.
+    ``broken_seq`` is the stored seq of the first event that did not, and ``problem`` says why; ``pending``
+    counts the events appended and not (yet) chained.
     """
 
     ok: bool
@@ -134,6 +133,7 @@ class ChainReport:
     head_hash: str
     broken_seq: int | None = None
     problem: str | None = None
+    pending: int = 0  # events appended but not chained (after chaining what could be)
 
 
 if TYPE_CHECKING:
@@ -172,17 +172,33 @@ def _recomputed(row: _EventRow) -> str | None:
         return None
 
 
-def verify_chain(session: Session, *, expected_head: tuple[int, str] | None = None) -> ChainReport:
+def verify_chain(
+    session: Session, *, expected_head: tuple[int, str] | None = None, chain_pending_first: bool = True
+) -> ChainReport:
     """Walk the log in seq order, recomputing every hash and link; report the first broken event.
+
+    Events still pending (appended, not chained yet) are chained first, in *session*'s transaction, unless
+    *chain_pending_first* is false; those left pending are counted in the report, and one whose contents no
+    longer match the hash stored when it was appended makes the report fail.
 
     Deleting events from the end of the log leaves a shorter, intact chain; pass *expected_head*, a
     ``(seq, hash)`` recorded earlier (e.g. in a ceremony transcript), to detect that truncation too.
     """
+    refused = None
+    if chain_pending_first:
+        run = chain_pending(session.connection())
+        while run.full:
+            run = chain_pending(session.connection())
+        refused = run.refused
+    pending = session.execute(select(func.count()).select_from(AuditPending)).scalar_one()
     result = session.execute(select(*_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=1000))
     try:
-        return _walk(result, expected_head)
+        report = replace(_walk(result, expected_head), pending=pending)
     finally:
         result.close()  # a server-side cursor on PostgreSQL: release it even when stopping early
+    if report.ok and refused is not None:
+        return replace(report, ok=False, problem=refused)
+    return report
 
 
 def _walk(rows: Iterable[_EventRow], expected_head: tuple[int, str] | None) -> ChainReport:

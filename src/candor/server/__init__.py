@@ -27,6 +27,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from candor.audit.sequencer import AuditSequencer
 from candor.clock import Clock
 from candor.config import CandorConfig
 from candor.errors import CandorError, ErrorKind
@@ -191,6 +192,8 @@ def _serve_worker(
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     try:
         worker = build(primary)
+        # Every serving process leaves its audit events pending; the primary's sequencer chains them.
+        worker.db.audit_sequenced = True
         try:
             if stop.requested:
                 return 0
@@ -218,7 +221,9 @@ def _serve_worker(
                 )
                 servers.append((uvicorn.Server(acme_config), acme_sock))
             stop.servers = [server for server, _sock in servers]
-            background = worker.background if primary else ()
+            background: tuple[Callable[[], Awaitable[None]], ...] = ()
+            if primary:
+                background = (*worker.background, AuditSequencer(worker.db))
             # uvloop when installed (uvicorn's loop="auto"), as uvicorn.run would choose
             with asyncio.Runner(loop_factory=servers[0][0].config.get_loop_factory()) as runner:
                 return runner.run(_serve_all(servers, background))

@@ -38,6 +38,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # pg_advisory_xact_lock key serialising concurrent `upgrade()` runs ("candor-m" as a 64-bit integer).
 MIGRATION_LOCK_KEY = 0x63616E646F722D6D
+# Session.info key: this session's audit events are chained later by the deployment's sequencer.
+AUDIT_SEQUENCED = "candor.audit_sequenced"
 
 
 def _alembic_config() -> Config:
@@ -112,6 +114,9 @@ class Database:
         self._lock_path = Path(f"{parsed.database}.lock") if backend == "sqlite" else None
         self._lock_fd: int | None = None
         self._pid = os.getpid()
+        # True where a sequencer chains the audit events this process appends (``candor serve``): sessions then
+        # leave them pending instead of chaining each under the chain's lock (see candor.audit).
+        self.audit_sequenced = False
 
     @property
     def dialect(self) -> str:
@@ -129,7 +134,7 @@ class Database:
         Database failures leaving the block become :class:`CandorError`.
         """
         with self._queued():
-            session = self._sessions()
+            session = self._sessions(info={AUDIT_SEQUENCED: self.audit_sequenced})
             try:
                 with translated(f"error at {self.display_url}", secret=self._secret), session.begin():
                     yield session

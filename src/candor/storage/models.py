@@ -219,3 +219,21 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditPending(Base):
+    """An audit event appended but not yet chained (see :mod:`candor.audit.sequencer`): written in the caller's
+    transaction without the chain's lock, with the SHA-256 of its contents; the sequencer moves it into
+    ``audit_events`` (seq, prev_hash, hash) in the order it finds them committed, and deletes it here."""
+
+    __tablename__ = "audit_pending"
+    __table_args__ = (CheckConstraint(one_of("outcome", AUDIT_OUTCOMES), name="outcome"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(512))
+    outcome: Mapped[str] = mapped_column(String(16))
+    details: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
