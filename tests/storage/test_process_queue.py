@@ -99,10 +99,8 @@ def test_processes_writing_at_once_all_commit(sqlite_db: Database) -> None:
         assert session.execute(text("SELECT count(*) FROM tally")).scalar_one() == 200
 
 
-def test_postgresql_has_no_lock_file(database_url: str, tmp_path: Path) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
-    db = Database(database_url)
+def test_postgresql_has_no_lock_file(postgres_schema_url: str, tmp_path: Path) -> None:
+    db = Database(postgres_schema_url)
     try:
         with db.session() as session:
             session.execute(text("SELECT 1"))
