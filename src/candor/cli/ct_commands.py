@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from candor.cli.context import Context, data_dir_from, open_context
 from candor.ct.audit import CtAuditor
 from candor.ct.submit.loglist import LogInfo, LogKind, LogState, load_log_list
-from candor.ct.submit.settings import CtSubmitSettings
 from candor.errors import CandorError, ErrorKind
 
 EXIT_ALERT = 8  # the same code as ErrorKind.INTEGRITY
@@ -60,9 +59,8 @@ def _logs(args: argparse.Namespace, context: Context) -> list[LogInfo]:
 
 
 def _configured_log_list(context: Context) -> Path:
-    """``[ct.submit] log_list``, once the configuration has that section (docs/ct-submission.md, Configuration)."""
-    settings = getattr(context.config.ct, "submit", None)
-    path = settings.log_list_path(context.data_dir) if isinstance(settings, CtSubmitSettings) else None
+    """``[ct.submit] log_list``: the logs this data directory's certificates are logged to."""
+    path = context.config.ct.submit.log_list_path(context.data_dir)
     if path is None:
         raise CandorError(ErrorKind.CONFIG, "no CT log list configured: pass --log-list FILE, or --log URL --key PEM")
     return path
