@@ -9,7 +9,7 @@ import json
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from candor.acme import ari
@@ -21,17 +21,15 @@ from candor.acme.records import (
     order_authorizations,
     order_json,
     owned,
-    refresh_order,
 )
 from candor.acme.renewal import certificate_by_cert_id
 from candor.errors import CandorError, ErrorKind
 from candor.policy.dated import rules_at
 from candor.policy.names import MAX_IDENTIFIERS, Identifier, check_identifiers, normalize_identifier
 from candor.ra.limits import check_new_order
-from candor.storage import orders, repositories
+from candor.storage import acme_sql, orders, repositories
 from candor.storage.models import Issuer
-from candor.storage.models_acme import Challenge, OrderAuthorization
-from candor.storage.models_issuance import Account, Authorization, Order
+from candor.storage.models_issuance import Authorization, Order
 
 
 class Ordering(ServiceCore):
@@ -64,42 +62,43 @@ class Ordering(ServiceCore):
                     f"{identifier.value}: wildcards are validated only by dns-01, which this server does not offer",
                 )
         with self.db.session() as session:
-            account = self.account_for(session, request)
+            account_id = self.account_id(request)
             check_new_order(
-                session, account_id=account.id, identifiers=identifiers, now=now, limits=self.settings.limits
+                session, account_id=account_id, identifiers=identifiers, now=now, limits=self.settings.limits
             )
-            issuer = repositories.issuer_by_name(session, self.settings.issuer)
-            if issuer is None:
-                raise CandorError(ErrorKind.UNAVAILABLE, "the configured ACME issuer does not exist")
             if replaces is not None:
-                self._check_replaces(session, account, replaces, identifiers)
-            order = orders.add_order(
-                session,
-                account=account,
-                identifiers=[(i.type, i.value) for i in identifiers],
+                self._check_replaces(session, account_id, replaces, identifiers)
+            connection = session.connection()
+            authorizations = [self._authorization_for(connection, account_id, i, now=now) for i in identifiers]
+            order = Order(  # Core inserts below; this transient object only renders the reply
+                account_id=account_id,
+                status="ready" if all(reused for _, reused in authorizations) else "pending",  # RFC 8555 7.1.6
+                identifiers=orders.encode_identifiers((i.type, i.value) for i in identifiers),
                 profile=profile,
-                issuer=issuer,
+                issuer_id=self._issuer()[0],
                 created_at=now,
                 expires_at=now + self.settings.order_lifetime,
-                status="pending",
+                updated_at=now,
+                replaces=replaces,
             )
-            order.replaces = replaces
-            for identifier in identifiers:
-                authorization = self._authorization_for(session, account, identifier)
-                session.add(OrderAuthorization(order_id=order.id, authorization_id=authorization.id))
-            session.flush()
-            refresh_order(session, order)
-            self._event(session, "order.create", account, order=order.id, identifiers=[i.value for i in identifiers])
-            return 201, order_json(session, order, self.settings.base), {"Location": self._order_url(order)}
+            order.id = acme_sql.insert_order(
+                connection, account_id=account_id, identifiers=[(i.type, i.value) for i in identifiers],
+                profile=profile, issuer_id=order.issuer_id, status=order.status, created_at=now,
+                expires_at=order.expires_at, replaces=replaces,
+            )  # fmt: skip
+            acme_sql.link_authorizations(connection, order.id, [a for a, _ in authorizations])
+            body = order_json(session, order, self.settings.base)
+            self._event(session, "order.create", account_id, order=order.id, identifiers=[i.value for i in identifiers])
+            return 201, body, {"Location": self._order_url(order)}
 
     def _check_replaces(
-        self, session: Session, account: Account, replaces: str, identifiers: tuple[Identifier, ...]
+        self, session: Session, account_id: int, replaces: str, identifiers: tuple[Identifier, ...]
     ) -> None:
         """RFC 9773 5: the replaced certificate was ordered by this account, shares a name with the new order,
         and no other live order already replaces it."""
         found = certificate_by_cert_id(session, ari.parse_cert_id(replaces))
         issuance = orders.issuance_for_serial(session, found[0].id) if found is not None else None
-        if found is None or issuance is None or issuance.account_id != account.id:
+        if found is None or issuance is None or issuance.account_id != account_id:
             raise AcmeProblem("malformed", "'replaces' does not name a certificate this account ordered", 400)
         order = session.get(Order, issuance.order_id)
         assert order is not None
@@ -142,16 +141,20 @@ class Ordering(ServiceCore):
             return 200, order_json(session, order, self.settings.base), {"Location": self._order_url(order)}
 
     def _issuer_is_private(self) -> bool:
-        """Whether the ACME issuer is private (it may certify internal names); fixed at the ceremony, so kept."""
-        if self._private is None:
+        """Whether the ACME issuer is private (it may certify internal names)."""
+        return self._issuer()[1]
+
+    def _issuer(self) -> tuple[int, bool]:
+        """The ACME issuer's id and privateness: fixed at the ceremony, so read once."""
+        if self._issuer_row is None:
             with self.db.session() as session:
                 issuer = repositories.issuer_by_name(session, self.settings.issuer)
                 if issuer is None:
                     raise CandorError(ErrorKind.UNAVAILABLE, "the configured ACME issuer does not exist")
-                self._private = issuer.private
-        return self._private
+                self._issuer_row = (issuer.id, issuer.private)
+        return self._issuer_row
 
-    _private: bool | None = None
+    _issuer_row: tuple[int, bool] | None = None
 
     def _caa_stale(self, session: Session, order: Order) -> list[tuple[int, Identifier, str]]:
         """The dns authorizations of *order* whose CAA check is 8 hours old or more (BR 3.2.2.8)."""
@@ -205,37 +208,26 @@ class Ordering(ServiceCore):
         pem = b"".join(_pem(der) for der in chain)
         return 200, pem, {"Content-Type": "application/pem-certificate-chain"}
 
-    def _authorization_for(self, session: Session, account: Account, identifier: Identifier) -> Authorization:
+    def _authorization_for(
+        self, connection: Connection, account_id: int, identifier: Identifier, *, now: datetime
+    ) -> tuple[int, bool]:
         """A valid authorization of this account for exactly this identifier, still inside the reuse period,
-        or a new pending one with its challenges (RFC 8555 7.4; BR 4.2.1)."""
-        now = self.clock.now()
+        or a new pending one with its challenges (RFC 8555 7.4; BR 4.2.1): its id, and whether it was reused."""
         wildcard = identifier.value.startswith("*.")
         value = identifier.value.removeprefix("*.")
         reuse = timedelta(days=rules_at(now).dcv_reuse_days)
-        for candidate in orders.candidate_authorizations(session, account_id=account.id, values=[value]):
+        for candidate in acme_sql.reusable_authorizations(connection, account_id=account_id, values=[value]):
             fresh = candidate.validated_at is not None and candidate.validated_at + reuse > now
             if candidate.wildcard == wildcard and candidate.expires_at > now and fresh and candidate.method:
-                return candidate
-        authorization = orders.add_authorization(
-            session,
-            account=account,
-            identifier=(identifier.type, value),
-            wildcard=wildcard,
-            status="pending",
-            expires_at=now + self.settings.authorization_lifetime,
-            created_at=now,
-        )
-        for challenge_type in self._challenge_types(identifier):
-            session.add(
-                Challenge(
-                    authorization_id=authorization.id,
-                    type=challenge_type,
-                    token=base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii"),
-                    status="pending",
-                )
-            )
-        session.flush()
-        return authorization
+                return candidate.id, True
+        authorization_id = acme_sql.insert_authorization(
+            connection, account_id=account_id, identifier=(identifier.type, value), wildcard=wildcard,
+            created_at=now, expires_at=now + self.settings.authorization_lifetime,
+        )  # fmt: skip
+        tokens = [(t, base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii"))
+                  for t in self._challenge_types(identifier)]  # fmt: skip
+        acme_sql.insert_challenges(connection, authorization_id, tokens)
+        return authorization_id, False
 
     def _challenge_types(self, identifier: Identifier) -> tuple[str, ...]:
         """Which challenges prove this identifier: a wildcard only by dns-01 (RFC 8555 7.1.3; BR 3.2.2.4.7 is the
