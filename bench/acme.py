@@ -368,12 +368,25 @@ def _drain(process: subprocess.Popen[str]) -> None:
     threading.Thread(target=run, daemon=True).start()
 
 
+def _without_ct(config: str) -> str:
+    """candor.toml without its [[ct.logs]] and [ct.submit] tables: no CT logs served, no SCTs obtained (a data
+    directory serving CT logs is refused with several workers)."""
+    kept, skipping = [], False
+    for line in config.splitlines(keepends=True):
+        header = line.strip()
+        if header.startswith("["):
+            skipping = header in ("[[ct.logs]]", "[ct.submit]")
+        if not skipping:
+            kept.append(line)
+    return "".join(kept)
+
+
 def _toml_string(value: str) -> str:
     return json.dumps(value)
 
 
 def prepare_candor(
-    home: Path, names: list[str], address: str, *, workers: int, database_url: str | None
+    home: Path, names: list[str], address: str, *, workers: int, database_url: str | None, ct: bool = True
 ) -> tuple[int, int]:
     port, acme_port = free_port(), free_port()
     candor = str(ROOT / ".venv" / "bin" / "candor")
@@ -406,6 +419,8 @@ def prepare_candor(
             raise SystemExit(f"candor.toml has no [acme.limits] {key}; the bench needs updating")
     hosts = "\n".join(f"{_toml_string(name)} = [{_toml_string(address)}]" for name in names)
     config += f"\n[acme.validation.hosts]\n{hosts}\n"
+    if not ct:
+        config = _without_ct(config)
     (home / "candor.toml").write_text(config)
     return port, acme_port
 
@@ -469,7 +484,9 @@ async def bench_candor(args: argparse.Namespace) -> Result:
         _postgres_database(args) as (database_url, backends),
     ):
         home = Path(scratch) / "home"
-        _port, _acme_port = prepare_candor(home, names, address, workers=args.workers, database_url=database_url)
+        _port, _acme_port = prepare_candor(
+            home, names, address, workers=args.workers, database_url=database_url, ct=not args.no_ct
+        )
         responder = Responder()
         await responder.start(address, 80)
         command = [str(PYTHON), "-m", "candor", "--data-dir", str(home), "serve"]
@@ -575,6 +592,7 @@ def main() -> None:
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument("--max-rate", type=float, default=400.0, help=argparse.SUPPRESS)  # sizes the hosts table
+    parser.add_argument("--no-ct", action="store_true", help="Candor without its CT logs (needed for --workers > 1)")
     parser.add_argument("--profile", default=None, help="py-spy raw profile of candor serve to this path")
     parser.add_argument("--gil", action="store_true", help="with --profile: sample only the thread holding the GIL")
     args = parser.parse_args()
@@ -612,7 +630,7 @@ def main() -> None:
         database=args.database,
         cores=os.cpu_count(),
         measure=f"{args.orders} orders" if args.orders is not None else f"{args.duration:g} s",
-        candor_ct=False,
+        candor_ct=not args.no_ct,
         validation="http-01, real",
     )
     print(json.dumps(report))
