@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from candor.audit import AuditLog
 from candor.errors import CandorError, ErrorKind
-from candor.storage import orders, repositories
+from candor.revocation.crl.marks import mark_revoked
+from candor.storage import orders, repositories, serial_from_hex
 from candor.storage.models import CertificateRecord, Issuer, SerialRecord
 
 
@@ -100,6 +101,7 @@ def _mark(
     record.revoked_at = when
     record.revocation_reason = int(reason)
     session.flush()
+    mark_revoked(session, issuer, serial_from_hex(record.serial_hex))  # its CRL shard is stale (BR 4.9.7)
     audit.record(
         session,
         actor=actor,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
+from cryptography import x509
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -109,6 +110,26 @@ def create_app(state: ServerState, *, mounts: Sequence[BaseRoute] = ()) -> Starl
         response.headers["Last-Modified"] = format_datetime(modified, usegmt=True)
         return response
 
+    async def shard_crl(request: Request) -> Response:
+        """A sharded CRL (``{shard}.crl``) or the issuer's CCADB JSON array of them (candor.revocation.crl)."""
+        issuer, file = request.path_params["issuer"], request.path_params["file"]
+        shard, _, suffix = file.partition(".")
+        if not _NAME.match(issuer) or not ((shard.isdigit() and suffix == "crl") or file == "ccadb.json"):
+            raise HTTPException(404)
+        path = state.public_dir / "crl" / issuer / file
+        try:
+            body = path.read_bytes()
+        except FileNotFoundError:
+            raise HTTPException(404) from None
+        if suffix == "json":
+            return _cached(body, "application/json", request, max_age=300)
+        # Cached until nextUpdate at most, and 5 minutes at most, so that a revocation reaches caches in minutes.
+        left = (x509.load_der_x509_crl(body).next_update_utc or state.clock.now()) - state.clock.now()
+        response = _cached(body, PKIX_CRL, request, max_age=max(0, min(300, int(left.total_seconds()))))
+        modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+        response.headers["Last-Modified"] = format_datetime(modified, usegmt=True)
+        return response
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         return JSONResponse({"status": status, "detail": _reason(status)}, status_code=status)
@@ -118,6 +139,7 @@ def create_app(state: ServerState, *, mounts: Sequence[BaseRoute] = ()) -> Starl
         Route("/health", health, methods=["GET"]),
         Route("/issuers/{name}.{suffix}", issuer_certificate, methods=["GET"]),
         Route("/crl/{name}.crl", crl, methods=["GET"]),
+        Route("/crl/{issuer}/{file}", shard_crl, methods=["GET"]),
         *mounts,
     ]
     state.load_issuers()

@@ -2,6 +2,7 @@
 
 from candor.storage import (  # noqa: F401  (register their tables)
     models_acme,
+    models_crl,
     models_ct,
     models_ct_audit,
     models_ct_submit,

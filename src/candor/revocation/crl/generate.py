@@ -1,0 +1,257 @@
+"""Generating, checking and publishing an issuer's shard CRLs (BR 4.9.7, 7.2).
+
+For one shard: read the shard's revision, draw the CRLNumber (its own transaction), read the revoked serials,
+build the TBSCertList in one pass, run the checks that do not need a signature (every entry; pkilint on the
+draft signed by a throwaway key, or on a same-header sample when large), record the intent in the audit log,
+sign with the issuer's key through the key stores, check the signed CRL, and publish it (file and shard row,
+with the ``crl.publish`` audit event) unless a newer CRL was published meanwhile. Any failed check publishes
+nothing and records ``crl.refused``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from candor.audit import AuditLog
+from candor.clock import Clock
+from candor.errors import CandorError, ErrorKind
+from candor.issuance import IssuerResolver
+from candor.issuance.issuers import IssuerContext
+from candor.revocation.crl import build, checks, der, files, state
+from candor.revocation.crl.shards import shard_url, shard_urls
+from candor.storage import Database
+from candor.storage.models import Issuer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CrlSettings:
+    """How CRLs are made and how often. *base_url* must be the signer's (``server.public_base_url``)."""
+
+    base_url: str
+    validity: timedelta = timedelta(days=7)  # nextUpdate - thisUpdate; BR 4.9.7 allows at most 10 days
+    regenerate_every: timedelta = timedelta(hours=6)  # every shard, revoked or not (Boulder's UpdatePeriod)
+    dirty_within: timedelta = timedelta(minutes=1)  # how often the loop looks for shards with new revocations
+    # Entries stay this long after their certificate expires, longer than one regeneration period, so that
+    # at least one regular CRL lists them after expiry (BR 4.10.1; Boulder's LookbackPeriod).
+    keep_after_expiry: timedelta = timedelta(days=1)
+
+    def __post_init__(self) -> None:
+        if not timedelta(0) < self.validity <= build.MAX_VALIDITY:
+            raise CandorError(ErrorKind.CONFIG, "BR 4.9.7: a CRL's validity is at most 10 days")
+        if not timedelta(0) < self.regenerate_every < self.validity:
+            raise CandorError(ErrorKind.CONFIG, "CRLs must be regenerated well before their nextUpdate")
+        if self.keep_after_expiry <= self.regenerate_every:
+            raise CandorError(ErrorKind.CONFIG, "BR 4.10.1: keep expired entries longer than one regeneration")
+        if not timedelta(0) < self.dirty_within <= timedelta(hours=1):
+            raise CandorError(ErrorKind.CONFIG, "the dirty-shard check runs at least hourly (BR 4.9.7: 24 h)")
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    issuer: str
+    shard: int
+    number: int
+    entries: int
+    linted: int  # entries pkilint read (all of them, or the sample)
+    seconds: float
+    published: bool  # False: a CRL with a higher number was published meanwhile, this one was discarded
+    path: Path
+
+
+Progress = Callable[[ShardResult], None]
+
+
+class CrlGenerator:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        issuers: IssuerResolver,
+        clock: Clock,
+        public_dir: Path,
+        settings: CrlSettings,
+        actor: str,
+        progress: Progress | None = None,
+    ) -> None:
+        self.db = db
+        self.issuers = issuers
+        self.clock = clock
+        self.public_dir = public_dir
+        self.settings = settings
+        self.actor = actor
+        self.audit = AuditLog(clock)
+        self.progress = progress
+
+    def crl_issuers(self) -> list[int]:
+        """Issuers that publish CRLs: TLS issuing CAs whose certificates may still be unexpired."""
+        cutoff = self.clock.now() - self.settings.keep_after_expiry
+        with self.db.session() as session:
+            return list(
+                session.scalars(
+                    select(Issuer.id).where(Issuer.kind == "tls", Issuer.not_after >= cutoff).order_by(Issuer.id)
+                )
+            )
+
+    def issuer_id(self, name: str) -> int:
+        with self.db.session() as session:
+            found = session.scalar(select(Issuer.id).where(Issuer.name == name, Issuer.kind == "tls"))
+        if found is None:
+            raise CandorError(ErrorKind.NOT_FOUND, f"no TLS issuing CA named {name!r}")
+        return found
+
+    def prepare(self, issuer_id: int) -> IssuerContext:
+        """The issuer's context, with its counter and shard rows in place and the CCADB JSON written."""
+        with self.db.session() as session:
+            issuer = self.issuers.by_id(session, issuer_id)
+            state.ensure_issuer(session, issuer_id=issuer_id, shards=issuer.crl_shards, now=self.clock.now())
+        urls = shard_urls(self.settings.base_url, issuer.name, issuer.crl_shards)
+        files.write_ccadb(self.public_dir, issuer.name, urls)
+        return issuer
+
+    def generate_all(self, issuer_id: int) -> list[ShardResult]:
+        """Regenerate every shard of the issuer (the periodic run, BR 4.9.7)."""
+        issuer = self.prepare(issuer_id)
+        return [self.generate_shard(issuer, shard) for shard in range(issuer.crl_shards)]
+
+    def generate_shard(self, issuer: IssuerContext, shard: int) -> ShardResult:
+        started = time.perf_counter()
+        with self.db.session() as session:
+            seen_revision = state.revision(session, issuer.id, shard)
+        with self.db.session() as session:
+            number = state.draw_number(session, issuer.id)
+        now = self.clock.now()
+        this_update = now.replace(microsecond=0)
+        header = build.CrlHeader(
+            issuer=issuer.certificate,
+            algorithm=issuer.algorithm,
+            url=shard_url(self.settings.base_url, issuer.name, shard),
+            number=number,
+            this_update=this_update,
+            next_update=this_update + self.settings.validity,
+        )
+        with self.db.session() as session:
+            entries = state.revoked_entries(
+                session,
+                issuer_id=issuer.id,
+                shard=shard,
+                shards=issuer.crl_shards,
+                expired_before=now - self.settings.keep_after_expiry,
+            )
+        subject = f"{issuer.name}/{shard}"
+        try:
+            skeleton = build.skeleton(header)
+            checks.check_entries(entries, shard=shard, shards=issuer.crl_shards, this_update=der.time_der(this_update))
+            tbs = build.assemble(skeleton, entries)
+            draft = build.throwaway_sign(skeleton, tbs, issuer.algorithm)
+            checks.check_signed(draft, header, entries, signed_by_issuer=False)
+            linted = checks.lint(skeleton, header, draft, entries)
+        except CandorError as exc:
+            self._refused(subject, number, exc)
+            raise
+        tbs_sha256 = hashlib.sha256(tbs).hexdigest()
+        details = {"number": number, "entries": len(entries), "tbs_sha256": tbs_sha256, "url": header.url}
+        with self.db.session() as session:
+            self.audit.record(
+                session, actor=self.actor, action="crl.intent", subject=subject, outcome="info", details=details
+            )
+        try:
+            crl_der = build.sign(skeleton, tbs, issuer.key(), issuer.algorithm)
+            checks.check_signed(crl_der, header, entries)
+        except CandorError as exc:
+            self._refused(subject, number, exc)
+            raise
+        published = self._publish(issuer, shard, header, crl_der, seen_revision, len(entries), details)
+        result = ShardResult(
+            issuer=issuer.name,
+            shard=shard,
+            number=number,
+            entries=len(entries),
+            linted=linted,
+            seconds=time.perf_counter() - started,
+            published=published,
+            path=files.shard_path(self.public_dir, issuer.name, shard),
+        )
+        if self.progress is not None:
+            self.progress(result)
+        return result
+
+    def _publish(
+        self,
+        issuer: IssuerContext,
+        shard: int,
+        header: build.CrlHeader,
+        crl_der: bytes,
+        seen_revision: int,
+        count: int,
+        details: dict[str, object],
+    ) -> bool:
+        sha256 = hashlib.sha256(crl_der).hexdigest()
+        with self.db.session() as session:
+            claimed = state.claim_publication(
+                session,
+                issuer_id=issuer.id,
+                shard=shard,
+                number=header.number,
+                published_revision=seen_revision,
+                this_update=header.this_update,
+                next_update=header.next_update,
+                entries=count,
+                sha256=sha256,
+                now=self.clock.now(),
+            )
+            self.audit.record(
+                session,
+                actor=self.actor,
+                action="crl.publish" if claimed else "crl.superseded",
+                subject=f"{issuer.name}/{shard}",
+                outcome="success" if claimed else "info",
+                details={**details, "sha256": sha256, "this_update": header.this_update.isoformat()},
+            )
+            if claimed:  # under the shard row's lock: no older CRL can replace this file meanwhile
+                files.write_atomically(files.shard_path(self.public_dir, issuer.name, shard), crl_der)
+        if not claimed:
+            log.info("CRL %s/%d number %d discarded: a newer one is published", issuer.name, shard, header.number)
+        return claimed
+
+    def _refused(self, subject: str, number: int, exc: CandorError) -> None:
+        log.error("CRL %s (number %d) refused: %s", subject, number, exc.message)
+        with self.db.session() as session:
+            self.audit.record(
+                session,
+                actor=self.actor,
+                action="crl.refused",
+                subject=subject,
+                outcome="failure",
+                details={"number": number, "error": exc.message[:500]},
+            )
+
+    def due(self, now: datetime) -> list[tuple[int, int]]:
+        """(issuer id, shard) of every shard never published, dirty (a revocation since its CRL's entries were
+        read), or due for its periodic regeneration."""
+        wanted: list[tuple[int, int]] = []
+        for issuer_id in self.crl_issuers():
+            with self.db.session() as session:
+                rows = {row.shard: row for row in state.shard_rows(session, issuer_id)}
+                shards = self.issuers.by_id(session, issuer_id).crl_shards
+            for shard in range(shards):
+                row = rows.get(shard)
+                if (
+                    row is None
+                    or row.number is None
+                    or row.this_update is None
+                    or row.published_revision is None
+                    or row.revision > row.published_revision
+                    or now >= row.this_update + self.settings.regenerate_every
+                ):
+                    wanted.append((issuer_id, shard))
+        return wanted
