@@ -1,0 +1,213 @@
+"""OCSP over HTTP (RFC 6960 appendix A; RFC 5019 5 and 6): GET ``/ocsp/{base64}`` and POST
+``application/ocsp-request``, answered from the pre-signed index by a bare ASGI callable (no router, no
+request objects: the header block of a response is encoded once, when the response is signed).
+
+Every answer is HTTP 200 with an OCSPResponse; errors are OCSP statuses (malformedRequest for bytes that are
+not one well-formed request, unauthorized for an issuer or serial this responder has no response for, BR
+4.9.9 and RFC 6960 2.3; tryLater once a stored response has passed its nextUpdate), never a 500. Caching
+headers follow Boulder's responder: Cache-Control ``max-age`` = seconds to nextUpdate (capped), ``public,
+no-transform, must-revalidate`` (RFC 5019 6.2 forbids no-cache), ETag, Last-Modified = thisUpdate, Expires =
+nextUpdate, and 304 for a matching If-None-Match.
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+from starlette.routing import Mount
+
+from candor.clock import Clock, SystemClock
+from candor.revocation.ocsp import der
+from candor.revocation.ocsp.entries import Entry
+from candor.revocation.ocsp.index import Malformed, ParsedRequest, ResponseIndex, parse_request
+from candor.revocation.ocsp.settings import OcspSettings
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ISSUER_SEGMENT = re.compile(r"^[a-z0-9-]{1,64}/")  # /ocsp/{issuer}/{base64}: the AIA URL Candor bakes in
+ERROR_HEADERS = [(b"content-type", b"application/ocsp-response"), (b"cache-control", b"no-store")]
+ERROR_HEADERS_5 = [*ERROR_HEADERS, (b"content-length", b"5")]  # every error OCSPResponse is 5 bytes
+
+
+class RemoteResponses(Protocol):
+    """A shared store consulted on an in-memory miss (Redis)."""
+
+    async def get(self, key: bytes) -> Entry | None: ...
+
+
+class OnDemandSigner(Protocol):
+    """Signs a response for a request with a nonce, echoing the nonce (RFC 8954), through the signer side."""
+
+    async def sign(self, request: ParsedRequest) -> bytes | None: ...
+
+
+class OcspApp:
+    """The responder as an ASGI app. Paths under *prefix* are OCSP; anything else goes to *fallback* (or 404),
+    so ``candor serve`` can put this app in front of another one."""
+
+    def __init__(
+        self,
+        index: ResponseIndex,
+        settings: OcspSettings,
+        *,
+        clock: Clock | None = None,
+        prefix: str = "/ocsp",
+        fallback: ASGIApp | None = None,
+        remote: RemoteResponses | None = None,
+        on_demand: OnDemandSigner | None = None,
+    ) -> None:
+        self.index = index
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.prefix = prefix.rstrip("/")
+        self.fallback = fallback
+        self.remote = remote
+        self.on_demand = on_demand if settings.nonce == "sign" else None
+        self._max = settings.max_request_bytes
+        self._cap = settings.max_age_cap_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if self.fallback is not None:
+                await self.fallback(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path != self.prefix and not path.startswith(self.prefix + "/"):
+            if self.fallback is not None:
+                await self.fallback(scope, receive, send)
+            else:
+                await _plain(send, 404, b"not found")
+            return
+        method = scope["method"]
+        if method == "GET":
+            raw = _decode_get(path[len(self.prefix) + 1 :], self._max)
+        elif method == "POST":
+            raw = await _read_body(scope, receive, self._max)
+        else:
+            await _plain(send, 405, b"method not allowed", [(b"allow", b"GET, POST")])
+            return
+        if raw is None:
+            await _error(send, der.MALFORMED_REQUEST)
+            return
+        entry = self.index.by_request.get(raw)
+        if entry is None:
+            try:
+                parsed = parse_request(raw)
+            except Malformed:
+                await _error(send, der.MALFORMED_REQUEST)
+                return
+            if parsed.nonce is not None and self.on_demand is not None:
+                signed = await self.on_demand.sign(parsed)
+                if signed is not None:
+                    headers = [*ERROR_HEADERS, (b"content-length", b"%d" % len(signed))]
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.body", "body": signed})
+                    return
+            entry = self.index.by_key.get(parsed.key)
+            if entry is None and self.remote is not None:
+                entry = await self.remote.get(parsed.key)
+                if entry is not None:
+                    self.index.publish([entry])
+            if entry is None:
+                await _error(send, der.UNAUTHORIZED)
+                return
+        await self._send_entry(scope, send, entry)
+
+    async def _send_entry(self, scope: Scope, send: Send, entry: Entry) -> None:
+        remaining = int(entry.next_update_ts - self.clock.now().timestamp())
+        if remaining <= 0:  # never serve a response past its nextUpdate (BR 4.9.10)
+            await _error(send, der.TRY_LATER)
+            return
+        cache_control = b"max-age=%d, public, no-transform, must-revalidate" % min(remaining, self._cap)
+        for name, value in scope["headers"]:
+            if name == b"if-none-match" and entry.etag in value:
+                headers = [(b"etag", entry.etag), (b"cache-control", cache_control)]
+                await send({"type": "http.response.start", "status": 304, "headers": headers})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*entry.headers, (b"cache-control", cache_control)],
+            }
+        )
+        await send({"type": "http.response.body", "body": entry.der})
+
+
+def _decode_get(encoded: str, limit: int) -> bytes | None:
+    """RFC 6960 A.1: the URL-encoded base64 of the DER request (already URL-decoded by the server), with or
+    without padding, after an optional issuer segment."""
+    if len(encoded) > limit * 2:
+        return None
+    if ISSUER_SEGMENT.match(encoded):
+        encoded = encoded.split("/", 1)[1]
+    if "%" in encoded:  # doubly encoded by some clients
+        from urllib.parse import unquote
+
+        encoded = unquote(encoded)
+    encoded = encoded.replace(" ", "+").strip("/")  # a '+' that was form-decoded into a space
+    if not encoded:
+        return None
+    try:
+        return binascii.a2b_base64(encoded + "=" * (-len(encoded) % 4), strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                if int(value) > limit:
+                    return None
+            except ValueError:
+                return None
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+async def _error(send: Send, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": ERROR_HEADERS_5})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body)), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def ocsp_routes(app: OcspApp) -> list[Mount]:
+    """Starlette routes for *app* (``Mount("/ocsp", ...)``), for an application built with Starlette's router.
+    The fastest wiring is the bare app in front: ``OcspApp(..., fallback=starlette_app)``."""
+
+    async def mounted(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if not path.startswith(app.prefix):  # a Starlette that strips the mount prefix into root_path
+            scope = {**scope, "path": scope.get("root_path", "") + path}
+        await app(scope, receive, send)
+
+    return [Mount(app.prefix, app=mounted)]

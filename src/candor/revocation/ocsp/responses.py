@@ -1,0 +1,190 @@
+"""Building signed OCSP responses (RFC 6960 4.2; RFC 5019 2.2) from a precomputed template: pure except for the
+signature, which the caller's key object makes (a key store's key: a file key or a PKCS#11 token).
+
+One response carries two SingleResponses for the same certificate, with a SHA-1 CertID first (RFC 5019 2.1.1:
+what clients send) and a SHA-256 CertID second (RFC 9919 allows it), under one signature. RFC 5019 2.2.1
+allows additional SingleResponses "to improve response pre-generation performance or cache efficiency";
+RFC 6960 4.2.2.3 has clients pick the SingleResponse whose CertID matches theirs.
+
+Per BR 4.9.10 a response is valid for 8 hours to 10 days, and never past the signer's certificate nor the
+issuer's notAfter (Mozilla Root Store Policy 6.2). responderID is byKey (RFC 6960 4.2.2.3; RFC 5019 2.2.3),
+producedAt equals thisUpdate, and the delegated responder's certificate travels in ``certs`` (RFC 6960 4.2.2.2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from candor.errors import CandorError, ErrorKind
+from candor.revocation.ocsp import der
+
+MIN_VALIDITY = timedelta(hours=8)  # BR 4.9.10
+MAX_VALIDITY = timedelta(days=10)  # BR 4.9.10
+RFC5280_UNSPECIFIED = 0
+
+Signer = Callable[[bytes], bytes]
+
+
+@dataclass(frozen=True)
+class Status:
+    """What a response says about a serial: good, or revoked with the time and RFC 5280 5.3.1 reason."""
+
+    revoked_at: datetime | None = None
+    reason: int | None = None
+
+    @property
+    def name(self) -> str:
+        return "good" if self.revoked_at is None else "revoked"
+
+    def encode(self) -> bytes:
+        if self.revoked_at is None:
+            return der.GOOD
+        # BR 7.2.2 omits the reasonCode of an unspecified revocation; the response mirrors the CRL entry.
+        reason = None if self.reason in (None, RFC5280_UNSPECIFIED) else self.reason
+        return der.revoked_status(self.revoked_at, reason)
+
+
+GOOD = Status()
+
+
+def key_hash(certificate: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
+    """RFC 6960 4.1.1 issuerKeyHash / 4.2.1 KeyHash: the hash of the subjectPublicKey BIT STRING's value."""
+    spki = certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return _hash(algorithm, _subject_public_key(spki))
+
+
+def _hash(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    return hashlib.new(algorithm.name, data).digest()
+
+
+def _subject_public_key(spki: bytes) -> bytes:
+    """The subjectPublicKey bits (without the unused-bits octet) of a DER SubjectPublicKeyInfo."""
+    offset = _skip_header(spki, 0)  # into the SEQUENCE
+    offset = _skip_tlv(spki, offset)  # past the AlgorithmIdentifier
+    assert spki[offset] == 0x03
+    start = _skip_header(spki, offset)
+    return spki[start + 1 :]
+
+
+def _skip_header(data: bytes, offset: int) -> int:
+    first = data[offset + 1]
+    return offset + 2 + (first & 0x7F if first & 0x80 else 0)
+
+
+def _skip_tlv(data: bytes, offset: int) -> int:
+    first = data[offset + 1]
+    if first & 0x80:
+        count = first & 0x7F
+        size = int.from_bytes(data[offset + 2 : offset + 2 + count], "big")
+        return offset + 2 + count + size
+    return offset + 2 + first
+
+
+@dataclass(frozen=True)
+class IssuerHashes:
+    """The CertID hashes of one issuer (RFC 6960 4.1.1), SHA-1 and SHA-256."""
+
+    name_sha1: bytes
+    key_sha1: bytes
+    name_sha256: bytes
+    key_sha256: bytes
+
+    @classmethod
+    def of(cls, issuer: x509.Certificate) -> IssuerHashes:
+        name = issuer.subject.public_bytes()
+        return cls(
+            name_sha1=hashlib.sha1(name).digest(),  # noqa: S324  (RFC 5019 2.1.1 requires SHA-1 CertIDs)
+            key_sha1=key_hash(issuer, hashes.SHA1()),  # noqa: S303
+            name_sha256=hashlib.sha256(name).digest(),
+            key_sha256=key_hash(issuer, hashes.SHA256()),
+        )
+
+    def cert_ids(self, serial: int, *, sha256: bool) -> tuple[bytes, ...]:
+        first = der.cert_id(der.SHA1_ALGORITHM, self.name_sha1, self.key_sha1, serial)
+        if not sha256:
+            return (first,)
+        return first, der.cert_id(der.SHA256_ALGORITHM, self.name_sha256, self.key_sha256, serial)
+
+    def lookup_keys(self, serial: int, *, sha256: bool) -> tuple[bytes, ...]:
+        """The in-memory index keys of a serial: issuerKeyHash followed by the serial's INTEGER content."""
+        content = der.integer_content(serial)
+        keys = (self.key_sha1 + content,)
+        return (*keys, self.key_sha256 + content) if sha256 else keys
+
+
+def request_for(cert_id: bytes) -> bytes:
+    """The smallest OCSPRequest for one CertID, no nonce (RFC 6960 4.1.1): what ``openssl ocsp -no_nonce``
+    sends; the index holds it so that the common GET is one dictionary lookup of the decoded bytes."""
+    return der.sequence(der.sequence(der.sequence(der.sequence(cert_id))))
+
+
+def signature_parameters(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> tuple[bytes, Signer]:
+    """The signatureAlgorithm and a signing function for *key* (BR 7.1.3.2: P-256/SHA-256, P-384/SHA-384,
+    RSA PKCS#1 v1.5 with SHA-256)."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.name == "secp256r1":
+            ecdsa256 = ec.ECDSA(hashes.SHA256())
+            return der.ECDSA_SHA256, lambda tbs: key.sign(tbs, ecdsa256)
+        if key.curve.name == "secp384r1":
+            ecdsa384 = ec.ECDSA(hashes.SHA384())
+            return der.ECDSA_SHA384, lambda tbs: key.sign(tbs, ecdsa384)
+        raise CandorError(ErrorKind.POLICY, f"BR 7.1.3.2.2: no OCSP signing with curve {key.curve.name}")
+    pkcs1 = padding.PKCS1v15()
+    sha256 = hashes.SHA256()
+    return der.RSA_SHA256, lambda tbs: key.sign(tbs, pkcs1, sha256)
+
+
+class ResponseBuilder:
+    """Signs responses for one issuer with one signing identity: a delegated responder (its certificate goes
+    into ``certs``) or the issuer itself (*responder_certificate* None, no ``certs``)."""
+
+    def __init__(
+        self,
+        *,
+        issuer: x509.Certificate,
+        key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+        responder_certificate: x509.Certificate | None,
+        sha256_cert_ids: bool = True,
+    ) -> None:
+        signer_certificate = responder_certificate or issuer
+        self.issuer = IssuerHashes.of(issuer)
+        self.sha256_cert_ids = sha256_cert_ids
+        self.not_after = min(signer_certificate.not_valid_after_utc, issuer.not_valid_after_utc)
+        self._responder_id = der.tlv(0xA2, der.octet_string(key_hash(signer_certificate, hashes.SHA1())))  # noqa: S303
+        self._algorithm, self._sign = signature_parameters(key)
+        certs = b""
+        if responder_certificate is not None:
+            certs = der.tlv(0xA0, der.sequence(responder_certificate.public_bytes(Encoding.DER)))
+        self._certs = certs
+
+    def validity(self, this_update: datetime, wanted: timedelta) -> datetime:
+        """nextUpdate: *wanted* after thisUpdate, cut to the signer's and the issuer's notAfter; refused below
+        the 8 hours of BR 4.9.10 (the responder certificate must be rotated first)."""
+        if not MIN_VALIDITY <= wanted <= MAX_VALIDITY:
+            raise CandorError(ErrorKind.CONFIG, "BR 4.9.10: OCSP responses are valid for 8 hours to 10 days")
+        next_update = min(this_update + wanted, self.not_after)
+        if next_update - this_update < MIN_VALIDITY:
+            raise CandorError(
+                ErrorKind.POLICY,
+                "BR 4.9.10: the OCSP signer's certificate expires within 8 hours; rotate the responder first",
+            )
+        return next_update
+
+    def build(self, serial: int, status: Status, *, this_update: datetime, next_update: datetime) -> bytes:
+        """The DER OCSPResponse (RFC 6960 4.2.1) for *serial*; producedAt = thisUpdate."""
+        this = der.generalized_time(this_update)
+        tail = status.encode() + this + der.tlv(0xA0, der.generalized_time(next_update))
+        singles = b"".join(
+            der.sequence(cert_id, tail) for cert_id in self.issuer.cert_ids(serial, sha256=self.sha256_cert_ids)
+        )
+        tbs = der.sequence(self._responder_id, this, der.tlv(0x30, singles))
+        basic = der.sequence(tbs, self._algorithm, der.bit_string(self._sign(tbs)), self._certs)
+        return der.successful_response(basic)

@@ -1,0 +1,160 @@
+"""Pre-signed responses: what they say (RFC 6960 4.2), when they are made and refreshed (BR 4.9.9, 4.9.10),
+who signs them (BR 7.1.2.8), checked by cryptography, openssl and pkilint."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp as x509_ocsp
+from sqlalchemy import delete
+
+from candor.audit import AuditLog
+from candor.revocation import RevocationReason, revoke
+from candor.revocation.ocsp.lint import response_findings
+from candor.revocation.ocsp.presign import serial_key
+from candor.storage import repositories
+from candor.storage.models import CertificateRecord
+from candor.storage.models_ocsp import OcspResponseRecord
+from conftest import Ocsp
+
+
+def response_for(o: Ocsp, certificate: x509.Certificate) -> x509_ocsp.OCSPResponse:
+    """The indexed response for *certificate*, found as a SHA-1 CertID request finds it."""
+    entry = o.index.by_key[_issuer_key_hash(o, certificate) + _content(certificate.serial_number)]
+    return x509_ocsp.load_der_ocsp_response(entry.der)
+
+
+def _issuer(o: Ocsp, certificate: x509.Certificate) -> x509.Certificate:
+    with o.ca.db.session() as session:
+        for record in repositories.list_issuers(session):
+            if record.subject_der == certificate.issuer.public_bytes():
+                return x509.load_der_x509_certificate(record.certificate_der)
+    raise AssertionError("no issuer")
+
+
+def _issuer_key_hash(o: Ocsp, certificate: x509.Certificate) -> bytes:
+    return x509.SubjectKeyIdentifier.from_public_key(_issuer(o, certificate).public_key()).digest
+
+
+def _content(serial: int) -> bytes:
+    return serial.to_bytes(serial.bit_length() // 8 + 1, "big")
+
+
+def test_a_new_certificate_gets_a_good_response_signed_by_the_delegated_responder(ocsp: Ocsp) -> None:
+    certificate = ocsp.ca.issue(["good.example.com"]).certificate
+    assert ocsp.signer.presign_new() >= 1
+    response = response_for(ocsp, certificate)
+    assert response.response_status is ocsp_status("SUCCESSFUL")
+    singles = list(response.responses)
+    assert [s.hash_algorithm.name for s in singles] == ["sha1", "sha256"]
+    assert all(s.certificate_status is x509_ocsp.OCSPCertStatus.GOOD for s in singles)
+    assert all(s.serial_number == certificate.serial_number for s in singles)
+    # BR 4.9.10: 8 hours to 10 days (3 days by default); producedAt = thisUpdate = the clock
+    single = singles[0]
+    assert single.this_update_utc == ocsp.ca.clock.now() == response.produced_at_utc
+    assert single.next_update_utc is not None
+    assert single.next_update_utc - single.this_update_utc == timedelta(days=3)
+    # responderID byKey; certs carries the delegated responder (EKU OCSPSigning, ocsp-nocheck, BR 7.1.2.8)
+    (responder,) = response.certificates
+    assert response.responder_name is None
+    assert response.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(responder.public_key()).digest
+    assert list(responder.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING
+    ]
+    responder.extensions.get_extension_for_class(x509.OCSPNoCheck)
+    issuer = _issuer(ocsp, certificate)
+    responder.verify_directly_issued_by(issuer)
+    key = responder.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    key.verify(response.signature, response.tbs_response_bytes, ec.ECDSA(hashes.SHA256()))
+    assert [f for f in response_findings(response.public_bytes(_der())) if f[0] in ("FATAL", "ERROR")] == []
+    # nothing left to sign: a second pass signs nothing
+    assert ocsp.signer.presign_new() == 0
+
+
+def test_a_precertificate_without_its_final_certificate_is_answered_like_a_certificate(ocsp: Ocsp) -> None:
+    certificate = ocsp.ca.issue(["precert-only.example.com"]).certificate
+    with ocsp.ca.db.session() as session:
+        issuer = repositories.issuer_by_name(session, "tls-e1")
+        assert issuer is not None
+        serial = repositories.serial_by_value(session, issuer, certificate.serial_number)
+        assert serial is not None
+        # WS-14c / BR 7.1.2.9: the final certificate never came; the precertificate binds the serial
+        session.execute(
+            delete(CertificateRecord).where(
+                CertificateRecord.serial_id == serial.id, CertificateRecord.kind == "certificate"
+            )
+        )
+        session.execute(delete(OcspResponseRecord).where(OcspResponseRecord.serial_id == serial.id))
+    ocsp.signer.presign_new()
+    statuses = {s.certificate_status for s in response_for(ocsp, certificate).responses}
+    assert statuses == {x509_ocsp.OCSPCertStatus.GOOD}
+
+
+def test_revocation_is_signed_at_once_with_its_reason_and_time(ocsp: Ocsp) -> None:
+    certificate = ocsp.ca.issue(["revoked.example.com"]).certificate
+    ocsp.signer.presign_new()
+    with ocsp.ca.db.session() as session:
+        issuer = repositories.issuer_by_name(session, "tls-e1")
+        assert issuer is not None
+        revoked = revoke(
+            session, audit=AuditLog(ocsp.ca.clock), actor="test", issuer=issuer, serial=certificate.serial_number,
+            reason=RevocationReason.KEY_COMPROMISE, now=ocsp.ca.clock.now(),
+        )  # fmt: skip
+    assert revoked == [serial_key("tls-e1", certificate.serial_number)]
+    assert ocsp.signer.on_revoked(revoked) == 1
+    for single in response_for(ocsp, certificate).responses:
+        assert single.certificate_status is x509_ocsp.OCSPCertStatus.REVOKED
+        assert single.revocation_reason is x509.ReasonFlags.key_compromise
+        assert single.revocation_time_utc == ocsp.ca.clock.now()
+
+
+def test_a_revocation_made_elsewhere_is_found_by_the_next_pass(ocsp: Ocsp) -> None:
+    certificate = ocsp.ca.issue(["revoked-by-cli.example.com"]).certificate
+    ocsp.signer.presign_new()
+    with ocsp.ca.db.session() as session:
+        issuer = repositories.issuer_by_name(session, "tls-e1")
+        assert issuer is not None
+        revoke(
+            session, audit=AuditLog(ocsp.ca.clock), actor="cli", issuer=issuer, serial=certificate.serial_number,
+            reason=RevocationReason.SUPERSEDED, now=ocsp.ca.clock.now(),
+        )  # fmt: skip
+    assert ocsp.signer.presign_new() >= 1
+    (single, _) = response_for(ocsp, certificate).responses
+    assert single.revocation_reason is x509.ReasonFlags.superseded
+
+
+def test_responses_are_refreshed_after_half_their_validity_and_never_outlive_the_responder(ocsp: Ocsp) -> None:
+    certificate = ocsp.ca.issue(["refresh.example.com"]).certificate
+    ocsp.signer.presign_new()
+    first = response_for(ocsp, certificate).produced_at_utc
+    ocsp.ca.clock.advance(timedelta(hours=35))
+    ocsp.signer.presign_new(limit=100_000)
+    assert response_for(ocsp, certificate).produced_at_utc == first
+    ocsp.ca.clock.advance(timedelta(hours=2))  # 37 h > 36 h, half of 72 h (BR 4.9.10)
+    ocsp.signer.presign_new(limit=100_000)
+    assert response_for(ocsp, certificate).produced_at_utc == ocsp.ca.clock.now()
+
+
+def test_the_no_nonce_request_for_a_serial_is_indexed_as_the_bytes_clients_send(ocsp: Ocsp) -> None:
+    certificate = ocsp.ca.issue(["indexed.example.com"]).certificate
+    ocsp.signer.presign_new()
+    request = (
+        x509_ocsp.OCSPRequestBuilder().add_certificate(certificate, _issuer(ocsp, certificate), hashes.SHA1()).build()  # noqa: S303
+    )
+    raw = request.public_bytes(_der())
+    assert ocsp.index.by_request[raw].der == response_for(ocsp, certificate).public_bytes(_der())
+    sha256 = x509_ocsp.OCSPRequestBuilder().add_certificate(certificate, _issuer(ocsp, certificate), hashes.SHA256())
+    assert ocsp.index.by_request[sha256.build().public_bytes(_der())] is ocsp.index.by_request[raw]
+
+
+def _der() -> Encoding:
+    return Encoding.DER
+
+
+def ocsp_status(name: str) -> x509_ocsp.OCSPResponseStatus:
+    return x509_ocsp.OCSPResponseStatus[name]
