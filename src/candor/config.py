@@ -181,6 +181,14 @@ class AcmeConfig(_Strict):
         return self
 
 
+class CrlConfig(_Strict):
+    """Sharded CRLs (BR 4.9.7, 7.2): how long each is valid, and how soon changes are published."""
+
+    validity_days: int = Field(default=7, ge=1, le=10)  # nextUpdate - thisUpdate; BR 4.9.7: at most 10 days
+    regenerate_hours: int = Field(default=6, ge=1, le=72)  # every shard, revoked or not
+    revocation_delay_seconds: int = Field(default=60, ge=1, le=3600)  # a shard with a new revocation, at most
+
+
 class LoggingConfig(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -193,6 +201,7 @@ class CandorConfig(_Strict):
     acme: AcmeConfig = AcmeConfig()
     logging: LoggingConfig = LoggingConfig()
     ct: CtConfig = CtConfig()  # [[ct.logs]]: the CT logs this Candor runs (candor.ct.log.settings)
+    crl: CrlConfig = CrlConfig()
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

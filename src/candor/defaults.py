@@ -87,6 +87,12 @@ mmd_seconds = 60
 # finalised. Point it at Chrome's or Apple's list for a publicly-trusted issuer.
 log_list = "public/ct/log_list.json"
 
+# Sharded CRLs (BR 4.9.7): public/crl/<issuer>/<shard>.crl, the URL each certificate names in its CRLDP.
+[crl]
+validity_days = 7              # nextUpdate - thisUpdate, at most 10
+regenerate_hours = 6           # every shard, revoked or not
+revocation_delay_seconds = 60  # a shard with a new revocation is republished within this
+
 [logging]
 level = "INFO"
 """

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +89,7 @@ def serving(
     nameservers: Iterable[str] = (),
     trust_anchors: Iterable[str] = (),
     acme_settings: str = "",
+    replacements: Mapping[str, str] | None = None,
 ) -> Iterator[Served]:
     """`candor serve` on a fresh data directory in *parent* whose validation sends every one of *names* to one
     loopback address taken from *pool* and, when given, asks *nameservers* ("ip:port") for everything else,
@@ -106,6 +107,9 @@ def serving(
         config = config.replace("nameservers = []", f"nameservers = [{listed}]\ntrust_anchors = [{anchors}]")
     if acme_settings:
         config = config.replace("[acme]\n", f"[acme]\n{acme_settings}\n", 1)
+    for old, new in (replacements or {}).items():
+        assert old in config, f"candor.toml has no {old!r}"
+        config = config.replace(old, new, 1)
     (home / "candor.toml").write_text(config)
     process = subprocess.Popen(
         [sys.executable, "-m", "candor", "--data-dir", str(home), "serve"],

@@ -127,6 +127,7 @@ def db_upgrade(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from candor.cli.acme_edge import acme_listener
     from candor.cli.context import build_signer
+    from candor.cli.crl_commands import crl_loop_task
     from candor.server import Worker, run_server
 
     data_dir = data_dir_from(args.data_dir, environ)
@@ -158,7 +159,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 _say(f"  CT log list: {list_path}")
             build: Callable[[bool], Worker]
             if workers == 1:
-                background = (_drain(ct),) if ct is not None else ()
+                background = (crl_loop_task(context, stores), *((_drain(ct),) if ct is not None else ()))
                 this = Worker(db=context.db, acme=acme, routes=tuple(own.routes()), background=background)
                 build = partial(_this_process, this)
             else:
@@ -207,6 +208,7 @@ def _serve_worker(
     certificate whose password lives only in this process's memory."""
     from candor.cli.acme_edge import acme_listener
     from candor.cli.context import build_signer
+    from candor.cli.crl_commands import crl_loop_task
     from candor.config import SecretSource
     from candor.server import Worker
 
@@ -232,7 +234,7 @@ def _serve_worker(
         signer = build_signer(context, stores, sct_source=ct.submitter if ct is not None else None)
         finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
         acme = acme_listener(context, finalizer, host=host)
-        background = (_drain(ct),) if ct is not None and primary else ()
+        background = (crl_loop_task(context, stores), *((_drain(ct),) if ct is not None else ())) if primary else ()
         return Worker(db=context.db, acme=acme, background=background, close=stack.close)
     except BaseException:
         stack.close()

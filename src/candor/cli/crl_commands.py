@@ -13,6 +13,7 @@ import asyncio
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 
 from candor.cli.context import Context, data_dir_from, open_context
 from candor.errors import CandorError, ErrorKind
@@ -39,7 +40,12 @@ def crl_generator(context: Context, stores: KeyStores, *, progress: Progress | N
         issuers=IssuerResolver(stores, base_url=base_url),
         clock=context.clock,
         public_dir=context.public_dir,
-        settings=CrlSettings(base_url=base_url),
+        settings=CrlSettings(
+            base_url=base_url,
+            validity=timedelta(days=context.config.crl.validity_days),
+            regenerate_every=timedelta(hours=context.config.crl.regenerate_hours),
+            dirty_within=timedelta(seconds=context.config.crl.revocation_delay_seconds),
+        ),
         actor=context.actor,
         progress=progress,
     )
