@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from candor.ct.log.settings import CtConfig
 from candor.errors import CandorError, ErrorKind
+from candor.revocation.ocsp.settings import OcspSettings
 
 CONFIG_FILE_NAME = "candor.toml"
 
@@ -202,6 +203,7 @@ class CandorConfig(_Strict):
     logging: LoggingConfig = LoggingConfig()
     ct: CtConfig = CtConfig()  # [[ct.logs]]: the CT logs this Candor runs (candor.ct.log.settings)
     crl: CrlConfig = CrlConfig()
+    ocsp: OcspSettings = OcspSettings()  # [ocsp]: the pre-signed responder (candor.revocation.ocsp.settings)
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:

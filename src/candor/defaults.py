@@ -19,6 +19,10 @@ public_base_url = "{base_url}"
 # listening sockets are shared. 1 serves from the 'candor serve' process itself; a dedicated host: its cores.
 workers = 1
 
+[issuance]
+# Put this server's OCSP responder URL ({base_url}/ocsp/<issuer>) in every certificate's AIA (BR 7.1.2.7.7).
+ocsp_urls = true
+
 # Key stores. A ceremony file names a store for every key it creates.
 # file: PKCS#8 files encrypted with the passphrase read from a file (first line) or an environment variable.
 [keys.stores.file]
@@ -86,6 +90,16 @@ mmd_seconds = 60
 # carries their SCTs only when the CT policy is met (2 operators; 3 SCTs past 180 days), else nothing is
 # finalised. Point it at Chrome's or Apple's list for a publicly-trusted issuer.
 log_list = "public/ct/log_list.json"
+
+# The OCSP responder (RFC 6960, RFC 5019) at {base_url}/ocsp/<issuer>: responses pre-signed by each issuer's
+# delegated responder as soon as a certificate is issued or revoked, valid 8 hours to 10 days (BR 4.9.10).
+[ocsp]
+validity_hours = 72
+# One SingleResponse per response, for a SHA-1 CertID (RFC 5019 2.2.1; Go's ocsp.ParseResponse and others
+# refuse more). true adds a second one for SHA-256 CertIDs under the same signature.
+sha256_cert_ids = false
+# Requests with a nonce are answered from the pre-signed store (RFC 5019 2.1.1); "sign" signs them on demand.
+nonce = "cache"
 
 # Sharded CRLs (BR 4.9.7): public/crl/<issuer>/<shard>.crl, the URL each certificate names in its CRLDP.
 [crl]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from candor.audit import AuditLog
 from candor.ceremony import Ceremony, PublicFiles, load_ceremony
-from candor.cli import ct_edge
+from candor.cli import ct_edge, ocsp_edge
 from candor.cli.context import Context, data_dir_from, open_context
 from candor.cli.render import render_hierarchy
 from candor.config import CONFIG_FILE_NAME, load_config, resolve_secret
@@ -159,8 +159,14 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 _say(f"  CT log list: {list_path}")
             build: Callable[[bool], Worker]
             if workers == 1:
-                background = (crl_loop_task(context, stores), *((_drain(ct),) if ct is not None else ()))
-                this = Worker(db=context.db, acme=acme, routes=tuple(own.routes()), background=background)
+                index, _ = ocsp_edge.loaded_index(context)
+                background = (
+                    crl_loop_task(context, stores),
+                    ocsp_edge.presign_task(context, stores, index),
+                    *((_drain(ct),) if ct is not None else ()),
+                )
+                routes = (*own.routes(), *ocsp_edge.responder_routes(context, index))
+                this = Worker(db=context.db, acme=acme, routes=routes, background=background)
                 build = partial(_this_process, this)
             else:
                 stores.close()  # each worker opens its own (PKCS#11 sessions do not survive a fork)
@@ -234,8 +240,18 @@ def _serve_worker(
         signer = build_signer(context, stores, sct_source=ct.submitter if ct is not None else None)
         finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
         acme = acme_listener(context, finalizer, host=host)
-        background = (crl_loop_task(context, stores), *((_drain(ct),) if ct is not None else ())) if primary else ()
-        return Worker(db=context.db, acme=acme, background=background, close=stack.close)
+        index, since = ocsp_edge.loaded_index(context)
+        background: tuple[Callable[[], Awaitable[None]], ...] = ()
+        if primary:
+            background = (
+                crl_loop_task(context, stores),
+                ocsp_edge.presign_task(context, stores, index),
+                *((_drain(ct),) if ct is not None else ()),
+            )
+        else:
+            stack.callback(ocsp_edge.follow_database(context, index, since).set)
+        routes = tuple(ocsp_edge.responder_routes(context, index))
+        return Worker(db=context.db, acme=acme, routes=routes, background=background, close=stack.close)
     except BaseException:
         stack.close()
         raise

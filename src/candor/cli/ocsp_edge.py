@@ -1,0 +1,102 @@
+"""The OCSP responder in ``candor serve``: routes for every TLS issuer's URL, the in-memory index of pre-signed
+responses each worker answers from, and (in the primary only) the pre-signer that keeps them current.
+
+Certificates name ``{server.public_base_url}/ocsp/{issuer}`` when ``[issuance] ocsp_urls`` is on; one index
+answers for every issuer (it is keyed by issuerKeyHash and serial). The primary worker pre-signs a response
+for each newly issued certificate or precertificate, and again after a revocation or at half its validity
+(``OcspSigner.presign_new``), rotates the delegated responder certificates, and publishes what it signs into
+its own index; other workers (``[server] workers`` > 1) follow the database. With ``[ocsp.redis]``, responses
+are shared through Redis as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from starlette.routing import BaseRoute, Route
+
+from candor.cli.context import Context
+from candor.keys import KeyStores
+from candor.revocation.ocsp.http import OcspApp
+from candor.revocation.ocsp.index import ResponseIndex, load_from_database
+from candor.storage.models import Issuer
+
+log = logging.getLogger(__name__)
+PRESIGN_IDLE_SECONDS = 0.5  # how soon a new certificate or a revocation has its response, at most
+FOLLOW_SECONDS = 1.0  # how often a non-primary worker reads newly signed responses
+ROTATION_CHECK = timedelta(hours=1)
+
+
+def responder_routes(context: Context, index: ResponseIndex) -> list[BaseRoute]:
+    """``/ocsp/{issuer}`` (GET with the base64 request in the path, POST) for every TLS issuer."""
+    with context.db.session() as session:
+        names = list(session.scalars(select(Issuer.name).where(Issuer.kind == "tls").order_by(Issuer.name)))
+    routes: list[BaseRoute] = []
+    for name in names:
+        # The bare ASGI app as each route's endpoint: no redirect of a POST to ".../" (a Mount's), and the
+        # GET path is read by the responder itself (RFC 6960 A.1: the request may contain '/').
+        app = OcspApp(index, context.config.ocsp, clock=context.clock, prefix=f"/ocsp/{name}")
+        routes.append(Route(f"/ocsp/{name}", app, methods=["GET", "POST"]))
+        routes.append(Route(f"/ocsp/{name}/{{request:path}}", app, methods=["GET", "POST"]))
+    return routes
+
+
+def loaded_index(context: Context) -> tuple[ResponseIndex, datetime | None]:
+    index = ResponseIndex()
+    return index, load_from_database(context.db, index)
+
+
+def presign_task(context: Context, stores: KeyStores, index: ResponseIndex) -> Callable[[], Awaitable[None]]:
+    """For the primary worker: pre-sign what is due, in a thread, for as long as the server serves."""
+    from candor.revocation.ocsp.presign import OcspSigner
+
+    signer = OcspSigner(context.db, stores, context.clock, context.config.ocsp, sinks=[index])
+
+    def run(stop: threading.Event) -> None:
+        next_rotation = context.clock.now()
+        while not stop.is_set():
+            try:
+                if context.clock.now() >= next_rotation:
+                    for label in signer.rotate_responders():
+                        log.info("ocsp: new delegated responder %s", label)
+                    next_rotation = context.clock.now() + ROTATION_CHECK
+                if signer.presign_new() == 0:
+                    stop.wait(PRESIGN_IDLE_SECONDS)
+            except Exception:  # a database outage must not end the loop: the next pass retries
+                log.exception("ocsp: this pre-signing pass failed")
+                stop.wait(5.0)
+
+    return _threaded(run)
+
+
+def follow_database(context: Context, index: ResponseIndex, since: datetime | None) -> threading.Event:
+    """For the other workers: a daemon thread reading the responses the primary signs into this worker's
+    index; set the returned event to stop it."""
+    stop = threading.Event()
+
+    def run() -> None:
+        newest = since
+        while not stop.wait(FOLLOW_SECONDS):
+            try:
+                newest = load_from_database(context.db, index, since=newest) or newest
+            except Exception:
+                log.exception("ocsp: reading new responses failed")
+
+    threading.Thread(target=run, name="ocsp-follower", daemon=True).start()
+    return stop
+
+
+def _threaded(run: Callable[[threading.Event], None]) -> Callable[[], Awaitable[None]]:
+    async def task() -> None:
+        stop = threading.Event()
+        try:
+            await asyncio.to_thread(run, stop)
+        finally:
+            stop.set()
+
+    return task

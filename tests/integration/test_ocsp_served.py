@@ -1,0 +1,107 @@
+"""Issue 6 acceptance 1 (OCSP) through `candor serve`: a certificate the embedded default issues names the
+responder in its AIA, which answers good within seconds of issuance (WS-15a), revoked with the reason after a
+revocation, and never good for a serial that was never issued (WS-15b); `openssl ocsp` verifies each answer,
+by POST and by GET."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import pytest
+from acme_clients import LoopbackPool, Served, serving
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from support import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _issue(served: Served, work: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("ocsp.example.test")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "req.pem").write_bytes(csr.public_bytes(Encoding.PEM))
+    chain = work / "chain.pem"
+    result = run_cli(
+        "--data-dir", served.home, "issue", "--csr", work / "req.pem", "--issuer", "tls-e1", "--out", chain
+    )
+    assert result.code == 0, result.err
+    certificates = x509.load_pem_x509_certificates(chain.read_bytes())
+    (work / "leaf.pem").write_bytes(certificates[0].public_bytes(Encoding.PEM))
+    (work / "issuer.pem").write_bytes(certificates[1].public_bytes(Encoding.PEM))
+    return work / "leaf.pem", work / "issuer.pem"
+
+
+def _ocsp(served: Served, issuer: Path, url: str, *target: str) -> str:
+    command = ["openssl", "ocsp", "-issuer", str(issuer), *target, "-url", url, "-CAfile", str(served.root_pem),
+               "-no_nonce", "-resp_text"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    return result.stdout + result.stderr
+
+
+def _until(ask: Callable[[], str], wanted: str, seconds: float) -> str:
+    """Ask again until the answer contains *wanted*; return that answer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        output = ask()
+        if wanted in output:
+            return output
+        assert time.monotonic() < deadline, f"no OCSP answer with {wanted!r} in time:\n{output}"
+        time.sleep(0.25)
+
+
+def test_good_then_revoked_then_unknown_serials_are_never_good(tmp_path: Path) -> None:
+    with serving(tmp_path, (), LoopbackPool(first=100, last=109)) as served:
+        leaf_file, issuer = _issue(served, tmp_path / "work")
+        leaf = x509.load_pem_x509_certificate(leaf_file.read_bytes())
+        aia = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+        url = next(
+            d.access_location.value for d in aia if d.access_method == x509.oid.AuthorityInformationAccessOID.OCSP
+        )
+        assert url.endswith("/ocsp/tls-e1")
+
+        started = time.monotonic()
+        ask = partial(_ocsp, served, issuer, url, "-cert", str(leaf_file))
+        good = _until(ask, f"{leaf_file}: good", 30)
+        assert time.monotonic() - started < 10  # WS-15a: within seconds of issuance (BR 4.9.9: 15 minutes)
+        assert "Response verify OK" in good
+
+        # The same answer by GET, the request base64 in the path (RFC 6960 A.1).
+        request = tmp_path / "req.der"
+        subprocess.run(
+            ["openssl", "ocsp", "-issuer", str(issuer), "-cert", str(leaf_file), "-no_nonce", "-reqout", str(request)],
+            capture_output=True, check=True, timeout=30,
+        )  # fmt: skip
+        encoded = urllib.parse.quote(base64.b64encode(request.read_bytes()).decode(), safe="")
+        with urllib.request.urlopen(f"{url}/{encoded}", timeout=10) as response:  # noqa: S310 (loopback http)
+            assert response.headers["Content-Type"] == "application/ocsp-response"
+            assert "max-age=" in response.headers["Cache-Control"] and response.headers["ETag"]
+            answer = x509.ocsp.load_der_ocsp_response(response.read())
+        assert answer.certificate_status == x509.ocsp.OCSPCertStatus.GOOD
+
+        revoked = run_cli(
+            "--data-dir", served.home, "revoke", "--issuer", "tls-e1", "--serial", f"{leaf.serial_number:x}",
+            "--reason", "keyCompromise",
+        )  # fmt: skip
+        assert revoked.code == 0, revoked.err
+        answer_text = _until(ask, f"{leaf_file}: revoked", 30)
+        assert "Reason: keyCompromise" in answer_text and "Revocation Time" in answer_text
+        assert "Response verify OK" in answer_text
+
+        never = _ocsp(served, issuer, url, "-serial", "0x1234567890abcdef1234")
+        assert ": good" not in never and "unauthorized" in never.lower(), never  # WS-15b
