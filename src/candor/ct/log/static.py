@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,23 +17,9 @@ from candor.ct.log import tls
 from candor.ct.log.signer import SignedTreeHead
 from candor.ct.log.store import StoredEntry
 from candor.ct.log.tiles import TILE_WIDTH, tile_path
+from candor.files import write_atomically as atomic_write
 
 NOTE_SIGNATURE_TYPE_RFC6962 = 0x05  # C2SP signed-note: RFC 6962 TreeHeadSignature (static-ct-api)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def note_key_id(origin: str, log_id: bytes) -> bytes:

@@ -5,9 +5,9 @@ Each file is replaced atomically (write, fsync, rename), so a reader sees the ol
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from candor.files import write_atomically
 
 
 def shard_path(public_dir: Path, issuer: str, shard: int) -> Path:
@@ -16,21 +16,6 @@ def shard_path(public_dir: Path, issuer: str, shard: int) -> Path:
 
 def ccadb_path(public_dir: Path, issuer: str) -> Path:
     return public_dir / "crl" / issuer / "ccadb.json"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_ccadb(public_dir: Path, issuer: str, urls: list[str]) -> Path:

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from candor.audit import AuditLog
 from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
+from candor.files import write_atomically
 from candor.issuance import IssuerResolver
 from candor.issuance.issuers import IssuerContext
 from candor.revocation.crl import build, checks, der, files, state
@@ -218,7 +219,7 @@ class CrlGenerator:
                 details={**details, "sha256": sha256, "this_update": header.this_update.isoformat()},
             )
             if claimed:  # under the shard row's lock: no older CRL can replace this file meanwhile
-                files.write_atomically(files.shard_path(self.public_dir, issuer.name, shard), crl_der)
+                write_atomically(files.shard_path(self.public_dir, issuer.name, shard), crl_der)
         if not claimed:
             log.info("CRL %s/%d number %d discarded: a newer one is published", issuer.name, shard, header.number)
         return claimed
