@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,19 +12,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "issuance"))
 
-from issuing import CA, build_home, open_ca
+from issuing import build_home, open_ca
+from ocsp_support import Ocsp
 
 from candor.revocation.ocsp.index import ResponseIndex
 from candor.revocation.ocsp.presign import OcspSigner
 from candor.revocation.ocsp.settings import OcspSettings
-
-
-@dataclass
-class Ocsp:
-    ca: CA
-    signer: OcspSigner
-    index: ResponseIndex
-    settings: OcspSettings
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
+from ocsp_server import serving
+from ocsp_support import Ocsp
+from ocsp_support import issuer_certificate as _issuer
+from ocsp_support import revoke_and_resign as _revoke
 
-from candor.audit import AuditLog
-from candor.revocation import RevocationReason, revoke
+from candor.revocation import RevocationReason
 from candor.revocation.ocsp.http import OcspApp
-from candor.storage import repositories
-from conftest import Ocsp
-from server import serving
 from support import openssl
 
 
@@ -37,24 +37,6 @@ def url(ocsp: Ocsp) -> Iterator[str]:
 def _pem(path: Path, certificate: x509.Certificate) -> Path:
     path.write_bytes(certificate.public_bytes(Encoding.PEM))
     return path
-
-
-def _issuer(ocsp: Ocsp, name: str = "tls-e1") -> x509.Certificate:
-    with ocsp.ca.db.session() as session:
-        record = repositories.issuer_by_name(session, name)
-        assert record is not None
-        return x509.load_der_x509_certificate(record.certificate_der)
-
-
-def _revoke(ocsp: Ocsp, serial: int, reason: RevocationReason) -> None:
-    with ocsp.ca.db.session() as session:
-        issuer = repositories.issuer_by_name(session, "tls-e1")
-        assert issuer is not None
-        revoked = revoke(
-            session, audit=AuditLog(ocsp.ca.clock), actor="test", issuer=issuer, serial=serial, reason=reason,
-            now=ocsp.ca.clock.now(),
-        )  # fmt: skip
-    ocsp.signer.on_revoked(revoked)
 
 
 def test_openssl_post_says_good_revoked_with_reason_and_time_and_not_good_for_a_never_issued_serial(

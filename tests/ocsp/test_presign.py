@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
+from ocsp_support import Ocsp, issuer_of, response_for
 from sqlalchemy import delete
 
 from candor.audit import AuditLog
@@ -19,29 +20,6 @@ from candor.revocation.ocsp.presign import serial_key
 from candor.storage import repositories
 from candor.storage.models import CertificateRecord
 from candor.storage.models_ocsp import OcspResponseRecord
-from conftest import Ocsp
-
-
-def response_for(o: Ocsp, certificate: x509.Certificate) -> x509_ocsp.OCSPResponse:
-    """The indexed response for *certificate*, found as a SHA-1 CertID request finds it."""
-    entry = o.index.by_key[_issuer_key_hash(o, certificate) + _content(certificate.serial_number)]
-    return x509_ocsp.load_der_ocsp_response(entry.der)
-
-
-def _issuer(o: Ocsp, certificate: x509.Certificate) -> x509.Certificate:
-    with o.ca.db.session() as session:
-        for record in repositories.list_issuers(session):
-            if record.subject_der == certificate.issuer.public_bytes():
-                return x509.load_der_x509_certificate(record.certificate_der)
-    raise AssertionError("no issuer")
-
-
-def _issuer_key_hash(o: Ocsp, certificate: x509.Certificate) -> bytes:
-    return x509.SubjectKeyIdentifier.from_public_key(_issuer(o, certificate).public_key()).digest
-
-
-def _content(serial: int) -> bytes:
-    return serial.to_bytes(serial.bit_length() // 8 + 1, "big")
 
 
 def test_a_new_certificate_gets_a_good_response_signed_by_the_delegated_responder(ocsp: Ocsp) -> None:
@@ -66,7 +44,7 @@ def test_a_new_certificate_gets_a_good_response_signed_by_the_delegated_responde
         x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING
     ]
     responder.extensions.get_extension_for_class(x509.OCSPNoCheck)
-    issuer = _issuer(ocsp, certificate)
+    issuer = issuer_of(ocsp, certificate)
     responder.verify_directly_issued_by(issuer)
     key = responder.public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey)
@@ -144,11 +122,11 @@ def test_the_no_nonce_request_for_a_serial_is_indexed_as_the_bytes_clients_send(
     certificate = ocsp.ca.issue(["indexed.example.com"]).certificate
     ocsp.signer.presign_new()
     request = (
-        x509_ocsp.OCSPRequestBuilder().add_certificate(certificate, _issuer(ocsp, certificate), hashes.SHA1()).build()  # noqa: S303
+        x509_ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer_of(ocsp, certificate), hashes.SHA1()).build()  # noqa: S303
     )
     raw = request.public_bytes(_der())
     assert ocsp.index.by_request[raw].der == response_for(ocsp, certificate).public_bytes(_der())
-    sha256 = x509_ocsp.OCSPRequestBuilder().add_certificate(certificate, _issuer(ocsp, certificate), hashes.SHA256())
+    sha256 = x509_ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer_of(ocsp, certificate), hashes.SHA256())
     assert ocsp.index.by_request[sha256.build().public_bytes(_der())] is ocsp.index.by_request[raw]
 
 

@@ -14,14 +14,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
-from test_http import _issuer, _revoke
+from ocsp_server import serving
+from ocsp_support import Ocsp
+from ocsp_support import issuer_certificate as _issuer
+from ocsp_support import revoke_and_resign as _revoke
 
 from candor.revocation import RevocationReason
 from candor.revocation.ocsp.http import OcspApp
 from candor.revocation.ocsp.index import ResponseIndex
 from candor.revocation.ocsp.settings import OcspRedisSettings
-from conftest import Ocsp
-from server import serving
 
 redis = pytest.importorskip("redis")
 

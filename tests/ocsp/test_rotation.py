@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cryptography import x509
+from ocsp_support import Ocsp, response_for
 from sqlalchemy import select
-from test_presign import response_for
 
 from candor.storage import repositories
 from candor.storage.models import OcspResponder
-from conftest import Ocsp
 
 
 def test_the_responder_certificate_is_rotated_before_its_half_life_with_a_new_key(ocsp: Ocsp) -> None:

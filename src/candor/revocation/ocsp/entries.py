@@ -3,6 +3,7 @@ HTTP headers encoded once (RFC 5019 6.2 and Boulder's responder: ETag, Last-Modi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass, field
@@ -53,10 +54,11 @@ class Entry:
         next_update: datetime,
         *,
         sha256: bool,
+        cert_ids: tuple[bytes, ...] | None = None,
     ) -> Entry:
         return cls(
             keys=hashes.lookup_keys(serial, sha256=sha256),
-            requests=tuple(request_for(c) for c in hashes.cert_ids(serial, sha256=sha256)),
+            requests=tuple(request_for(c) for c in cert_ids or hashes.cert_ids(serial, sha256=sha256)),
             der=der,
             this_update=this_update,
             next_update=next_update,
@@ -99,6 +101,7 @@ class Entry:
         )
 
 
+@functools.lru_cache(maxsize=64)  # a batch shares its thisUpdate and nextUpdate
 def _http_date(moment: datetime) -> bytes:
     return format_datetime(moment.astimezone(UTC), usegmt=True).encode()
 

@@ -6,6 +6,7 @@ half its validity (BR 4.9.10). This is the signer side: it loads responder keys 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol, cast
 
 from cryptography import x509
-from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, Table, and_, bindparam, func, insert, or_, select, update
 
 from candor.audit import AuditLog
 from candor.clock import Clock
@@ -31,7 +32,8 @@ from candor.storage.serials import serial_to_hex
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (done, total so far)
-BATCH = 5_000
+BATCH = 5_000  # one pass of presign_new (candor serve, every second)
+BULK_BATCH = 50_000  # one pass of presign_all: each pass scans the serials once
 
 S = cast(Table, SerialRecord.__table__)
 R = cast(Table, OcspResponseRecord.__table__)
@@ -113,7 +115,7 @@ class OcspSigner:
         """Bulk run: every pass of :meth:`presign_new` until nothing is left, reporting progress."""
         total = 0
         while True:
-            signed = self.presign_new(limit=BATCH)
+            signed = self.presign_new(limit=BULK_BATCH)
             if signed == 0:
                 return total
             total += signed
@@ -189,7 +191,9 @@ class OcspSigner:
             for row in (r for r in rows if r.issuer_id == identity.issuer_id):
                 serial = int(row.serial_hex, 16)
                 status = Status(row.revoked_at, row.revocation_reason) if row.status == "revoked" else Status()
-                response = identity.builder.build(serial, status, this_update=now, next_update=next_update)
+                response, cert_ids = identity.builder.build_with_ids(
+                    serial, status, this_update=now, next_update=next_update
+                )
                 if status.name not in identity.linted:  # every response of a builder has this shape
                     require_clean_response(response, what=f"{identity.issuer_name} {status.name} response")
                     identity.linted.add(status.name)
@@ -216,11 +220,19 @@ class OcspSigner:
                 else:
                     updates.append({**values, "rid": row.response_id})
                 entries.append(
-                    Entry.make(hashes, serial, response, now, next_update, sha256=self.settings.sha256_cert_ids)
+                    Entry.make(
+                        hashes,
+                        serial,
+                        response,
+                        now,
+                        next_update,
+                        sha256=self.settings.sha256_cert_ids,
+                        cert_ids=cert_ids,
+                    )
                 )
         with self.db.engine.begin() as connection:
             if inserts:
-                connection.execute(insert(R), inserts)
+                _bulk_insert(connection, inserts)
             if updates:
                 connection.execute(update(R).where(R.c.id == bindparam("rid")), updates)
         self._audit(signed)
@@ -261,6 +273,35 @@ class _Row(Protocol):
     revoked_at: datetime | None
     revocation_reason: int | None
     response_id: int | None
+
+
+def _bulk_insert(connection: Connection, rows: list[dict[str, object]]) -> None:
+    """INSERT many responses through the driver's executemany: the statement compiled once for this dialect,
+    each column's bind processor applied once per distinct value (a batch shares its times and status), where
+    ``connection.execute(insert(R), rows)`` would run the type processors on every row (a third of the cost of
+    pre-signing on SQLite)."""
+    columns = list(rows[0])
+    compiled = insert(R).compile(dialect=connection.dialect, column_keys=columns)
+    dialect = connection.dialect
+    processors = {}
+    for name in columns:
+        processor = R.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[name] = functools.lru_cache(maxsize=8)(processor) if name in _SHARED else processor
+    names = compiled.positiontup if compiled.positional else None
+
+    def value(row: dict[str, object], name: str) -> object:
+        processor = processors.get(name)
+        return row[name] if processor is None else processor(row[name])
+
+    if names is not None:
+        params: list[Any] = [tuple(value(row, name) for name in names) for row in rows]
+    else:
+        params = [{name: value(row, name) for name in columns} for row in rows]
+    connection.exec_driver_sql(str(compiled), params)
+
+
+_SHARED = frozenset({"this_update", "next_update", "refresh_at", "status", "responder_id", "revocation_reason"})
 
 
 def _columns() -> Select[Any]:

@@ -108,10 +108,24 @@ class IssuerHashes:
         )
 
     def cert_ids(self, serial: int, *, sha256: bool) -> tuple[bytes, ...]:
-        first = der.cert_id(der.SHA1_ALGORITHM, self.name_sha1, self.key_sha1, serial)
+        """The SHA-1 CertID, and the SHA-256 one if asked (RFC 6960 4.1.1)."""
+        serial_tlv = der.integer(serial)
+        bodies = self._bodies()
+        first = der.tlv(0x30, bodies[0] + serial_tlv)
         if not sha256:
             return (first,)
-        return first, der.cert_id(der.SHA256_ALGORITHM, self.name_sha256, self.key_sha256, serial)
+        return first, der.tlv(0x30, bodies[1] + serial_tlv)
+
+    def _bodies(self) -> tuple[bytes, bytes]:
+        """The CertID contents before the serial, the same for every serial of this issuer."""
+        cached: tuple[bytes, bytes] | None = self.__dict__.get("_cached_bodies")
+        if cached is None:
+            cached = (
+                der.SHA1_ALGORITHM + der.octet_string(self.name_sha1) + der.octet_string(self.key_sha1),
+                der.SHA256_ALGORITHM + der.octet_string(self.name_sha256) + der.octet_string(self.key_sha256),
+            )
+            object.__setattr__(self, "_cached_bodies", cached)
+        return cached
 
     def lookup_keys(self, serial: int, *, sha256: bool) -> tuple[bytes, ...]:
         """The in-memory index keys of a serial: issuerKeyHash followed by the serial's INTEGER content."""
@@ -123,7 +137,14 @@ class IssuerHashes:
 def request_for(cert_id: bytes) -> bytes:
     """The smallest OCSPRequest for one CertID, no nonce (RFC 6960 4.1.1): what ``openssl ocsp -no_nonce``
     sends; the index holds it so that the common GET is one dictionary lookup of the decoded bytes."""
-    return der.sequence(der.sequence(der.sequence(der.sequence(cert_id))))
+    prefix = _REQUEST_PREFIX.get(len(cert_id))
+    if prefix is None:
+        empty = der.sequence(der.sequence(der.sequence(der.sequence(b"\x00" * len(cert_id)))))
+        prefix = _REQUEST_PREFIX.setdefault(len(cert_id), empty[: len(empty) - len(cert_id)])
+    return prefix + cert_id
+
+
+_REQUEST_PREFIX: dict[int, bytes] = {}  # the four enclosing SEQUENCE headers depend only on the CertID's length
 
 
 def signature_parameters(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> tuple[bytes, Signer]:
@@ -164,6 +185,9 @@ class ResponseBuilder:
         if responder_certificate is not None:
             certs = der.tlv(0xA0, der.sequence(responder_certificate.public_bytes(Encoding.DER)))
         self._certs = certs
+        self._tail_key: tuple[Status, datetime, datetime] | None = None
+        self._tail = b""
+        self._head = b""
 
     def validity(self, this_update: datetime, wanted: timedelta) -> datetime:
         """nextUpdate: *wanted* after thisUpdate, cut to the signer's and the issuer's notAfter; refused below
@@ -180,11 +204,22 @@ class ResponseBuilder:
 
     def build(self, serial: int, status: Status, *, this_update: datetime, next_update: datetime) -> bytes:
         """The DER OCSPResponse (RFC 6960 4.2.1) for *serial*; producedAt = thisUpdate."""
-        this = der.generalized_time(this_update)
-        tail = status.encode() + this + der.tlv(0xA0, der.generalized_time(next_update))
-        singles = b"".join(
-            der.sequence(cert_id, tail) for cert_id in self.issuer.cert_ids(serial, sha256=self.sha256_cert_ids)
-        )
-        tbs = der.sequence(self._responder_id, this, der.tlv(0x30, singles))
-        basic = der.sequence(tbs, self._algorithm, der.bit_string(self._sign(tbs)), self._certs)
-        return der.successful_response(basic)
+        return self.build_with_ids(serial, status, this_update=this_update, next_update=next_update)[0]
+
+    def build_with_ids(
+        self, serial: int, status: Status, *, this_update: datetime, next_update: datetime
+    ) -> tuple[bytes, tuple[bytes, ...]]:
+        """The response and the CertIDs it answers (for the index). The parts shared by a batch (status,
+        times) are encoded once per batch."""
+        key = (status, this_update, next_update)
+        if self._tail_key != key:
+            this = der.generalized_time(this_update)
+            self._tail = status.encode() + this + der.tlv(0xA0, der.generalized_time(next_update))
+            self._head = self._responder_id + this
+            self._tail_key = key
+        tail = self._tail
+        cert_ids = self.issuer.cert_ids(serial, sha256=self.sha256_cert_ids)
+        singles = b"".join([der.tlv(0x30, cert_id + tail) for cert_id in cert_ids])
+        tbs = der.tlv(0x30, self._head + der.tlv(0x30, singles))
+        basic = der.tlv(0x30, tbs + self._algorithm + der.bit_string(self._sign(tbs)) + self._certs)
+        return der.successful_response(basic), cert_ids
