@@ -620,9 +620,10 @@ def main() -> None:
         ratio = candor.rate / pebble.rate if pebble.rate else 0.0
         report["ratio_to_pebble"] = round(ratio, 2)
         print(f"ratio Candor / Pebble: {ratio:.2f}")
+    ct = "two SCTs from its own two CT logs and the final certificate sent to both" if not args.no_ct else "no CT"
     print(
-        "note: Candor's figure includes real http-01 validation, pkilint on the precertificate and the BR 4.3.1.2 "
-        "correspondence check of the final certificate, but no CT (private issuer)"
+        "note: Candor's figure includes real http-01 validation, pkilint on the precertificate, the BR 4.3.1.2 "
+        f"correspondence check of the final certificate, and {ct}"
     )
     report.update(
         clients=args.clients,
