@@ -3,8 +3,8 @@ against an independent implementation written here, naively and recursively, fro
 
 Vectors: the 8-leaf tree of the RFC 6962 reference implementation, as kept by transparency-dev/merkle
 (``testonly/constants.go``: leaf inputs, node hashes, root hashes; ``proof/verify_test.go``: inclusion and
-consistency proofs, there with 1-based leaf numbers). The same roots also come out of pymerkle 7.0.0
-(``InmemoryTree(algorithm="sha256")``), checked once by hand (docs/ct.md).
+consistency proofs, there with 1-based leaf numbers). pymerkle, a third implementation, is compared in
+test_ct_pymerkle.py.
 """
 
 from __future__ import annotations
