@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import os
 import secrets
@@ -192,14 +191,9 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def _drain(ct: ct_edge.Transparency) -> Callable[[], Awaitable[None]]:
     """The final-certificate CT queue, retried in a thread of the primary worker while it serves."""
+    from candor.server import threaded_task
 
-    async def drain() -> None:
-        try:
-            await asyncio.to_thread(ct.drain_forever)
-        finally:
-            ct.stop.set()
-
-    return drain
+    return threaded_task(ct.drain_until)
 
 
 def _this_process(worker: Worker, _primary: bool) -> Worker:

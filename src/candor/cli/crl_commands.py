@@ -9,9 +9,7 @@ the exit code is 0 when everything chosen was published, 4 (ErrorKind.LINT) when
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
@@ -54,16 +52,10 @@ def crl_generator(context: Context, stores: KeyStores, *, progress: Progress | N
 def crl_loop_task(context: Context, stores: KeyStores) -> Callable[[], Awaitable[None]]:
     """For ``candor serve``'s primary worker: a background task running :func:`run_crl_loop` in a thread,
     stopped when the task is cancelled."""
+    from candor.server import threaded_task
+
     generator = crl_generator(context, stores)
-
-    async def loop() -> None:
-        stop = threading.Event()
-        try:
-            await asyncio.to_thread(run_crl_loop, generator, stop)
-        finally:
-            stop.set()
-
-    return loop
+    return threaded_task(lambda stop: run_crl_loop(generator, stop))
 
 
 def crl_generate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -114,7 +114,6 @@ class Transparency:
     submitter: Any  # CtSubmitter
     final: Any  # FinalSubmissions
     clock: Clock
-    stop: threading.Event = field(default_factory=threading.Event)
 
     def submit_final(self, issued: IssuedChain) -> None:
         """Send the final certificate to the logs whose SCTs it embeds; a failure stays queued (RFC 6962 3)."""
@@ -123,13 +122,13 @@ class Transparency:
         except CandorError as exc:
             log.warning("ct.submit.final: %s (queued for retry)", exc.message)
 
-    def drain_forever(self) -> None:
+    def drain_until(self, stop: threading.Event) -> None:
+        """Retry the queued final certificates until *stop* (or :meth:`close`) is set."""
         from candor.ct.submit.final import run_drain_loop
 
-        run_drain_loop(self.final, clock=self.clock, stop=self.stop)
+        run_drain_loop(self.final, clock=self.clock, stop=stop)
 
     def close(self) -> None:
-        self.stop.set()
         self.submitter.close()
 
 

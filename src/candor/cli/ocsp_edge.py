@@ -11,7 +11,6 @@ are shared through Redis as well.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from candor.cli.context import Context
 from candor.keys import KeyStores
 from candor.revocation.ocsp.http import OcspApp
 from candor.revocation.ocsp.index import ResponseIndex, load_from_database
+from candor.server import threaded_task
 from candor.storage.models import Issuer
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def presign_task(context: Context, stores: KeyStores, index: ResponseIndex) -> C
                 log.exception("ocsp: this pre-signing pass failed")
                 stop.wait(5.0)
 
-    return _threaded(run)
+    return threaded_task(run)
 
 
 def follow_database(context: Context, index: ResponseIndex, since: datetime | None) -> threading.Event:
@@ -89,14 +89,3 @@ def follow_database(context: Context, index: ResponseIndex, since: datetime | No
 
     threading.Thread(target=run, name="ocsp-follower", daemon=True).start()
     return stop
-
-
-def _threaded(run: Callable[[threading.Event], None]) -> Callable[[], Awaitable[None]]:
-    async def task() -> None:
-        stop = threading.Event()
-        try:
-            await asyncio.to_thread(run, stop)
-        finally:
-            stop.set()
-
-    return task

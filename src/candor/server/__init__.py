@@ -17,6 +17,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -70,6 +71,20 @@ class Worker:
     routes: tuple[BaseRoute, ...] = ()  # more plain-HTTP routes: the CT logs this process serves
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
     close: Callable[[], None] = field(default=_nothing)
+
+
+def threaded_task(run: Callable[[threading.Event], None]) -> Callable[[], Awaitable[None]]:
+    """A background singleton made of a blocking loop: *run(stop)* in a worker thread, returning once *stop* is
+    set, which happens when the task is cancelled (the server stops)."""
+
+    async def task() -> None:
+        stop = threading.Event()
+        try:
+            await asyncio.to_thread(run, stop)
+        finally:
+            stop.set()
+
+    return task
 
 
 Build = Callable[[bool], Worker]  # called with primary=True in exactly one serving process at a time
