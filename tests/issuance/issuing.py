@@ -66,18 +66,23 @@ class CA:
         validated_at: datetime | None = None,
         expires_in: timedelta = timedelta(days=7),
         status: str = "valid",
+        caa_checked_at: datetime | None = None,
     ) -> None:
+        """A stored authorization as the RA leaves it: validated, with CAA checked at validation time unless
+        *caa_checked_at* says otherwise."""
+        checked = validated_at or self.clock.now()
         with self.db.session() as session:
-            orders.add_authorization(
+            authorization = orders.add_authorization(
                 session,
                 account=account,
                 identifier=(kind, value),
                 status=status,
                 method=method,
-                validated_at=validated_at or self.clock.now(),
+                validated_at=checked,
                 expires_at=self.clock.now() + expires_in,
                 created_at=self.clock.now(),
             )
+            authorization.caa_checked_at = caa_checked_at or checked
 
     def order(self, account: Account, names: Sequence[str], *, issuer: str = "tls-e1", profile: str = "dv") -> int:
         with self.db.session() as session:

@@ -92,3 +92,23 @@ def test_operator_attestation_counts_on_a_private_issuer_only() -> None:
 def test_lookup_values_include_every_possible_authorization_domain_name() -> None:
     assert lookup_values([dns("*.a.example.com")]) == {"a.example.com", "example.com", "com"}
     assert ancestors("a.b.c") == ["b.c", "c"]
+
+
+def test_a_caa_check_must_be_fresh_when_asked() -> None:
+    """BR 3.2.2.8 as the signer applies it on a public issuer: 8 hours, per dns identifier; IPs have no CAA."""
+    eight = timedelta(hours=8)
+    fresh = fact("example.com", caa_checked_at=NOW - timedelta(hours=7, minutes=59))
+    stale = fact("example.com", caa_checked_at=NOW - eight)
+    never = fact("example.com")
+    args = {"now": NOW, "reuse": timedelta(days=200), "methods": METHODS, "private_issuer": False}
+    assert require_authorized([dns("example.com")], [fresh], caa_max_age=eight, **args) == {"example.com": 1}  # type: ignore[arg-type]
+    for facts in ([stale], [never]):
+        with pytest.raises(CandorError, match=r"BR 3\.2\.2\.8"):
+            require_authorized([dns("example.com")], facts, caa_max_age=eight, **args)  # type: ignore[arg-type]
+    # Without the requirement (a private issuer) the same authorization covers the name.
+    assert require_authorized([dns("example.com")], [stale], **args) == {"example.com": 1}  # type: ignore[arg-type]
+    # A fresh one among stale ones is the one chosen.
+    newer = fact("example.com", id=2, caa_checked_at=NOW - timedelta(hours=1))
+    assert require_authorized([dns("example.com")], [stale, newer], caa_max_age=eight, **args) == {"example.com": 2}  # type: ignore[arg-type]
+    ip = fact("192.0.2.1", "3.2.2.5.6", kind="ip")
+    assert require_authorized([Identifier("ip", "192.0.2.1")], [ip], caa_max_age=eight, **args) == {"192.0.2.1": 1}  # type: ignore[arg-type]

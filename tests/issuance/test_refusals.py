@@ -15,7 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from issuing import CA, build_home, csr_for, new_key, open_ca
 from sqlalchemy import func, select
 
-from candor.errors import CandorError
+from candor.errors import CandorError, ErrorKind
 from candor.storage import orders
 from candor.storage.models import CertificateRecord, SerialRecord
 
@@ -270,6 +270,27 @@ def test_public_issuer_refuses_operator_attestation(public_ca_home: object) -> N
         order_id = ca.order(account, ["attested.example.com"])
         with pytest.raises(CandorError, match=r"BR 3\.2\.2\.4"):
             ca.signer.finalize(order_id, csr_for(["attested.example.com"]))
+    finally:
+        ca.stores.close()
+        ca.db.dispose()
+
+
+@pytest.mark.parametrize("hours", [9, 8])
+def test_public_issuer_refuses_a_stale_caa_check(public_ca_home: object, hours: int) -> None:
+    """BR 3.2.2.8, re-checked by the signer: whatever path reaches it, an authorization whose CAA check is 8 hours
+    old or more does not cover a name on a publicly-trusted issuer (the ACME RA checks again at finalize; a
+    CLI or a forged order cannot skip that), and nothing reaches CT."""
+    from datetime import timedelta
+
+    ca = open_ca(public_ca_home, sct_source=_UnreachableCt())  # type: ignore[arg-type]
+    try:
+        account = ca.account(f"acct-caa-{hours}")
+        checked = ca.clock.now() - timedelta(hours=hours)
+        ca.authorize(account, f"caa{hours}.example.com", caa_checked_at=checked)
+        order_id = ca.order(account, [f"caa{hours}.example.com"])
+        with pytest.raises(CandorError, match=r"BR 3\.2\.2\.8") as refused:
+            ca.signer.finalize(order_id, csr_for([f"caa{hours}.example.com"]))
+        assert refused.value.kind is ErrorKind.POLICY
     finally:
         ca.stores.close()
         ca.db.dispose()

@@ -20,6 +20,7 @@ from candor.acme.problems import AcmeProblem
 from candor.audit import AuditLog
 from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
+from candor.policy.dated import CAA_MAX_AGE
 from candor.policy.names import Identifier
 from candor.ra.limits import Limits
 from candor.storage import Database
@@ -27,8 +28,7 @@ from candor.storage.models_issuance import Account, Order
 from candor.validation import ValidationResult
 
 Reply = tuple[int, Any, dict[str, str]]
-# BR 3.2.2.8: issue within the CAA record's TTL or 8 hours of the check, whichever is greater; Candor takes 8 h.
-CAA_RECHECK_AFTER = timedelta(hours=8)
+CAA_RECHECK_AFTER = CAA_MAX_AGE  # BR 3.2.2.8; the signer refuses an older check on a public issuer too
 
 
 class Finalizer(Protocol):

@@ -12,6 +12,9 @@ rules in force. The rules, from the BR and the WoSign "Incident 1" lesson:
   subdomains and a wildcard below it (BR 1.6.1 "Authorization Domain Name"). Pruning runs only toward the
   base domain, so a child never authorizes a parent.
 - IP addresses are covered only by an authorization of the same address by an IP method (BR 3.2.2.5).
+- On a publicly-trusted issuer, a domain name is covered only by an authorization whose CAA check is younger
+  than *caa_max_age* (BR 3.2.2.8): the RA checks CAA at validation and again at finalization, and the signer
+  re-checks that it did, so no path to the signer (ACME, CLI, a forged order) issues on a stale CAA check.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class AuthorizationFacts:
     method: str | None
     validated_at: datetime | None
     expires_at: datetime
+    caa_checked_at: datetime | None = None  # when the RA last found CAA permitting issuance for this name
 
 
 def ancestors(name: str) -> list[str]:
@@ -92,16 +96,27 @@ def require_authorized(
     reuse: timedelta,
     methods: frozenset[str],
     private_issuer: bool,
+    caa_max_age: timedelta | None = None,
 ) -> dict[str, int]:
-    """Map each identifier to the authorization that covers it, or refuse naming the first uncovered one."""
+    """Map each identifier to the authorization that covers it, or refuse naming the first uncovered one.
+    With *caa_max_age*, a dns identifier also needs the covering authorization's CAA check to be that fresh."""
     usable = [f for f in facts if _usable(f, now=now, reuse=reuse, methods=methods, private=private_issuer)]
     chosen: dict[str, int] = {}
     for identifier in identifiers:
-        match = next((f for f in usable if covers(f, identifier)), None)
-        if match is None:
+        covering = [f for f in usable if covers(f, identifier)]
+        if not covering:
             raise CandorError(
                 ErrorKind.UNAUTHORIZED,
                 f"BR 3.2.2.4: this account holds no valid authorization covering {identifier.value!r}",
             )
+        match = covering[0]
+        if caa_max_age is not None and identifier.type == "dns":
+            fresh = [f for f in covering if f.caa_checked_at is not None and f.caa_checked_at + caa_max_age > now]
+            if not fresh:
+                raise CandorError(
+                    ErrorKind.POLICY,
+                    f"BR 3.2.2.8: the CAA check for {identifier.value!r} is missing or older than {caa_max_age}",
+                )
+            match = fresh[0]
         chosen[identifier.value] = match.id
     return chosen

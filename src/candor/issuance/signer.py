@@ -41,7 +41,7 @@ from candor.issuance.ct import SctSource
 from candor.issuance.issuers import IssuerContext, IssuerResolver
 from candor.issuance.progress import Progress, Stages, load_progress
 from candor.lint import kind_for
-from candor.policy.dated import rules_at
+from candor.policy.dated import CAA_MAX_AGE, rules_at
 from candor.policy.keys import check_subscriber_key
 from candor.policy.names import Identifier, check_common_name, check_identifiers
 from candor.profiles import SubscriberRequest, precertificate, subscriber_certificate
@@ -195,6 +195,7 @@ class Signer:
                 method=a.method,
                 validated_at=a.validated_at,
                 expires_at=a.expires_at,
+                caa_checked_at=a.caa_checked_at,
             )
             for a in candidates
         ]
@@ -205,6 +206,7 @@ class Signer:
             reuse=timedelta(days=rules.dcv_reuse_days),
             methods=rules.allowed_validation_methods,
             private_issuer=issuer.private,
+            caa_max_age=None if issuer.private else CAA_MAX_AGE,
         )
         return identifiers
 

@@ -78,6 +78,8 @@ class MpicRequirement:
 
 # BR 3.2.2.4 / 3.2.2.5 method identifiers.
 DNS_CHANGE = "3.2.2.4.7"  # ACME dns-01
+# BR 3.2.2.8: issue within the CAA record's TTL or 8 hours of the check, whichever is greater; Candor takes 8 h.
+CAA_MAX_AGE = timedelta(hours=8)
 WEBSITE_V2 = "3.2.2.4.18"  # agreed-upon change to website v2 (/.well-known/pki-validation)
 ACME_HTTP_01 = "3.2.2.4.19"
 ACME_TLS_ALPN_01 = "3.2.2.4.20"
