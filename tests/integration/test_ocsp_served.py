@@ -105,3 +105,39 @@ def test_good_then_revoked_then_unknown_serials_are_never_good(tmp_path: Path) -
 
         never = _ocsp(served, issuer, url, "-serial", "0x1234567890abcdef1234")
         assert ": good" not in never and "unauthorized" in never.lower(), never  # WS-15b
+
+
+def test_with_redis_configured_responses_are_shared_there(tmp_path: Path) -> None:
+    """`[ocsp.redis]`: the primary publishes what it signs to Redis (real server, 127.0.0.1:6379), where other
+    responder nodes find it."""
+    import secrets
+
+    redis = pytest.importorskip("redis")
+    prefix = f"candor:test:{secrets.token_hex(6)}:"
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("Redis does not answer at 127.0.0.1:6379")
+    shared = f'nonce = "cache"\n\n[ocsp.redis]\nurl = "redis://127.0.0.1:6379/0"\nprefix = "{prefix}"'
+    try:
+        with serving(tmp_path, (), LoopbackPool(first=80, last=89), replacements={'nonce = "cache"': shared}) as served:
+            _issue(served, tmp_path / "work")
+            deadline = time.monotonic() + 30
+            while not list(client.scan_iter(f"{prefix}*")):
+                assert time.monotonic() < deadline, "nothing was published to Redis"
+                time.sleep(0.25)
+    finally:
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+        client.close()
+
+
+def test_signing_on_demand_is_refused_at_start_up(tmp_path: Path) -> None:
+    """`nonce = "sign"` is not implemented yet: `candor serve` says so instead of quietly answering from cache."""
+    home = tmp_path / "home"
+    assert run_cli("--data-dir", home, "init", "--port", "18191", "--acme-port", "18524").code == 0
+    config = (home / "candor.toml").read_text().replace('nonce = "cache"', 'nonce = "sign"')
+    (home / "candor.toml").write_text(config)
+    result = run_cli("--data-dir", home, "serve")
+    assert result.code != 0 and 'ocsp.nonce = "sign"' in result.err and "Traceback" not in result.err

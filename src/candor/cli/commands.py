@@ -158,14 +158,14 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 _say(f"  CT log list: {list_path}")
             build: Callable[[bool], Worker]
             if workers == 1:
-                index, _ = ocsp_edge.loaded_index(context)
+                responder = ocsp_edge.open_responder(context)
                 background = (
                     crl_loop_task(context, stores),
-                    ocsp_edge.presign_task(context, stores, index),
+                    ocsp_edge.presign_task(context, stores, responder),
                     *((_drain(ct),) if ct is not None else ()),
                 )
-                routes = (*own.routes(), *ocsp_edge.responder_routes(context, index))
-                this = Worker(db=context.db, acme=acme, routes=routes, background=background)
+                routes = (*own.routes(), *ocsp_edge.responder_routes(context, responder))
+                this = Worker(db=context.db, acme=acme, routes=routes, background=background, close=responder.close)
                 build = partial(_this_process, this)
             else:
                 stores.close()  # each worker opens its own (PKCS#11 sessions do not survive a fork)
@@ -234,17 +234,18 @@ def _serve_worker(
         signer = build_signer(context, stores, sct_source=ct.submitter if ct is not None else None)
         finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
         acme = acme_listener(context, finalizer, host=host)
-        index, since = ocsp_edge.loaded_index(context)
+        responder = ocsp_edge.open_responder(context)
+        stack.callback(responder.close)
         background: tuple[Callable[[], Awaitable[None]], ...] = ()
         if primary:
             background = (
                 crl_loop_task(context, stores),
-                ocsp_edge.presign_task(context, stores, index),
+                ocsp_edge.presign_task(context, stores, responder),
                 *((_drain(ct),) if ct is not None else ()),
             )
         else:
-            stack.callback(ocsp_edge.follow_database(context, index, since).set)
-        routes = tuple(ocsp_edge.responder_routes(context, index))
+            stack.callback(ocsp_edge.follow_database(context, responder).set)
+        routes = tuple(ocsp_edge.responder_routes(context, responder))
         return Worker(db=context.db, acme=acme, routes=routes, background=background, close=stack.close)
     except BaseException:
         stack.close()

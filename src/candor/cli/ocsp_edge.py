@@ -14,17 +14,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from starlette.routing import BaseRoute, Route
 
 from candor.cli.context import Context
+from candor.errors import CandorError, ErrorKind
 from candor.keys import KeyStores
 from candor.revocation.ocsp.http import OcspApp
 from candor.revocation.ocsp.index import ResponseIndex, load_from_database
 from candor.server import threaded_task
 from candor.storage.models import Issuer
+
+if TYPE_CHECKING:
+    from candor.revocation.ocsp.presign import ResponseSink
+    from candor.revocation.ocsp.shared import Follower, RedisResponses
 
 log = logging.getLogger(__name__)
 PRESIGN_IDLE_SECONDS = 0.5  # how soon a new certificate or a revocation has its response, at most
@@ -32,7 +39,41 @@ FOLLOW_SECONDS = 1.0  # how often a non-primary worker reads newly signed respon
 ROTATION_CHECK = timedelta(hours=1)
 
 
-def responder_routes(context: Context, index: ResponseIndex) -> list[BaseRoute]:
+@dataclass
+class Responder:
+    """What one serving process answers from: its in-memory index (filled from the database at start-up, newest
+    thisUpdate *since*), and Redis when ``[ocsp.redis]`` shares responses between nodes."""
+
+    index: ResponseIndex
+    since: datetime | None
+    shared: RedisResponses | None = None
+    follower: Follower | None = None
+
+    def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
+        if self.shared is not None:
+            self.shared.close()
+
+
+def open_responder(context: Context) -> Responder:
+    settings = context.config.ocsp
+    if settings.nonce == "sign":  # the hook exists (OcspApp on_demand); nothing implements it yet
+        raise CandorError(
+            ErrorKind.CONFIG, 'ocsp.nonce = "sign" (signing on demand) is not available yet; use "cache" (RFC 5019)'
+        )
+    index = ResponseIndex()
+    since = load_from_database(context.db, index)
+    if settings.redis is None:
+        return Responder(index, since)
+    from candor.revocation.ocsp.shared import RedisResponses
+
+    shared = RedisResponses(settings.redis)
+    # Responses another node signs (a revocation) replace this node's at once.
+    return Responder(index, since, shared, shared.follow(index))
+
+
+def responder_routes(context: Context, responder: Responder) -> list[BaseRoute]:
     """``/ocsp/{issuer}`` (GET with the base64 request in the path, POST) for every TLS issuer."""
     with context.db.session() as session:
         names = list(session.scalars(select(Issuer.name).where(Issuer.kind == "tls").order_by(Issuer.name)))
@@ -40,22 +81,23 @@ def responder_routes(context: Context, index: ResponseIndex) -> list[BaseRoute]:
     for name in names:
         # The bare ASGI app as each route's endpoint: no redirect of a POST to ".../" (a Mount's), and the
         # GET path is read by the responder itself (RFC 6960 A.1: the request may contain '/').
-        app = OcspApp(index, context.config.ocsp, clock=context.clock, prefix=f"/ocsp/{name}")
+        app = OcspApp(
+            responder.index, context.config.ocsp, clock=context.clock, prefix=f"/ocsp/{name}",
+            remote=responder.shared,
+        )  # fmt: skip
         routes.append(Route(f"/ocsp/{name}", app, methods=["GET", "POST"]))
         routes.append(Route(f"/ocsp/{name}/{{request:path}}", app, methods=["GET", "POST"]))
     return routes
 
 
-def loaded_index(context: Context) -> tuple[ResponseIndex, datetime | None]:
-    index = ResponseIndex()
-    return index, load_from_database(context.db, index)
-
-
-def presign_task(context: Context, stores: KeyStores, index: ResponseIndex) -> Callable[[], Awaitable[None]]:
+def presign_task(context: Context, stores: KeyStores, responder: Responder) -> Callable[[], Awaitable[None]]:
     """For the primary worker: pre-sign what is due, in a thread, for as long as the server serves."""
     from candor.revocation.ocsp.presign import OcspSigner
 
-    signer = OcspSigner(context.db, stores, context.clock, context.config.ocsp, sinks=[index])
+    sinks: list[ResponseSink] = [responder.index]
+    if responder.shared is not None:
+        sinks.append(responder.shared)
+    signer = OcspSigner(context.db, stores, context.clock, context.config.ocsp, sinks=sinks)
 
     def run(stop: threading.Event) -> None:
         next_rotation = context.clock.now()
@@ -74,16 +116,16 @@ def presign_task(context: Context, stores: KeyStores, index: ResponseIndex) -> C
     return threaded_task(run)
 
 
-def follow_database(context: Context, index: ResponseIndex, since: datetime | None) -> threading.Event:
+def follow_database(context: Context, responder: Responder) -> threading.Event:
     """For the other workers: a daemon thread reading the responses the primary signs into this worker's
     index; set the returned event to stop it."""
     stop = threading.Event()
 
     def run() -> None:
-        newest = since
+        newest = responder.since
         while not stop.wait(FOLLOW_SECONDS):
             try:
-                newest = load_from_database(context.db, index, since=newest) or newest
+                newest = load_from_database(context.db, responder.index, since=newest) or newest
             except Exception:
                 log.exception("ocsp: reading new responses failed")
 
