@@ -5,29 +5,20 @@ log lists, and certificates signed with a Candor issuer's key outside the signer
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from issuing import CA
-from starlette.applications import Starlette
-from submit_support import ServedLog, free_port, log_item, operator, spki
+from submit_support import ServedLog, log_item, operator
 
-from candor.clock import Clock
-from candor.ct.log.app import ct_log_routes
-from candor.ct.log.service import CtLog, LogParameters
-from candor.ct.log.signer import EcdsaSigner
 from candor.ct.submit.client import CtSubmitter
-from candor.storage import Database, add_key, repositories
+from candor.storage import repositories
 
 SETTINGS = {"backoff_seconds": 0.05, "max_backoff_seconds": 0.2, "attempt_timeout_seconds": 3, "attempts": 3}
 POISON = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.3")  # RFC 6962 3.1 precertificate poison
@@ -42,49 +33,6 @@ class LateSource:
     def obtain(self, precertificate: x509.Certificate, issuer: x509.Certificate) -> bytes:
         assert self.target is not None
         return self.target.obtain(precertificate, issuer)
-
-
-@contextmanager
-def serve_log(
-    name: str,
-    operator_name: str,
-    *,
-    roots: Sequence[x509.Certificate],
-    clock: Clock,
-    work: Path,
-    key: ec.EllipticCurvePrivateKey | None = None,
-) -> Iterator[ServedLog]:
-    """A Candor RFC 6962 log on a loopback port, with its own SQLite database and *key* (a new one if None).
-    Two instances with one key are one log that forked. The sequencer runs only when the test integrates."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    directory = work / f"{name}-{free_port()}"
-    directory.mkdir(parents=True)
-    db = Database(f"sqlite:///{directory / 'log.db'}")
-    db.upgrade()
-    with db.session() as session:
-        add_key(session, label=name, store="file", backend="file", algorithm="ecdsa-p256", handle=f"{name}.key",
-                public_key_der=spki(key), purpose="ct-log", created_at=clock.now())  # fmt: skip
-    parameters = LogParameters(
-        name=name, key_label=name, origin=f"127.0.0.1/ct/{name}", mmd=timedelta(seconds=60),
-        integrate_interval=timedelta(milliseconds=200), integrate_batch=4096, static_dir=None,
-    )  # fmt: skip
-    ct_log = CtLog(parameters, db=db, clock=clock, signer=EcdsaSigner(key), roots=list(roots))
-    ct_log.start(background=False)
-    port = free_port()
-    app = Starlette(routes=ct_log_routes(ct_log, prefix=f"/ct/{name}"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield ServedLog(name, operator_name, key, ct_log, f"http://127.0.0.1:{port}/ct/{name}/")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        ct_log.close()
-        db.dispose()
 
 
 def write_log_list(path: Path, logs: Sequence[tuple[ServedLog, str]]) -> Path:

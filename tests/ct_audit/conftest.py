@@ -14,9 +14,10 @@ for _directory in (TESTS / "ct", TESTS / "issuance", TESTS / "ct_submit", TESTS 
 
 # The shared fixtures need the directories above on the path first.
 import pytest  # noqa: E402
-from audit_support import SETTINGS, LateSource, World, issuer_certificates, serve_log, write_log_list  # noqa: E402
+from audit_support import SETTINGS, LateSource, World, issuer_certificates, write_log_list  # noqa: E402
 from cryptography import x509  # noqa: E402
 from issuing import build_home, open_ca  # noqa: E402
+from submit_support import serve_log  # noqa: E402
 
 from candor.clock import SystemClock  # noqa: E402
 from candor.ct.submit.client import CtSubmitter  # noqa: E402

@@ -12,11 +12,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from audit_support import World, rogue_certificate, serve_log, write_log_list
+from audit_support import World, rogue_certificate, write_log_list
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
-from submit_support import log_item, operator
+from submit_support import log_item, operator, serve_log
 
 from candor.ct.audit import CtAuditor
 from candor.ct.submit.final import FinalSubmissions

@@ -113,11 +113,18 @@ class ServedLog:
 
 @contextmanager
 def serve_log(
-    name: str, operator_name: str, *, roots: Sequence[x509.Certificate], clock: Clock, work: Path
+    name: str,
+    operator_name: str,
+    *,
+    roots: Sequence[x509.Certificate],
+    clock: Clock,
+    work: Path,
+    key: ec.EllipticCurvePrivateKey | None = None,
 ) -> Iterator[ServedLog]:
-    """A Candor RFC 6962 log with its own key and SQLite database, on a loopback port."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    db = Database(f"sqlite:///{work / f'{name}.db'}")
+    """A Candor RFC 6962 log on a loopback port, with its own SQLite database and *key* (a new one if None).
+    Two instances with one key are one log that forked. The sequencer runs only when the test integrates."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    db = Database(f"sqlite:///{work / f'{name}-{free_port()}.db'}")
     db.upgrade()
     with db.session() as session:
         add_key(session, label=name, store="file", backend="file", algorithm="ecdsa-p256", handle=f"{name}.key",
