@@ -156,7 +156,9 @@ def _decode_get(encoded: str, limit: int) -> bytes | None:
         from urllib.parse import unquote
 
         encoded = unquote(encoded)
-    encoded = encoded.replace(" ", "+").strip("/")  # a '+' that was form-decoded into a space
+    # a '+' that was form-decoded into a space; a leading '/' from a doubled slash. Never a trailing '/': that is
+    # base64's 63rd digit, the last character of one unpadded request in 64
+    encoded = encoded.replace(" ", "+").lstrip("/")
     if not encoded:
         return None
     try:
