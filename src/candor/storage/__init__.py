@@ -8,6 +8,7 @@ from candor.storage import (  # noqa: F401  (register their tables)
     models_ct_submit,
     models_issuance,
     models_ocsp,
+    models_tsa,
 )
 from candor.storage.database import Database, head_revision
 from candor.storage.dberrors import conflict_from, insert_unique
