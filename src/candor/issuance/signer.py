@@ -49,6 +49,7 @@ from candor.signing.der import assemble_certificate
 from candor.storage import Database, orders, repositories
 from candor.storage.models import SerialRecord
 from candor.storage.models_issuance import Issuance, Order
+from candor.timekeeping import ClockWatch, TrustedClock, require_trustworthy
 
 log = logging.getLogger(__name__)
 SERIAL_ATTEMPTS = 3
@@ -97,8 +98,11 @@ class Signer:
         sct_source: SctSource | None = None,
         actor: str = "signer",
         on_phase: Phase | None = None,
+        clock_watch: ClockWatch | None = None,
     ) -> None:
         self.db = db
+        # WS-08e: nothing is signed while the clock is not trustworthy (candor.timekeeping).
+        self.clock_watch = clock_watch or TrustedClock()
         self.issuers = issuers
         self.clock = clock
         self.settings = settings
@@ -117,6 +121,7 @@ class Signer:
 
     # -- entry points ---------------------------------------------------------------------------------
     def finalize(self, order_id: int, csr: bytes) -> IssuedChain:
+        require_trustworthy(self.clock_watch, f"order {order_id}")  # before the order is claimed: it stays ready
         parsed = parse_csr(csr)  # a malformed request is refused before anything is written
         with self.db.session() as session:
             if session.get(Order, order_id) is None:
@@ -135,6 +140,8 @@ class Signer:
 
     def reconcile(self) -> list[str]:
         """Resume every issuance a crash interrupted; put orders claimed but never started back to ready."""
+        if not self.clock_watch.status().trustworthy:  # WS-08e: each is resumed by its next finalize instead
+            return ["the clock is not trustworthy: unfinished issuances are left at their last stage"]
         notes: list[str] = []
         with self.db.session() as session:
             pending = [i.id for i in orders.unfinished_issuances(session)]

@@ -9,9 +9,16 @@ background, never on the signing path.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
+
+from candor.errors import CandorError, ErrorKind
+
+log = logging.getLogger(__name__)
+# What a refused caller is told: no offsets or source names (the reason is in the log and the audit log).
+SUSPENDED = "signing is suspended while the CA's clock is not verified (see 'candor clock status'); retry later"
 
 
 @dataclass(frozen=True)
@@ -42,4 +49,14 @@ class TrustedClock:
         return self._status
 
 
-__all__ = ["ClockStatus", "ClockWatch", "TrustedClock"]
+def require_trustworthy(watch: ClockWatch, what: str) -> ClockStatus:
+    """Fail closed (WS-08e, CSBR 6.8): the verdict if the clock may be signed with, else ``ErrorKind.UNAVAILABLE``
+    (retrying later may help) with a message that says nothing about the clock's sources or offset."""
+    status = watch.status()
+    if not status.trustworthy:
+        log.warning("not signing %s: the clock is not trustworthy: %s", what, status.reason)
+        raise CandorError(ErrorKind.UNAVAILABLE, SUSPENDED)
+    return status
+
+
+__all__ = ["SUSPENDED", "ClockStatus", "ClockWatch", "TrustedClock", "require_trustworthy"]
