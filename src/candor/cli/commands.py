@@ -158,7 +158,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 _say(f"  CT log list: {list_path}")
             build: Callable[[bool], Worker]
             if workers == 1:
-                responder = ocsp_edge.open_responder(context)
+                responder = ocsp_edge.open_responder(context, stores)
                 background = (
                     crl_loop_task(context, stores),
                     ocsp_edge.presign_task(context, stores, responder),
@@ -234,7 +234,7 @@ def _serve_worker(
         signer = build_signer(context, stores, sct_source=ct.submitter if ct is not None else None)
         finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
         acme = acme_listener(context, finalizer, host=host)
-        responder = ocsp_edge.open_responder(context)
+        responder = ocsp_edge.open_responder(context, stores)
         stack.callback(responder.close)
         background: tuple[Callable[[], Awaitable[None]], ...] = ()
         if primary:

@@ -1,5 +1,6 @@
 """The OCSP responder in ``candor serve``: routes for every TLS issuer's URL, the in-memory index of pre-signed
-responses each worker answers from, and (in the primary only) the pre-signer that keeps them current.
+responses each worker answers from, and (in the primary only) the pre-signer that keeps them current. With
+``[ocsp] nonce = "sign"`` every worker also signs, with its own key stores, the requests that carry a nonce.
 
 Certificates name ``{server.public_base_url}/ocsp/{issuer}`` when ``[issuance] ocsp_urls`` is on; one index
 answers for every issuer (it is keyed by issuerKeyHash and serial). The primary worker pre-signs a response
@@ -22,7 +23,6 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute, Route
 
 from candor.cli.context import Context
-from candor.errors import CandorError, ErrorKind
 from candor.keys import KeyStores
 from candor.revocation.ocsp.http import OcspApp
 from candor.revocation.ocsp.index import ResponseIndex, load_from_database
@@ -30,6 +30,7 @@ from candor.server import threaded_task
 from candor.storage.models import Issuer
 
 if TYPE_CHECKING:
+    from candor.revocation.ocsp.ondemand import NonceSigner
     from candor.revocation.ocsp.presign import ResponseSink
     from candor.revocation.ocsp.shared import Follower, RedisResponses
 
@@ -48,29 +49,35 @@ class Responder:
     since: datetime | None
     shared: RedisResponses | None = None
     follower: Follower | None = None
+    on_demand: NonceSigner | None = None
 
     def close(self) -> None:
         if self.follower is not None:
             self.follower.stop()
         if self.shared is not None:
             self.shared.close()
+        if self.on_demand is not None:
+            self.on_demand.close()
 
 
-def open_responder(context: Context) -> Responder:
+def open_responder(context: Context, stores: KeyStores) -> Responder:
+    """This process's responder. With ``[ocsp] nonce = "sign"`` it signs nonce requests itself, with the
+    responder keys of *stores* (this process's own: a forked worker opens its stores anew)."""
     settings = context.config.ocsp
-    if settings.nonce == "sign":  # the hook exists (OcspApp on_demand); nothing implements it yet
-        raise CandorError(
-            ErrorKind.CONFIG, 'ocsp.nonce = "sign" (signing on demand) is not available yet; use "cache" (RFC 5019)'
-        )
     index = ResponseIndex()
     since = load_from_database(context.db, index)
+    on_demand = None
+    if settings.nonce == "sign":
+        from candor.revocation.ocsp.ondemand import NonceSigner
+
+        on_demand = NonceSigner(context.db, stores, context.clock, settings)
     if settings.redis is None:
-        return Responder(index, since)
+        return Responder(index, since, on_demand=on_demand)
     from candor.revocation.ocsp.shared import RedisResponses
 
     shared = RedisResponses(settings.redis)
     # Responses another node signs (a revocation) replace this node's at once.
-    return Responder(index, since, shared, shared.follow(index))
+    return Responder(index, since, shared, shared.follow(index), on_demand)
 
 
 def responder_routes(context: Context, responder: Responder) -> list[BaseRoute]:
@@ -83,7 +90,7 @@ def responder_routes(context: Context, responder: Responder) -> list[BaseRoute]:
         # GET path is read by the responder itself (RFC 6960 A.1: the request may contain '/').
         app = OcspApp(
             responder.index, context.config.ocsp, clock=context.clock, prefix=f"/ocsp/{name}",
-            remote=responder.shared,
+            remote=responder.shared, on_demand=responder.on_demand,
         )  # fmt: skip
         routes.append(Route(f"/ocsp/{name}", app, methods=["GET", "POST"]))
         routes.append(Route(f"/ocsp/{name}/{{request:path}}", app, methods=["GET", "POST"]))

@@ -27,6 +27,8 @@ UNAUTHORIZED = bytes.fromhex("30030a0106")
 
 GOOD = b"\x80\x00"  # CertStatus good: [0] IMPLICIT NULL
 
+ID_PKIX_OCSP_NONCE = bytes.fromhex("06092b0601050507300102")  # RFC 6960 4.4.1 id-pkix-ocsp-nonce
+
 
 def length(size: int) -> bytes:
     """X.690 8.1.3 definite length, short or long form."""
@@ -84,3 +86,53 @@ def bit_string(content: bytes) -> bytes:
 def successful_response(basic: bytes) -> bytes:
     """OCSPResponse { successful, [0] EXPLICIT ResponseBytes { id-pkix-ocsp-basic, OCTET STRING basic } }."""
     return sequence(b"\x0a\x01\x00", tlv(0xA0, sequence(ID_PKIX_OCSP_BASIC, octet_string(basic))))
+
+
+def nonce_extension(nonce: bytes) -> bytes:
+    """Extension { id-pkix-ocsp-nonce, extnValue OCTET STRING { Nonce ::= OCTET STRING } } (RFC 9654 2.1: the
+    extnValue is the DER of the Nonce), non-critical."""
+    return sequence(ID_PKIX_OCSP_NONCE, octet_string(octet_string(nonce)))
+
+
+def first_single(response: bytes) -> tuple[bytes, bytes]:
+    """The CertID of a successful OCSPResponse's first SingleResponse, and what follows it in that SingleResponse
+    (certStatus, thisUpdate, nextUpdate, singleExtensions). ValueError if *response* is not shaped so."""
+    _, start, _ = _expect(response, 0, 0x30)  # OCSPResponse
+    _, _, offset = _expect(response, start, 0x0A)  # responseStatus
+    _, start, _ = _expect(response, offset, 0xA0)  # [0] EXPLICIT responseBytes
+    _, start, _ = _expect(response, start, 0x30)  # ResponseBytes
+    _, _, offset = _expect(response, start, 0x06)  # responseType
+    _, start, _ = _expect(response, offset, 0x04)  # response OCTET STRING
+    _, start, _ = _expect(response, start, 0x30)  # BasicOCSPResponse
+    _, offset, _ = _expect(response, start, 0x30)  # tbsResponseData
+    if response[offset] == 0xA0:  # [0] EXPLICIT version, when not the default
+        offset = read_tlv(response, offset)[2]
+    offset = read_tlv(response, offset)[2]  # responderID, [1] or [2]
+    _, _, offset = _expect(response, offset, 0x18)  # producedAt
+    _, start, _ = _expect(response, offset, 0x30)  # responses
+    _, single, single_end = _expect(response, start, 0x30)  # the first SingleResponse
+    _, _, cert_id_end = _expect(response, single, 0x30)  # its CertID
+    return response[single:cert_id_end], response[cert_id_end:single_end]
+
+
+def read_tlv(data: bytes, offset: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of element) of the DER element at *offset* (X.690 8.1.2, 8.1.3)."""
+    if offset + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, first = data[offset], data[offset + 1]
+    start = offset + 2
+    size = first
+    if first & 0x80:
+        count = first & 0x7F
+        size = int.from_bytes(data[start : start + count], "big")
+        start += count
+    if start + size > len(data):
+        raise ValueError("truncated DER")
+    return tag, start, start + size
+
+
+def _expect(data: bytes, offset: int, tag: int) -> tuple[int, int, int]:
+    found = read_tlv(data, offset)
+    if found[0] != tag:
+        raise ValueError(f"DER tag {found[0]:#04x} where {tag:#04x} was expected")
+    return found

@@ -46,9 +46,11 @@ class RemoteResponses(Protocol):
 
 
 class OnDemandSigner(Protocol):
-    """Signs a response for a request with a nonce, echoing the nonce (RFC 8954), through the signer side."""
+    """Signs, through the signer side, a response for a request that carries a nonce: the status *cached* says, the
+    nonce echoed (RFC 6960 4.4.1, RFC 9654). None when it cannot now (every signing slot busy: the caller serves
+    *cached*, as RFC 5019 2.1.1 has a responder that does not sign on demand do)."""
 
-    async def sign(self, request: ParsedRequest) -> bytes | None: ...
+    async def sign(self, request: ParsedRequest, cached: Entry) -> bytes | None: ...
 
 
 class OcspApp:
@@ -106,21 +108,25 @@ class OcspApp:
             except Malformed:
                 await _error(send, der.MALFORMED_REQUEST)
                 return
-            if parsed.nonce is not None and self.on_demand is not None:
-                signed = await self.on_demand.sign(parsed)
-                if signed is not None:
-                    headers = [*ERROR_HEADERS, (b"content-length", b"%d" % len(signed))]
-                    await send({"type": "http.response.start", "status": 200, "headers": headers})
-                    await send({"type": "http.response.body", "body": signed})
-                    return
             entry = self.index.by_key.get(parsed.key)
             if entry is None and self.remote is not None:
                 entry = await self.remote.get(parsed.key)
                 if entry is not None:
                     self.index.publish([entry])
-            if entry is None:
+            if entry is None:  # never issued, or not ours: never "good" (BR 4.9.9), and nothing to sign on demand
                 await _error(send, der.UNAUTHORIZED)
                 return
+            if (
+                parsed.nonce is not None
+                and self.on_demand is not None
+                and entry.next_update_ts > self.clock.now().timestamp()
+            ):
+                signed = await self.on_demand.sign(parsed, entry)
+                if signed is not None:  # for this request only: no shared cache may keep it
+                    headers = [*ERROR_HEADERS, (b"content-length", b"%d" % len(signed))]
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.body", "body": signed})
+                    return
         await self._send_entry(scope, send, entry)
 
     async def _send_entry(self, scope: Scope, send: Send, entry: Entry) -> None:

@@ -24,10 +24,17 @@ from candor.storage.models_ocsp import OcspResponseRecord
 SUPPORTED_HASHES = {"sha1": 20, "sha256": 32}  # RFC 5019 2.1.1 (SHA-1) and RFC 9919 (SHA-256)
 
 
+# RFC 9654 2.1 (which obsoletes RFC 8954 and its 32): Nonce ::= OCTET STRING (SIZE(1..128)); a request with a nonce of
+# 0 octets or more than 128 is refused with malformedRequest.
+MAX_NONCE = 128
+
+
 @dataclass(frozen=True)
 class ParsedRequest:
     key: bytes  # issuerKeyHash + serial INTEGER content
     nonce: bytes | None
+    serial: int = 0
+    sha256: bool = False  # the CertID is hashed with SHA-256 (else SHA-1)
 
 
 class Malformed(ValueError):
@@ -35,7 +42,8 @@ class Malformed(ValueError):
 
 
 def parse_request(raw: bytes) -> ParsedRequest:
-    """One CertID per request (RFC 5019 2.1.1), hashed with SHA-1 or SHA-256; anything else is malformed."""
+    """One CertID per request (RFC 5019 2.1.1), hashed with SHA-1 or SHA-256, and a nonce, if any, of 1 to 128
+    octets (RFC 9654 2.1); anything else is malformed."""
     try:
         request = ocsp.load_der_ocsp_request(raw)
         algorithm = request.hash_algorithm.name
@@ -49,7 +57,10 @@ def parse_request(raw: bytes) -> ParsedRequest:
         raise Malformed(str(exc)) from None
     if SUPPORTED_HASHES.get(algorithm) != len(key_hash) or serial < 0:
         raise Malformed(f"unsupported CertID hash {algorithm}")
-    return ParsedRequest(key=key_hash + der.integer_content(serial), nonce=nonce)
+    if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE:
+        raise Malformed(f"RFC 9654 2.1: a nonce of {len(nonce)} octets")
+    key = key_hash + der.integer_content(serial)
+    return ParsedRequest(key=key, nonce=nonce, serial=serial, sha256=algorithm == "sha256")
 
 
 class ResponseIndex:

@@ -10,22 +10,21 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from cryptography import x509
 from sqlalchemy import Connection, Select, Table, and_, bindparam, func, insert, or_, select, update
 
 from candor.audit import AuditLog
 from candor.clock import Clock
-from candor.keys import KeyAlgorithm, KeyStores
+from candor.keys import KeyStores
 from candor.revocation.ocsp.entries import Entry
+from candor.revocation.ocsp.identities import Identity, load_identities
 from candor.revocation.ocsp.lint import require_clean_response
-from candor.revocation.ocsp.responses import ResponseBuilder, Status
+from candor.revocation.ocsp.responses import Status
 from candor.revocation.ocsp.settings import OcspSettings
 from candor.storage import Database
-from candor.storage.models import Issuer, KeyRecord, OcspResponder, SerialRecord
+from candor.storage.models import SerialRecord
 from candor.storage.models_ocsp import OcspResponseRecord
 from candor.storage.serials import serial_to_hex
 
@@ -43,17 +42,6 @@ class ResponseSink(Protocol):
     """Where signed responses go besides the database: the in-memory index, Redis."""
 
     def publish(self, entries: Sequence[Entry]) -> None: ...
-
-
-@dataclass
-class _Identity:
-    """One issuer's signing identity: its builder, the responder row it uses (None: the CA key)."""
-
-    issuer_id: int
-    issuer_name: str
-    responder_id: int | None
-    builder: ResponseBuilder
-    linted: set[str]
 
 
 class OcspSigner:
@@ -77,7 +65,7 @@ class OcspSigner:
         self.actor = actor
         self.audit = AuditLog(clock)
         self.sinks = list(sinks)
-        self._identities: dict[int, _Identity] = {}
+        self._identities: dict[int, Identity] = {}
 
     # -- what candor serve calls ------------------------------------------------------------------------
     def presign_new(self, *, limit: int = BATCH) -> int:
@@ -133,51 +121,12 @@ class OcspSigner:
         return rotated
 
     # -- internals --------------------------------------------------------------------------------------
-    def _load_identities(self, now: datetime) -> dict[int, _Identity]:
+    def _load_identities(self, now: datetime) -> dict[int, Identity]:
         """The signing identity of each issuer, rebuilt when its active responder changed."""
-        with self.db.session() as session:
-            issuers = session.scalars(select(Issuer).where(Issuer.kind == "tls")).all()
-            current: dict[int, _Identity] = {}
-            for issuer in issuers:
-                responders = session.scalars(
-                    select(OcspResponder)
-                    .where(
-                        OcspResponder.issuer_id == issuer.id,
-                        OcspResponder.status == "active",
-                        OcspResponder.not_before <= now,
-                        OcspResponder.not_after > now,
-                    )
-                    .order_by(OcspResponder.not_after.desc())
-                ).all()
-                with_issuer = issuer.name in self.settings.sign_with_issuer
-                if not responders and not with_issuer:
-                    continue
-                responder = None if with_issuer else responders[0]
-                responder_id = None if responder is None else responder.id
-                known = self._identities.get(issuer.id)
-                if known is not None and known.responder_id == responder_id:
-                    current[issuer.id] = known
-                    continue
-                current[issuer.id] = self._identity(issuer, responder)
-        self._identities = current
-        return current
+        self._identities = load_identities(self.db, self.stores, self.settings, now, self._identities)
+        return self._identities
 
-    def _identity(self, issuer: Issuer, responder: OcspResponder | None) -> _Identity:
-        issuer_certificate = x509.load_der_x509_certificate(issuer.certificate_der)
-        key_record: KeyRecord = issuer.key if responder is None else responder.key
-        key = self.stores.get(key_record.store).load(key_record.handle, KeyAlgorithm(key_record.algorithm))
-        responder_certificate = None
-        if responder is not None:
-            responder_certificate = x509.load_der_x509_certificate(responder.certificate.der)
-        builder = ResponseBuilder(
-            issuer=issuer_certificate,
-            key=key,
-            responder_certificate=responder_certificate,
-            sha256_cert_ids=self.settings.sha256_cert_ids,
-        )
-        return _Identity(issuer.id, issuer.name, None if responder is None else responder.id, builder, set())
-
-    def _sign_rows(self, rows: Sequence[_Row], identities: dict[int, _Identity], now: datetime) -> int:
+    def _sign_rows(self, rows: Sequence[_Row], identities: dict[int, Identity], now: datetime) -> int:
         if not rows:
             return 0
         signed: dict[int, list[tuple[_Row, bytes, datetime]]] = {}

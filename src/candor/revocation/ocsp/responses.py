@@ -116,6 +116,10 @@ class IssuerHashes:
             return (first,)
         return first, der.tlv(0x30, bodies[1] + serial_tlv)
 
+    def cert_id(self, serial: int, *, sha256: bool) -> bytes:
+        """The one CertID of *serial* hashed with SHA-256 (else SHA-1)."""
+        return der.tlv(0x30, self._bodies()[1 if sha256 else 0] + der.integer(serial))
+
     def _bodies(self) -> tuple[bytes, bytes]:
         """The CertID contents before the serial, the same for every serial of this issuer."""
         cached: tuple[bytes, bytes] | None = self.__dict__.get("_cached_bodies")
@@ -220,6 +224,19 @@ class ResponseBuilder:
         tail = self._tail
         cert_ids = self.issuer.cert_ids(serial, sha256=self.sha256_cert_ids)
         singles = b"".join([der.tlv(0x30, cert_id + tail) for cert_id in cert_ids])
-        tbs = der.tlv(0x30, self._head + der.tlv(0x30, singles))
+        return self._signed(der.tlv(0x30, self._head + der.tlv(0x30, singles))), cert_ids
+
+    def build_nonced(self, cert_id: bytes, single_tail: bytes, *, produced_at: datetime, nonce: bytes) -> bytes:
+        """A response signed now for one request that carries a nonce (RFC 6960 4.4.1 as RFC 9654 2.1 updates it):
+        one SingleResponse, *cert_id* (in the request's hash) followed by *single_tail* (certStatus, thisUpdate and
+        nextUpdate, taken from the pre-signed response so that both say the same), producedAt = *produced_at*, and
+        the nonce echoed in responseExtensions."""
+        single = der.tlv(0x30, cert_id + single_tail)
+        extensions = der.tlv(0xA1, der.sequence(der.nonce_extension(nonce)))
+        produced = der.generalized_time(produced_at)
+        return self._signed(der.tlv(0x30, self._responder_id + produced + der.tlv(0x30, single) + extensions))
+
+    def _signed(self, tbs: bytes) -> bytes:
+        """The OCSPResponse around BasicOCSPResponse { tbsResponseData, signatureAlgorithm, signature, certs }."""
         basic = der.tlv(0x30, tbs + self._algorithm + der.bit_string(self._sign(tbs)) + self._certs)
-        return der.successful_response(basic), cert_ids
+        return der.successful_response(basic)

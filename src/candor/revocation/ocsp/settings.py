@@ -32,8 +32,12 @@ class OcspSettings(BaseModel):
     # Issuers (by name) whose OCSP responses the CA key itself signs instead of a delegated responder.
     sign_with_issuer: tuple[str, ...] = ()
     # Requests carrying a nonce are answered from the pre-signed store (RFC 5019 2.1.1: no nonce echo).
-    # "sign" re-signs such a request on demand with the nonce echoed (RFC 8954), through the signer.
+    # "sign" signs a response for such a request when it arrives, with the nonce echoed (RFC 6960 4.4.1, RFC 9654),
+    # in the serving process, with the pre-signer's responder key.
     nonce: Literal["cache", "sign"] = "cache"
+    # At most this many signatures on demand at once per serving process (a thread each); a nonce request that
+    # finds them all busy gets the pre-signed response, as with nonce = "cache".
+    on_demand_concurrency: int = Field(default=2, ge=1, le=64)
     # HTTP: Cache-Control max-age is the time to nextUpdate, capped at this (Boulder's responder caps too).
     max_age_cap_seconds: int = Field(default=86400, ge=0)
     # Largest POST body read; Boulder caps at 10,000 bytes. GET URLs beyond RFC 6960 App. A's 255 bytes
