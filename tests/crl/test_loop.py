@@ -51,7 +51,9 @@ def test_every_shard_is_regenerated_after_the_period(ca: CA, generator: CrlGener
     ca.clock.advance(timedelta(seconds=1))
     regenerated = scheduler.tick()
     assert sorted(r.shard for r in regenerated if r.issuer == "tls-e1") == list(range(16))
-    assert {r.issuer for r in regenerated} == {"tls-e1", "tls-r1"}  # every TLS issuing CA
+    # every TLS issuing CA, and the time-stamping CA's one CRL (CSBR 4.9.7)
+    assert {r.issuer for r in regenerated} == {"tls-e1", "tls-r1", "tsa-ca1"}
+    assert [r.shard for r in regenerated if r.issuer == "tsa-ca1"] == [0]
 
 
 def test_run_crl_loop_picks_up_a_revocation_and_stops_on_its_event(ca: CA) -> None:

@@ -1,9 +1,10 @@
 """``candor crl generate``: make, check and publish CRLs now; and the CRL loop ``candor serve`` runs.
 
 Without options, the shards that are due (never published, with a revocation since their CRL, or older than
-the regeneration period) of every TLS issuing CA, as the loop would; ``--issuer NAME`` limits the run to one
-issuer, ``--all`` regenerates every shard whether due or not. One line per shard shows progress (entries/s);
-the exit code is 0 when everything chosen was published, 4 (ErrorKind.LINT) when a check refused a CRL.
+the regeneration period) of every TLS issuing CA and time-stamping CA, as the loop would; ``--issuer NAME``
+limits the run to one issuer, ``--all`` regenerates every shard whether due or not. One line per shard shows
+progress (entries/s); the exit code is 0 when everything chosen was published, 4 (ErrorKind.LINT) when a check
+refused a CRL.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     crl = sub.add_parser("crl", help="certificate revocation lists")
     crl_sub = crl.add_subparsers(dest="crl_command", required=True, metavar="ACTION")
     generate = crl_sub.add_parser("generate", help="generate, check and publish the CRL shards that are due")
-    generate.add_argument("--issuer", help="only this TLS issuing CA, by name")
+    generate.add_argument("--issuer", help="only this TLS issuing CA or time-stamping CA, by name")
     generate.add_argument("--all", action="store_true", help="every shard, not only those due")
     generate.set_defaults(handler=crl_generate)
 

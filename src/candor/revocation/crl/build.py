@@ -21,7 +21,9 @@ from candor.errors import CandorError, ErrorKind
 from candor.policy.algorithms import CAPrivateKey, KeyAlgorithm
 from candor.revocation.crl import der
 
-MAX_VALIDITY = timedelta(days=10)  # BR 4.9.7 / 7.2.1: nextUpdate - thisUpdate for subscriber-scope CRLs
+# BR 4.9.7 / 7.2.1: nextUpdate - thisUpdate for subscriber-scope CRLs. A time-stamping CA's CRL may run 12 months
+# (CSBR 4.9.7); Candor holds it to the same 10 days, as it regenerates both on the same schedule.
+MAX_VALIDITY = timedelta(days=10)
 MAX_CRL_NUMBER = 2**159  # RFC 5280 5.2.3 / BR 7.2.1: a CRLNumber is below 2^159
 
 
@@ -44,6 +46,7 @@ class CrlHeader:
     number: int
     this_update: datetime
     next_update: datetime
+    kind: str = "tls"  # the issuer's: "tls" (the TLS BRs) or "tsa" (a time-stamping CA: the Code Signing BRs)
 
     def __post_init__(self) -> None:
         if not 0 < self.number < MAX_CRL_NUMBER:

@@ -3,7 +3,11 @@ CRLs).
 
 1. pkilint (RFC 5280 CRL validators plus the CA/B Forum ones: validity period at most 10 days, reason-code
    allowlist), on the whole CRL up to ``FULL_LINT_MAX`` entries; above that, on a CRL of the same header with a
-   sample of the entries (pkilint costs about 0.3 ms an entry), signed by a throwaway key.
+   sample of the entries (pkilint costs about 0.3 ms an entry), signed by a throwaway key. pkilint's CA/B Forum
+   CRL profile ("lint_crl -p BR") is the TLS BRs'; it has none for the Code Signing BRs that bind a time-stamping
+   CA's CRL, so that one is linted with the RFC 5280 validators alone ("-p PKIX"). The CSBR's limits are met by
+   construction and by the checks below: nextUpdate within 10 days (CSBR: 12 months), the same reasons, never
+   certificateHold.
 2. Candor's own check of every entry: serial in the shard, reason allowed for a subscriber certificate (BR 7.2.2),
    revocation date not after thisUpdate, strictly ascending serials (so no duplicates).
 3. The signed CRL parsed back by cryptography: signature, issuer, times, IDP (critical, fullName byte-equal to
@@ -62,25 +66,29 @@ def _comparable(time: bytes) -> bytes:
 
 def lint(skeleton: Skeleton, header: CrlHeader, crl_der: bytes, entries: Sequence[Entry]) -> int:
     """pkilint on the CRL itself, or on a same-header sample when it is large; return the entries linted."""
+    profile = "BR" if header.kind == "tls" else "PKIX"
     if len(entries) <= FULL_LINT_MAX:
-        _require_clean(crl_der)
+        _require_clean(crl_der, profile)
         return len(entries)
     step = len(entries) / SAMPLE_SIZE
     picked = {int(i * step) for i in range(SAMPLE_SIZE)} | {len(entries) - 1}
     by_reason = {e.reason: i for i, e in enumerate(entries)}  # one entry of every reason present
     sample = [entries[i] for i in sorted(picked | set(by_reason.values()))]
     tbs = assemble(skeleton, sample)
-    _require_clean(throwaway_sign(skeleton, tbs, header.algorithm))
+    _require_clean(throwaway_sign(skeleton, tbs, header.algorithm), profile)
     return len(sample)
 
 
 @functools.cache
-def _validator() -> Any:
+def _validator(profile: str) -> Any:
     from pkilint import pkix
     from pkilint.cabf import cabf_crl
     from pkilint.pkix import crl, extension, name
 
     crl_type = crl.CertificateRevocationListType.CRL
+    cabf = profile == "BR"  # the CA/B Forum TLS validators, as lint_crl adds them for -p BR
+    validity = [cabf_crl.create_validity_period_validator(crl_type)] if cabf else []
+    reasons = [cabf_crl.CabfCrlReasonCodeAllowlistValidator(crl_type)] if cabf else []
     return crl.create_pkix_crl_validator_container(
         [
             pkix.create_attribute_decoder(name.ATTRIBUTE_TYPE_MAPPINGS),
@@ -88,20 +96,23 @@ def _validator() -> Any:
         ],
         [
             crl.create_issuer_validator_container([]),
-            crl.create_validity_validator_container([cabf_crl.create_validity_period_validator(crl_type)]),
+            crl.create_validity_validator_container(validity),
             crl.create_extensions_validator_container([]),
-            cabf_crl.CabfCrlReasonCodeAllowlistValidator(crl_type),
+            *reasons,
         ],
     )
 
 
-def findings(crl_der: bytes) -> list[str]:
-    """pkilint's ERROR and FATAL findings on *crl_der* (the CA/B Forum CRL profile, as ``lint_crl -p BR``)."""
+def findings(crl_der: bytes, profile: str = "BR") -> list[str]:
+    """pkilint's ERROR, FATAL and WARNING findings on *crl_der*, as ``lint_crl -t CRL -p PROFILE``: "BR" (the CA/B
+    Forum TLS profile on top of RFC 5280) or "PKIX" (RFC 5280 alone)."""
+    if profile not in ("BR", "PKIX"):
+        raise CandorError(ErrorKind.INTERNAL, f"pkilint has no CRL profile {profile!r}")
     try:
         from pkilint import loader
 
         with _lock:
-            validator = _validator()
+            validator = _validator(profile)
         document = loader.RFC5280CertificateListDocumentLoader().load_der_document(crl_der, "crl")
         results = validator.validate(document.root)
         return [
@@ -114,8 +125,8 @@ def findings(crl_der: bytes) -> list[str]:
         raise CandorError(ErrorKind.LINT, f"pkilint could not lint the CRL: {exc!r}") from None
 
 
-def _require_clean(crl_der: bytes) -> None:
-    found = findings(crl_der)
+def _require_clean(crl_der: bytes, profile: str) -> None:
+    found = findings(crl_der, profile)
     if found:
         raise CandorError(ErrorKind.LINT, f"pkilint reports {len(found)} finding(s) on the CRL: {'; '.join(found[:5])}")
 

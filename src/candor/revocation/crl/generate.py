@@ -10,6 +10,7 @@ nothing and records ``crl.refused``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
 from candor.audit import AuditLog
 from candor.clock import Clock
@@ -27,11 +29,14 @@ from candor.files import write_atomically
 from candor.issuance import IssuerResolver
 from candor.issuance.issuers import IssuerContext
 from candor.revocation.crl import build, checks, der, files, state
-from candor.revocation.crl.shards import shard_url, shard_urls
+from candor.revocation.crl.shards import CRL_KINDS, shard_count, shard_url, shard_urls
 from candor.storage import Database
 from candor.storage.models import Issuer
 
 log = logging.getLogger(__name__)
+# CSBR (TSA-07 in ../shared/reference/br-requirements-and-incidents.md): a revoked Timestamp certificate stays on the
+# CRL at least 10 years after it expires; 3,653 days covers the leap days of any 10 years.
+TSA_KEEP_AFTER_EXPIRY = timedelta(days=3653)
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,11 @@ class CrlSettings:
             raise CandorError(ErrorKind.CONFIG, "BR 4.10.1: keep expired entries longer than one regeneration")
         if not timedelta(0) < self.dirty_within <= timedelta(hours=1):
             raise CandorError(ErrorKind.CONFIG, "the dirty-shard check runs at least hourly (BR 4.9.7: 24 h)")
+
+    def keep_after_expiry_for(self, kind: str) -> timedelta:
+        """How long an expired certificate's entry stays: one regeneration and more for TLS (BR 4.10.1), at least 10
+        years for a time-stamping CA's Timestamp certificates (CSBR)."""
+        return max(self.keep_after_expiry, TSA_KEEP_AFTER_EXPIRY) if kind == "tsa" else self.keep_after_expiry
 
 
 @dataclass(frozen=True)
@@ -92,28 +102,31 @@ class CrlGenerator:
         self.actor = actor
         self.audit = AuditLog(clock)
         self.progress = progress
+        self._kinds: dict[int, str] = {}
 
     def crl_issuers(self) -> list[int]:
-        """Issuers that publish CRLs: TLS issuing CAs whose certificates may still be unexpired."""
-        cutoff = self.clock.now() - self.settings.keep_after_expiry
+        """Issuers that publish CRLs: TLS issuing CAs and time-stamping CAs whose certificates' entries may still
+        have to be listed (the CA expired less than the kind's retention ago)."""
+        now = self.clock.now()
+        listed = [
+            and_(Issuer.kind == kind, Issuer.not_after >= now - self.settings.keep_after_expiry_for(kind))
+            for kind in CRL_KINDS
+        ]
         with self.db.session() as session:
-            return list(
-                session.scalars(
-                    select(Issuer.id).where(Issuer.kind == "tls", Issuer.not_after >= cutoff).order_by(Issuer.id)
-                )
-            )
+            return list(session.scalars(select(Issuer.id).where(or_(*listed)).order_by(Issuer.id)))
 
     def issuer_id(self, name: str) -> int:
         with self.db.session() as session:
-            found = session.scalar(select(Issuer.id).where(Issuer.name == name, Issuer.kind == "tls"))
+            found = session.scalar(select(Issuer.id).where(Issuer.name == name, Issuer.kind.in_(CRL_KINDS)))
         if found is None:
-            raise CandorError(ErrorKind.NOT_FOUND, f"no TLS issuing CA named {name!r}")
+            raise CandorError(ErrorKind.NOT_FOUND, f"no TLS issuing CA or time-stamping CA named {name!r}")
         return found
 
     def prepare(self, issuer_id: int) -> IssuerContext:
-        """The issuer's context, with its counter and shard rows in place and the CCADB JSON written."""
+        """The issuer's context, with its counter and shard rows in place and the CCADB JSON written. Its
+        ``crl_shards`` is the number of CRLs it publishes (one for a time-stamping CA: :func:`shard_count`)."""
         with self.db.session() as session:
-            issuer = self.issuers.by_id(session, issuer_id)
+            issuer = self._shards(session, self.issuers.by_id(session, issuer_id))
             state.ensure_issuer(session, issuer_id=issuer_id, shards=issuer.crl_shards, now=self.clock.now())
         urls = shard_urls(self.settings.base_url, issuer.name, issuer.crl_shards)
         files.write_ccadb(self.public_dir, issuer.name, urls)
@@ -128,6 +141,7 @@ class CrlGenerator:
         started = time.perf_counter()
         with self.db.session() as session:
             seen_revision = state.revision(session, issuer.id, shard)
+            kind = self._kind(session, issuer.id)
         with self.db.session() as session:
             number = state.draw_number(session, issuer.id)
         now = self.clock.now()
@@ -139,6 +153,7 @@ class CrlGenerator:
             number=number,
             this_update=this_update,
             next_update=this_update + self.settings.validity,
+            kind=kind,
         )
         with self.db.session() as session:
             entries = state.revoked_entries(
@@ -146,7 +161,7 @@ class CrlGenerator:
                 issuer_id=issuer.id,
                 shard=shard,
                 shards=issuer.crl_shards,
-                expired_before=now - self.settings.keep_after_expiry,
+                expired_before=now - self.settings.keep_after_expiry_for(kind),
             )
         subject = f"{issuer.name}/{shard}"
         try:
@@ -243,7 +258,7 @@ class CrlGenerator:
         for issuer_id in self.crl_issuers():
             with self.db.session() as session:
                 rows = {row.shard: row for row in state.shard_rows(session, issuer_id)}
-                shards = self.issuers.by_id(session, issuer_id).crl_shards
+                shards = self._shards(session, self.issuers.by_id(session, issuer_id)).crl_shards
             for shard in range(shards):
                 row = rows.get(shard)
                 if (
@@ -256,3 +271,14 @@ class CrlGenerator:
                 ):
                     wanted.append((issuer_id, shard))
         return wanted
+
+    def _kind(self, session: Session, issuer_id: int) -> str:
+        kind = self._kinds.get(issuer_id)
+        if kind is None:
+            kind = self._kinds[issuer_id] = str(session.scalar(select(Issuer.kind).where(Issuer.id == issuer_id)))
+        return kind
+
+    def _shards(self, session: Session, issuer: IssuerContext) -> IssuerContext:
+        """*issuer* with ``crl_shards`` the number of CRLs it publishes (:func:`shard_count` of its kind)."""
+        shards = shard_count(self._kind(session, issuer.id), issuer.crl_shards)
+        return issuer if shards == issuer.crl_shards else dataclasses.replace(issuer, crl_shards=shards)

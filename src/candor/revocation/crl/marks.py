@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from candor.revocation.crl.shards import shard_of
+from candor.revocation.crl.shards import shard_count, shard_of
 from candor.storage.models import Issuer
 from candor.storage.models_crl import CrlShard
 
@@ -15,7 +15,7 @@ from candor.storage.models_crl import CrlShard
 def mark_revoked(session: Session, issuer: Issuer, serial: int) -> None:
     """Record that *serial* under *issuer* was revoked (or its reason changed). A shard without a row has never
     been published, and the loop publishes it anyway."""
-    shard = shard_of(serial, issuer.crl_shards)
+    shard = shard_of(serial, shard_count(issuer.kind, issuer.crl_shards))
     session.execute(
         update(CrlShard)
         .where(CrlShard.issuer_id == issuer.id, CrlShard.shard == shard)

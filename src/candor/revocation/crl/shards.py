@@ -14,6 +14,13 @@ from __future__ import annotations
 from candor.errors import CandorError, ErrorKind
 
 MAX_SHARDS = 4096  # issuers.crl_shards is 1..4096 (candor.storage.repositories.add_issuer)
+CRL_KINDS = ("tls", "tsa")  # issuers that publish shard CRLs: TLS issuing CAs and time-stamping CAs
+
+
+def shard_count(kind: str, crl_shards: int) -> int:
+    """The number of CRLs an issuer publishes: ``issuers.crl_shards`` for a TLS issuing CA; one for a time-stamping
+    CA (CSBR 4.9.7; a handful of Timestamp certificates, each naming shard 0's URL, ``shard_url(base, name, 0)``)."""
+    return 1 if kind == "tsa" else crl_shards
 
 
 def shard_of(serial: int, shards: int) -> int:
