@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from candor.ct.log.settings import CtConfig
 from candor.errors import CandorError, ErrorKind
 from candor.revocation.ocsp.settings import OcspSettings
+from candor.timekeeping.settings import ClockSettings
 
 CONFIG_FILE_NAME = "candor.toml"
 
@@ -204,6 +205,7 @@ class CandorConfig(_Strict):
     ct: CtConfig = CtConfig()  # [[ct.logs]]: the CT logs this Candor runs (candor.ct.log.settings)
     crl: CrlConfig = CrlConfig()
     ocsp: OcspSettings = OcspSettings()  # [ocsp]: the pre-signed responder (candor.revocation.ocsp.settings)
+    clock: ClockSettings = ClockSettings()  # [clock]: the clock watch's time sources (candor.timekeeping)
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
