@@ -10,9 +10,10 @@ import datetime
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,10 +30,11 @@ from candor.audit import AuditLog
 from candor.clock import SystemClock
 from candor.ct.log import tls
 from candor.ct.submit.client import CtSubmitter
-from candor.ct.submit.final import FinalSubmissions
+from candor.ct.submit.final import FinalSubmissions, run_drain_loop
 from candor.ct.submit.sct import embedded_scts, precert_entry, verify_sct
 from candor.ct.submit.settings import CtLogOverride, CtSubmitSettings
 from candor.errors import CandorError, ErrorKind
+from candor.issuance import Signer
 from candor.revocation import RevocationReason, revoke
 from candor.signing.der import assemble_certificate
 from candor.storage import orders, repositories
@@ -172,6 +174,44 @@ def test_a_log_down_at_final_submission_is_retried_from_the_durable_queue(world:
     with world.ca.db.session() as session:
         rows = session.scalars(select(CtSubmission).where(CtSubmission.log_id == log_b.ct_log.log_id)).all()
     assert [r.done for r in rows if r.certificate_sha256 == final.fingerprint(hashes.SHA256()).hex()] == [True]
+
+
+def test_the_signer_queues_the_final_certificate_for_its_logs_with_it_and_the_woken_drain_loop_pays(
+    world: World,
+) -> None:
+    """Wired as `candor serve` wires it (the submitter is the signer's SctSource and FinalQueue), the transaction
+    that stores the final certificate also stores what it owes each log whose SCT it embeds, so nothing is lost
+    if the process dies before submitting; the drain loop, woken, logs it in both logs long before its 30 s
+    interval, and finalize itself never waited for a log."""
+    old = world.ca.signer
+    signer = Signer(db=old.db, issuers=old.issuers, clock=old.clock, settings=old.settings, actor="test",
+                    sct_source=world.submitter)  # fmt: skip
+    final_submissions = FinalSubmissions(db=world.ca.db, submitter=world.submitter, clock=world.ca.clock)
+    stop = threading.Event()
+    loop = threading.Thread(target=run_drain_loop, args=(final_submissions,),
+                            kwargs={"clock": world.ca.clock, "stop": stop})  # fmt: skip
+    loop.start()
+    try:
+        time.sleep(1)  # its first pass found nothing due; the next is 30 s away unless it is woken
+        final = replace(world.ca, signer=signer).issue(["ct-queued.example.com"]).certificate
+        der = final.public_bytes(Encoding.DER)
+        with world.ca.db.session() as session:
+            rows = session.scalars(
+                select(CtSubmission).where(CtSubmission.certificate_sha256 == final.fingerprint(hashes.SHA256()).hex())
+            ).all()
+        assert sorted((r.log_description, r.done, r.attempts) for r in rows) == [
+            ("log-a", False, 0), ("log-b", False, 0)
+        ]  # fmt: skip
+        final_submissions.wake()
+        deadline = time.monotonic() + 10
+        while final_submissions.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        loop.join(timeout=10)
+    assert final_submissions.pending() == []
+    for log in world.logs:
+        assert der in logged_certificates(log)
 
 
 def test_with_one_log_down_issuance_fails_closed_and_the_precertificate_stays_revocable(

@@ -116,7 +116,8 @@ class Transparency:
     clock: Clock
 
     def submit_final(self, issued: IssuedChain) -> None:
-        """Send the final certificate to the logs whose SCTs it embeds; a failure stays queued (RFC 6962 3)."""
+        """Send the final certificate to the logs whose SCTs it embeds now (``candor issue``, which runs no drain
+        loop); a failure stays queued (RFC 6962 3)."""
         try:
             self.final.submit_final(issued.certificate)
         except CandorError as exc:
@@ -163,12 +164,14 @@ def transparency(context: Context, own: OwnLogs | None) -> Transparency | None:
 
 
 class LoggedSigner:
-    """The signer as the ACME front end's finalizer, with each final certificate sent to CT once issued."""
+    """The signer as the ACME front end's finalizer. The signer queues each final certificate for the logs whose
+    SCTs it embeds in the transaction that stores it (the submitter is its FinalQueue); this wakes the drain loop
+    so that the queue is paid at once, in the background, and the finalize request never waits for a log."""
 
     def __init__(self, signer: Signer, ct: Transparency) -> None:
         self._signer, self._ct = signer, ct
 
     def finalize(self, order_id: int, csr: bytes) -> IssuedChain:
         issued = self._signer.finalize(order_id, csr)
-        self._ct.submit_final(issued)
+        self._ct.final.wake()
         return issued

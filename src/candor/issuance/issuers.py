@@ -14,8 +14,8 @@ from candor.errors import CandorError, ErrorKind
 from candor.keys import KeyStores
 from candor.policy.algorithms import CAPrivateKey, KeyAlgorithm
 from candor.profiles import POLICY_DV, POLICY_EV, POLICY_IV, POLICY_OV, IssuerInfo
+from candor.storage.issuance_sql import OrderFacts, issuer_state
 from candor.storage.models import Issuer
-from candor.storage.models_issuance import Order
 
 ANY_POLICY = x509.ObjectIdentifier("2.5.29.32.0")
 PROFILE_POLICY = {"dv": POLICY_DV, "ov": POLICY_OV, "iv": POLICY_IV, "ev": POLICY_EV}
@@ -39,18 +39,15 @@ class IssuerContext:
     crl_shards: int
     key_reference: KeyReference
     certificate: x509.Certificate
+    subject_der: bytes  # the certificate's subject, as every certificate it signs names its issuer
     chain: tuple[x509.Certificate, ...]  # the issuing CA and any intermediates above it, root excluded
     algorithm: KeyAlgorithm
     info: IssuerInfo
+    policies: frozenset[x509.ObjectIdentifier]  # the certificate's certificatePolicies (BR 7.1.2.10.5)
     resolver: IssuerResolver
 
     def key(self) -> CAPrivateKey:
         return self.resolver.key_for(self)
-
-    def record(self, session: Session) -> Issuer:
-        issuer = session.get(Issuer, self.id)
-        assert issuer is not None
-        return issuer
 
 
 class IssuerResolver:
@@ -98,6 +95,7 @@ class IssuerResolver:
             crl_shards=issuer.crl_shards,
             key_reference=KeyReference(issuer.key.store, issuer.key.handle, KeyAlgorithm(issuer.key.algorithm)),
             certificate=certificate,
+            subject_der=certificate.subject.public_bytes(),
             chain=tuple(chain),
             algorithm=KeyAlgorithm(issuer.key.algorithm),
             info=IssuerInfo(
@@ -107,26 +105,26 @@ class IssuerResolver:
                 certificate_url=f"{self._base_url}/issuers/{issuer.name}.der",
                 crl_url=f"{self._base_url}/crl/{issuer.name}.crl",
             ),
+            policies=frozenset(_policies(certificate)),
             resolver=self,
         )
 
-    def for_order(self, session: Session, order: Order, *, now: datetime, with_ct: bool) -> IssuerContext:
+    def for_order(self, session: Session, order: OrderFacts, *, now: datetime, with_ct: bool) -> IssuerContext:
         """The order's issuer, refused unless it may issue this profile now (its status read fresh)."""
         context = self.by_id(session, order.issuer_id)
-        issuer = session.get(Issuer, order.issuer_id)
+        issuer = issuer_state(session.connection(), order.issuer_id)
         assert issuer is not None
         if issuer.kind != "tls" or issuer.status != "active":
             raise CandorError(ErrorKind.POLICY, f"issuer {issuer.name!r} is not an active TLS issuing CA")
         if not issuer.not_before <= now < issuer.not_after:
             raise CandorError(ErrorKind.POLICY, f"issuer {issuer.name!r} is outside its validity period")
         wanted = PROFILE_POLICY.get(order.profile)
-        allowed = _policies(context.certificate)
-        if wanted is None or not (wanted in allowed or ANY_POLICY in allowed):
+        if wanted is None or not (wanted in context.policies or ANY_POLICY in context.policies):
             raise CandorError(
                 ErrorKind.POLICY,
                 f"BR 7.1.2.10.5: issuer {issuer.name!r} may not issue the {order.profile!r} profile",
             )
-        if not with_ct and not issuer.private:
+        if not with_ct and not context.private:
             raise CandorError(
                 ErrorKind.POLICY, f"issuer {issuer.name!r} is publicly trusted: it issues only with CT logs"
             )

@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from candor import signing
 from candor.audit import AuditLog
 from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
-from candor.issuance.ct import SctSource
+from candor.issuance.ct import FinalQueue, SctSource
 from candor.issuance.issuers import IssuerContext, IssuerResolver
-from candor.storage import Database, orders, repositories
-from candor.storage.models import SerialRecord
+from candor.policy.names import Identifier, rate_limit_key
+from candor.storage import Database, issuance_sql, orders
 from candor.storage.models_issuance import Issuance, Order
+from candor.storage.repositories import certificate_values
 
 
 @dataclass
@@ -39,6 +39,8 @@ class Progress:
     issuer: IssuerContext
     state: str
     precert_tbs: bytes
+    names: tuple[tuple[str, str], ...]  # the order's identifiers, (type, value)
+    scts: bytes | None = None  # the SCT list obtained for the precertificate, once stored
     final_tbs: bytes | None = None
     stored: dict[str, x509.Certificate] = field(default_factory=dict)  # kind -> certificate
 
@@ -49,6 +51,8 @@ def load_progress(session: Session, issuance_id: int, resolver: IssuerResolver) 
         raise CandorError(ErrorKind.NOT_FOUND, f"issuance {issuance_id} does not exist")
     if issuance.state == "failed":
         raise CandorError(ErrorKind.CONFLICT, f"order {issuance.order_id} failed: {issuance.error}")
+    order = session.get(Order, issuance.order_id)
+    assert order is not None
     progress = Progress(
         issuance_id=issuance.id,
         order_id=issuance.order_id,
@@ -58,6 +62,8 @@ def load_progress(session: Session, issuance_id: int, resolver: IssuerResolver) 
         issuer=resolver.by_id(session, issuance.serial.issuer_id),
         state=issuance.state,
         precert_tbs=issuance.precert_tbs,
+        names=tuple(orders.decode_identifiers(order.identifiers)),
+        scts=issuance.scts,
         final_tbs=issuance.final_tbs,
     )
     for kind in ("precertificate", "certificate"):
@@ -136,34 +142,37 @@ class Stages:
                     checked="corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)",
                 )  # fmt: skip
         if moved:
-            progress.final_tbs = token.tbs
+            progress.final_tbs, progress.scts = token.tbs, scts
         else:
             self._reload(progress)
 
     def _final(self, progress: Progress) -> None:
+        """Sign the stored final TBS; in one transaction the certificate is stored, the order becomes valid, the
+        names count for the rate limits and, with SCTs, the certificate's debt to their logs is queued."""
         assert progress.final_tbs is not None
         token = signing.token_for_stored_tbs(progress.final_tbs, progress.issuer.algorithm)
         certificate = signing.sign(token, progress.issuer.key(), issuer_key=progress.issuer.info.public_key)
+        now = self.clock.now()
         with self.db.session() as session:
             moved = self._move(session, progress, "final-intent", "complete")
             if moved:
-                order = session.get(Order, progress.order_id)
-                assert order is not None
-                orders.finish_order(session, order, status="valid", now=self.clock.now())
-                orders.record_issued_names(session, order, issuance_id=progress.issuance_id, now=self.clock.now())
-                self._store(session, progress, "certificate", certificate)  # its audit event last: see _store
+                connection = session.connection()
+                issuance_sql.finish_order(connection, progress.order_id, status="valid", now=now)
+                keys = (rate_limit_key(Identifier(kind, value)) for kind, value in progress.names)  # type: ignore[arg-type]
+                issuance_sql.record_issued_names(connection, progress.issuance_id, keys, now=now)
+                der = self._store(session, progress, "certificate", certificate)
+                if progress.scts and isinstance(self.sct_source, FinalQueue):
+                    self.sct_source.queue_final(
+                        connection, serial_id=progress.serial_id, certificate_der=der, scts=progress.scts, now=now
+                    )
         if not moved:
             self._reload(progress)
 
     # -- helpers --------------------------------------------------------------------------------------
     def _move(self, session: Session, progress: Progress, old: str, new: str, **values: object) -> bool:
-        result = session.execute(
-            update(Issuance)
-            .where(Issuance.id == progress.issuance_id, Issuance.state == old)
-            .values(state=new, updated_at=self.clock.now(), **values)
-            .execution_options(synchronize_session=False)
+        moved = issuance_sql.move_issuance(
+            session.connection(), progress.issuance_id, old, new, now=self.clock.now(), **values
         )
-        moved: bool = result.rowcount == 1  # type: ignore[attr-defined]
         if moved:
             progress.state = new
         return moved
@@ -173,19 +182,23 @@ class Stages:
         with self.db.session() as session:
             fresh = load_progress(session, progress.issuance_id, self.resolver)
         progress.state, progress.final_tbs, progress.stored = fresh.state, fresh.final_tbs, fresh.stored
+        progress.scts = fresh.scts
 
-    def _store(self, session: Session, progress: Progress, kind: str, certificate: x509.Certificate) -> None:
-        """Store a signed certificate and its audit event, the last statements of the stage's transaction: the
-        event takes the audit chain's lock, held until commit, which every writer of every process waits for."""
-        serial = session.get(SerialRecord, progress.serial_id)
-        assert serial is not None
+    def _store(self, session: Session, progress: Progress, kind: str, certificate: x509.Certificate) -> bytes:
+        """Store a signed certificate (checked: its serial, its issuer, the poison exactly on a precertificate)
+        and its audit event; its DER."""
         der = certificate.public_bytes(Encoding.DER)
-        repositories.add_certificate(session, serial_record=serial, kind=kind, der=der, created_at=self.clock.now())
+        values = certificate_values(
+            serial_id=progress.serial_id, serial_hex=progress.serial_hex,
+            issuer_subject_der=progress.issuer.subject_der, kind=kind, der=der, created_at=self.clock.now(),
+        )  # fmt: skip
+        issuance_sql.store_certificate(session.connection(), values, serial_hex=progress.serial_hex)
         progress.stored[kind] = certificate
         self._event(
             session, "certificate.sign", progress,
             kind=kind, fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(), der=der.hex(),
         )  # fmt: skip
+        return der
 
     def _event(self, session: Session, action: str, progress: Progress, **details: object) -> None:
         self.audit.record(

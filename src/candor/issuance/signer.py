@@ -46,9 +46,8 @@ from candor.policy.keys import check_subscriber_key
 from candor.policy.names import Identifier, check_common_name, check_identifiers
 from candor.profiles import SubscriberRequest, precertificate, subscriber_certificate
 from candor.signing.der import assemble_certificate
-from candor.storage import Database, orders, repositories
-from candor.storage.models import SerialRecord
-from candor.storage.models_issuance import Issuance, Order
+from candor.storage import Database, issuance_sql, orders, serial_to_hex
+from candor.storage.issuance_sql import OrderFacts
 from candor.timekeeping import ClockWatch, TrustedClock, require_trustworthy
 
 log = logging.getLogger(__name__)
@@ -73,10 +72,8 @@ class IssuedChain:
         return b"".join(c.public_bytes(Encoding.PEM) for c in (self.certificate, *self.chain))
 
 
-@dataclass(frozen=True)
-class _Reserved:
-    serial: int
-    record: SerialRecord
+class _SerialTaken(Exception):
+    """The drawn serial was already claimed under the issuer: roll the intent back and draw again."""
 
 
 def random_serial() -> int:
@@ -123,16 +120,21 @@ class Signer:
     def finalize(self, order_id: int, csr: bytes) -> IssuedChain:
         require_trustworthy(self.clock_watch, f"order {order_id}")  # before the order is claimed: it stays ready
         parsed = parse_csr(csr)  # a malformed request is refused before anything is written
+        now = self.clock.now()
         with self.db.session() as session:
-            if session.get(Order, order_id) is None:
+            connection = session.connection()
+            order = issuance_sql.order_facts(connection, order_id)
+            if order is None:
                 raise CandorError(ErrorKind.NOT_FOUND, f"order {order_id} does not exist")
-            existing = orders.issuance_for_order(session, order_id)
+            existing = issuance_sql.issuance_id_for_order(connection, order_id)
             if existing is not None:
-                _require_same_key(existing, parsed)
-                progress = load_progress(session, existing.id, self.issuers)
+                progress = load_progress(session, existing, self.issuers)
+                _require_same_key(progress.precert_tbs, order_id, parsed)
+            else:
+                checked = self._checked(session, order, parsed, now=now)
         if existing is None:
             try:
-                progress = self._begin(order_id, parsed)
+                progress = self._begin(order, parsed, checked, now=now)
             except CandorError as exc:
                 self._event("issuance.refused", f"order {order_id}", "failure", reason=exc.message, kind=exc.kind.value)
                 raise
@@ -160,38 +162,64 @@ class Signer:
         return notes
 
     # -- stage 1: checks and intent -------------------------------------------------------------------
-    def _begin(self, order_id: int, parsed: ParsedCsr) -> Progress:
-        now = self.clock.now()
+    def _checked(
+        self, session: Session, order: OrderFacts, parsed: ParsedCsr, *, now: datetime
+    ) -> tuple[IssuerContext, tuple[Identifier, ...]] | CandorError:
+        """The issuer and the identifiers, if the order is ready and everything checks out; else the refusal
+        (raised by :meth:`_begin`, which makes a claimed order invalid)."""
+        if order.status != "ready":
+            return CandorError(ErrorKind.CONFLICT, f"order {order.id} is not ready for finalization ({order.status})")
         try:
-            with self.db.session() as session:
-                order = orders.claim_order(session, order_id, now=now)
-                if order is None:
-                    current = session.get(Order, order_id)
-                    status = current.status if current is not None else "missing"
-                    raise CandorError(ErrorKind.CONFLICT, f"order {order_id} is not ready for finalization ({status})")
-                issuer = self.issuers.for_order(session, order, now=now, with_ct=self.sct_source is not None)
-                identifiers = self._check_request(session, order, parsed, issuer, now=now)
-                serial = self._reserve_serial(session, order, issuer, now=now)
-                token = self._intent_token(order, parsed, identifiers, issuer, serial=serial.serial, now=now)
-                return self._store_intent(session, order, issuer, token, serial.record, now=now)
+            issuer = self.issuers.for_order(session, order, now=now, with_ct=self.sct_source is not None)
+            return issuer, self._check_request(session, order, parsed, issuer, now=now)
+        except CandorError as exc:
+            return exc
+
+    def _begin(
+        self,
+        order: OrderFacts,
+        parsed: ParsedCsr,
+        checked: tuple[IssuerContext, tuple[Identifier, ...]] | CandorError,
+        *,
+        now: datetime,
+    ) -> Progress:
+        """Lint the precertificate TBS outside any transaction (it takes milliseconds, and on SQLite every
+        transaction holds the database's one write lock), then, in one transaction, claim the order, check
+        everything again (an authorization may have been deactivated, a key blocked, the issuer revoked in the
+        meantime), reserve the serial the TBS carries and store the intent."""
+        try:
+            if isinstance(checked, CandorError):
+                raise checked
+            issuer, identifiers = checked
+            for attempt in range(1, SERIAL_ATTEMPTS + 1):
+                serial = random_serial()
+                token = self._intent_token(order, parsed, identifiers, issuer, serial=serial, now=now)
+                try:
+                    return self._store_intent(order, parsed, issuer, token, serial, now=now)
+                except _SerialTaken:  # with 128 random bits, a broken RNG more than bad luck: audited below
+                    log.warning("serial collision under issuer %s (attempt %d); drawing again", issuer.name, attempt)
+            raise CandorError(
+                ErrorKind.CONFLICT, f"{SERIAL_ATTEMPTS} serials drawn for issuer {issuer.name!r} were all taken"
+            )
         except CandorError as exc:
             if exc.kind is not ErrorKind.CONFLICT:
-                self._fail_order(order_id, exc)
+                self._fail_order(order.id, exc)
             raise
 
     def _check_request(
-        self, session: Session, order: Order, parsed: ParsedCsr, issuer: IssuerContext, *, now: datetime
+        self, session: Session, order: OrderFacts, parsed: ParsedCsr, issuer: IssuerContext, *, now: datetime
     ) -> tuple[Identifier, ...]:
         """Everything legitimacy rests on, read from storage, whatever the caller already checked."""
         if {(i.type, i.value) for i in parsed.identifiers} != set(orders.decode_identifiers(order.identifiers)):
             raise CandorError(ErrorKind.BAD_CSR, "RFC 8555 7.4: the request's names differ from the order's")
-        check_subscriber_key(parsed.spki_der, is_blocked=lambda digest: orders.is_key_blocked(session, digest))
+        connection = session.connection()
+        check_subscriber_key(parsed.spki_der, is_blocked=lambda digest: issuance_sql.key_blocked(connection, digest))
         identifiers = parsed.identifiers
         check_identifiers(identifiers, now=now, private=issuer.private)
         check_common_name(parsed.common_name, identifiers)
         rules = rules_at(now)
-        candidates = orders.candidate_authorizations(
-            session, account_id=order.account_id, values=lookup_values(identifiers)
+        candidates = issuance_sql.valid_authorizations(
+            connection, account_id=order.account_id, values=lookup_values(identifiers)
         )
         facts = [
             AuthorizationFacts(
@@ -217,25 +245,9 @@ class Signer:
         )
         return identifiers
 
-    def _reserve_serial(self, session: Session, order: Order, issuer: IssuerContext, *, now: datetime) -> _Reserved:
-        """A fresh serial, claimed under the issuer by the database's UNIQUE constraint; a collision (with 128
-        random bits, a broken RNG more than bad luck) is retried with a new draw, and audited."""
-        for attempt in range(1, SERIAL_ATTEMPTS + 1):
-            serial = random_serial()
-            try:
-                record = repositories.reserve_serial(
-                    session, issuer=issuer.record(session), serial=serial, created_at=now, order_ref=str(order.id)
-                )
-                return _Reserved(serial, record)
-            except CandorError as exc:
-                if exc.kind is not ErrorKind.CONFLICT or attempt == SERIAL_ATTEMPTS:
-                    raise
-                log.warning("serial collision under issuer %s (attempt %d); drawing again", issuer.name, attempt)
-        raise AssertionError("unreachable")
-
     def _intent_token(
         self,
-        order: Order,
+        order: OrderFacts,
         parsed: ParsedCsr,
         identifiers: tuple[Identifier, ...],
         issuer: IssuerContext,
@@ -273,55 +285,66 @@ class Signer:
 
     def _store_intent(
         self,
-        session: Session,
-        order: Order,
+        order: OrderFacts,
+        parsed: ParsedCsr,
         issuer: IssuerContext,
         token: signing.SigningToken,
-        record: SerialRecord,
+        serial: int,
         *,
         now: datetime,
     ) -> Progress:
-        issuance = orders.add_issuance(
-            session,
-            serial=record,
-            order=order,
-            profile=order.profile,
-            precert_tbs=token.tbs,
-            precert_tbs_sha256=token.tbs_sha256,
-            now=now,
-        )
-        self.audit.record(
-            session,
-            actor=self.actor,
-            action="issuance.intent",
-            subject=f"order {order.id}",
-            outcome="info",
-            details={
-                "issuer": issuer.name,
-                "serial": record.serial_hex,
-                "tbs_sha256": token.tbs_sha256,
-                "lint_warnings": [str(w) for w in token.report.warnings] if token.report else [],
-            },
-        )
+        serial_hex = serial_to_hex(serial)
+        with self.db.session() as session:
+            connection = session.connection()
+            if not issuance_sql.claim_order(connection, order.id, now=now):
+                current = issuance_sql.order_facts(connection, order.id)
+                status = current.status if current is not None else "missing"
+                raise CandorError(ErrorKind.CONFLICT, f"order {order.id} is not ready for finalization ({status})")
+            self.issuers.for_order(session, order, now=now, with_ct=self.sct_source is not None)
+            self._check_request(session, order, parsed, issuer, now=now)
+            serial_id = issuance_sql.reserve_serial(
+                connection, issuer_id=issuer.id, serial_hex=serial_hex, order_ref=str(order.id), created_at=now
+            )
+            if serial_id is None:
+                raise _SerialTaken  # leaves the block: the claim is rolled back with everything else
+            issuance_id = issuance_sql.insert_issuance(
+                connection, serial_id=serial_id, order=order, precert_tbs=token.tbs,
+                precert_tbs_sha256=token.tbs_sha256, now=now,
+            )  # fmt: skip
+            self.audit.record(
+                session,
+                actor=self.actor,
+                action="issuance.intent",
+                subject=f"order {order.id}",
+                outcome="info",
+                details={
+                    "issuer": issuer.name,
+                    "serial": serial_hex,
+                    "tbs_sha256": token.tbs_sha256,
+                    "lint_warnings": [str(w) for w in token.report.warnings] if token.report else [],
+                },
+            )
         return Progress(
-            issuance_id=issuance.id,
+            issuance_id=issuance_id,
             order_id=order.id,
             profile=order.profile,
-            serial_id=record.id,
-            serial_hex=record.serial_hex,
+            serial_id=serial_id,
+            serial_hex=serial_hex,
             issuer=issuer,
             state="intent",
             precert_tbs=token.tbs,
+            names=tuple(orders.decode_identifiers(order.identifiers)),
         )
 
     # -- helpers --------------------------------------------------------------------------------------
     def _fail_order(self, order_id: int, exc: CandorError) -> None:
         """A refusal after the order was claimed: the order becomes invalid (RFC 8555 7.1.6)."""
+        now = self.clock.now()
         with self.db.session() as session:
-            order = orders.claim_order(session, order_id, now=self.clock.now())
-            if order is not None:
+            connection = session.connection()
+            if issuance_sql.claim_order(connection, order_id, now=now):
                 error = json.dumps({"kind": exc.kind.value, "detail": exc.message})
-                orders.finish_order(session, order, status="invalid", now=self.clock.now(), error=error)
+                issuance_sql.finish_order(connection, order_id, status="invalid", now=now, error=error)
 
     def _event(self, action: str, subject: str, outcome: str, **details: object) -> None:
         with self.db.session() as session:
@@ -330,12 +353,12 @@ class Signer:
             )
 
 
-def _require_same_key(issuance: Issuance, parsed: ParsedCsr) -> None:
+def _require_same_key(precert_tbs: bytes, order_id: int, parsed: ParsedCsr) -> None:
     """A second finalization of an order under way must be for the same key."""
-    precert = x509.load_der_x509_certificate(assemble_certificate(issuance.precert_tbs, b"\x00"))
+    precert = x509.load_der_x509_certificate(assemble_certificate(precert_tbs, b"\x00"))
     spki = precert.public_key().public_bytes(Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if spki != parsed.spki_der:
-        raise CandorError(ErrorKind.CONFLICT, f"order {issuance.order_id} is already being issued for another key")
+        raise CandorError(ErrorKind.CONFLICT, f"order {order_id} is already being issued for another key")
 
 
 __all__ = ["IssuanceSettings", "IssuedChain", "Phase", "Signer", "random_serial"]

@@ -237,53 +237,64 @@ def serial_by_value(session: Session, issuer: Issuer, serial: int) -> SerialReco
     return session.scalars(query).one_or_none()
 
 
-def add_certificate(
-    session: Session, *, serial_record: SerialRecord, kind: str, der: bytes, created_at: datetime
-) -> CertificateRecord:
-    """Store the signed precertificate or certificate for a reserved serial.
-
-    The DER must carry the reserved serial, be issued by the serial's issuer, and carry the CT poison
-    extension exactly when *kind* is "precertificate". The serial becomes "issued" (a precertificate counts
-    as issuance, BR 7.1.2.9) and expires with the certificate. A second certificate of the same kind for one
-    serial is refused by UNIQUE(serial_id, kind).
-    """
+def certificate_values(
+    *, serial_id: int, serial_hex: str, issuer_subject_der: bytes, kind: str, der: bytes, created_at: datetime
+) -> dict[str, object]:
+    """The ``certificates`` row for *der*, checked first: the DER carries the reserved serial, names the serial's
+    issuer, and carries the CT poison extension exactly when *kind* is "precertificate"."""
     _one_of("certificate kind", kind, CERTIFICATE_KINDS)
     certificate = _parse_certificate(der)
-    if serial_to_hex(certificate.serial_number) != serial_record.serial_hex:
-        raise CandorError(
-            ErrorKind.POLICY, f"certificate serial does not match reserved serial {serial_record.serial_hex}"
-        )
-    issuer = session.get(Issuer, serial_record.issuer_id)
-    if issuer is None or certificate.issuer.public_bytes() != issuer.subject_der:
+    if serial_to_hex(certificate.serial_number) != serial_hex:
+        raise CandorError(ErrorKind.POLICY, f"certificate serial does not match reserved serial {serial_hex}")
+    if certificate.issuer.public_bytes() != issuer_subject_der:
         raise CandorError(ErrorKind.POLICY, "certificate issuer name does not match the serial's issuer")
     poisoned = any(extension.oid == CT_POISON for extension in certificate.extensions)
     if poisoned != (kind == "precertificate"):
         raise CandorError(
             ErrorKind.POLICY, f"a {kind} {'must not' if poisoned else 'must'} carry the CT poison extension"
         )
+    return {
+        "serial_id": serial_id,
+        "kind": kind,
+        "der": der,
+        "tbs_sha256": hashlib.sha256(certificate.tbs_certificate_bytes).hexdigest(),
+        "fingerprint_sha256": hashlib.sha256(der).hexdigest(),
+        "spki_sha256": hashlib.sha256(_spki_der(certificate)).hexdigest(),
+        "not_before": certificate.not_valid_before_utc,
+        "not_after": certificate.not_valid_after_utc,
+        "created_at": _utc(created_at),
+    }
+
+
+def add_certificate(
+    session: Session, *, serial_record: SerialRecord, kind: str, der: bytes, created_at: datetime
+) -> CertificateRecord:
+    """Store the signed precertificate or certificate for a reserved serial.
+
+    The DER must pass :func:`certificate_values`' checks. The serial becomes "issued" (a precertificate counts
+    as issuance, BR 7.1.2.9) and expires with the certificate. A second certificate of the same kind for one
+    serial is refused by UNIQUE(serial_id, kind).
+    """
+    issuer = session.get(Issuer, serial_record.issuer_id)
+    if issuer is None:
+        raise CandorError(ErrorKind.POLICY, "certificate issuer name does not match the serial's issuer")
+    values = certificate_values(
+        serial_id=serial_record.id, serial_hex=serial_record.serial_hex, issuer_subject_der=issuer.subject_der,
+        kind=kind, der=der, created_at=created_at,
+    )  # fmt: skip
     stored = session.get(SerialRecord, serial_record.id)
     if stored is None:
         raise CandorError(ErrorKind.NOT_FOUND, f"serial {serial_record.serial_hex} is not reserved")
     if stored.status == "revoked":
         raise CandorError(ErrorKind.POLICY, f"serial {serial_record.serial_hex} is revoked")
-    record = CertificateRecord(
-        serial_id=serial_record.id,
-        kind=kind,
-        der=der,
-        tbs_sha256=hashlib.sha256(certificate.tbs_certificate_bytes).hexdigest(),
-        fingerprint_sha256=hashlib.sha256(der).hexdigest(),
-        spki_sha256=hashlib.sha256(_spki_der(certificate)).hexdigest(),
-        not_before=certificate.not_valid_before_utc,
-        not_after=certificate.not_valid_after_utc,
-        created_at=_utc(created_at),
-    )
+    record = CertificateRecord(**values)
     insert_unique(
         session,
         record,
         {"uq_certificates_serial_kind": f"a {kind} for serial {serial_record.serial_hex} of this issuer"},
     )
     stored.status = "issued"
-    stored.expires_at = certificate.not_valid_after_utc
+    stored.expires_at = record.not_after
     if serial_record is not stored:  # a detached copy from an earlier session: keep it truthful too
         serial_record.status = stored.status
         serial_record.expires_at = stored.expires_at

@@ -28,11 +28,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import Connection
 
 from candor.audit import AuditLog
 from candor.clock import Clock
 from candor.ct.log import tls
 from candor.ct.submit.loglist import LogInfo, LogList, load_log_list
+from candor.ct.submit.owed import log_ids_of, queue_owed
 from candor.ct.submit.policy import MAX_SCT_AFTER_NOT_BEFORE, evaluate
 from candor.ct.submit.sct import SctError, VerifiedSct, parse_sct_response, precert_entry, sct_list, verify_sct
 from candor.ct.submit.settings import CtSubmitSettings
@@ -142,6 +144,17 @@ class CtSubmitter:
             )
         ordered = sorted(verified, key=lambda v: (v.sct.timestamp, v.log.log_id))
         return sct_list([v.sct for v in ordered])
+
+    # -- FinalQueue: the signer's last stage --------------------------------------------------------------
+    def queue_final(
+        self, connection: Connection, *, serial_id: int, certificate_der: bytes, scts: bytes, now: datetime
+    ) -> None:
+        """Record, in the transaction that stores the final certificate, that it is owed to each log whose SCT
+        it embeds (RFC 6962 4.1 add-chain); :class:`~candor.ct.submit.final.FinalSubmissions` pays it."""
+        queue_owed(
+            connection, self.log_list, serial_id=serial_id, certificate_der=certificate_der,
+            log_ids=log_ids_of(scts), now=now,
+        )  # fmt: skip
 
     # -- shared with final-certificate submission ---------------------------------------------------------
     def targets_for(self, not_after: datetime) -> list[Target]:

@@ -1,11 +1,14 @@
 """Final certificates to the logs whose SCTs they embed (RFC 6962 4.1 add-chain), through a durable queue.
 
-``submit_final(certificate)`` writes one ``ct_submissions`` row per log named by the certificate's embedded
-SCTs, then tries them at once; a log that fails keeps its row with ``last_error`` and a ``next_attempt_at``
-after an exponential backoff (30 s doubling, capped by ``final_retry_max_seconds``). ``drain(now)`` retries
-the rows that are due, one attempt each, and is meant to run periodically in one process
-(:func:`run_drain_loop`); a row is claimed with a conditional update before it is tried, so two drainers never
-submit the same row at once. Rows survive restarts: nothing owed to a log is only in memory.
+The queue is ``ct_submissions``: one row per (certificate, log) named by the certificate's embedded SCTs
+(:mod:`.owed`). ``candor serve``'s signer writes the rows in the transaction that stores the final certificate
+(:meth:`CtSubmitter.queue_final`) and wakes the drain loop (:meth:`FinalSubmissions.wake`), so the request that
+finalised the order never waits for a log; ``submit_final(certificate)`` (``candor issue``) writes any rows
+still missing and tries them at once. A log that fails keeps its row with ``last_error`` and a
+``next_attempt_at`` after an exponential backoff (30 s doubling, capped by ``final_retry_max_seconds``).
+``drain(now)`` tries the rows that are due, one attempt each, a batch at a time, and runs in one process
+(:func:`run_drain_loop`); rows are claimed by one conditional update before they are tried, so two drainers
+never submit the same row at once. Rows survive restarts: nothing owed to a log is only in memory.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Row, func, select, update
 from sqlalchemy.orm import Session
 
 from candor.clock import Clock
+from candor.ct.log import tls
 from candor.ct.submit.client import CtSubmitter, LogOutcome, log_line
-from candor.ct.submit.sct import SctError, embedded_scts, x509_entry
+from candor.ct.submit.owed import queue_owed
+from candor.ct.submit.sct import SctError, embedded_scts
 from candor.errors import CandorError, ErrorKind
-from candor.storage import Database, orders
+from candor.storage import Database
 from candor.storage.models import CertificateRecord, Issuer, SerialRecord
 from candor.storage.models_ct_submit import CtSubmission
 
@@ -36,6 +41,8 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = timedelta(seconds=30)
 LEASE = timedelta(minutes=5)  # a claimed row is not retried by another drainer for this long
+GATHER_SECONDS = 0.2  # after a wake-up, let a few more certificates join the batch
+STOP_POLL_SECONDS = 0.5  # how soon the drain loop notices it is asked to stop
 
 
 @dataclass(frozen=True)
@@ -45,12 +52,24 @@ class DrainReport:
     pending: int  # rows not done, after this pass
 
 
+@dataclass(frozen=True)
+class _Owed:
+    row_id: int
+    log_id: bytes
+    description: str
+    certificate: bytes  # the final certificate, DER
+    chain: tuple[bytes, ...]  # its issuers upward, root excluded
+    root: bytes | None
+
+
 class FinalSubmissions:
     def __init__(self, *, db: Database, submitter: CtSubmitter, clock: Clock, batch: int = 100) -> None:
         self._db = db
         self._submitter = submitter
         self._clock = clock
         self._batch = batch
+        self._due = threading.Event()
+        self._chains: dict[int, tuple[tuple[bytes, ...], bytes | None]] = {}  # issuer id -> (chain, root)
 
     def submit_final(self, certificate: x509.Certificate) -> list[LogOutcome]:
         """Queue *certificate* (stored by the signer) for every log whose SCT it embeds, and try each now."""
@@ -60,42 +79,37 @@ class FinalSubmissions:
         except SctError as exc:
             raise CandorError(ErrorKind.INTERNAL, f"the certificate's SCT list cannot be read: {exc}") from None
         now = self._clock.now()
-        with self._db.session() as session:
-            found = orders.find_certificate_by_der(session, der)
-            if found is None:
-                raise CandorError(ErrorKind.NOT_FOUND, "CT: this final certificate is not one Candor stored")
-            serial, _issuer = found
-            existing = set(
-                session.scalars(select(CtSubmission.log_id).where(CtSubmission.serial_id == serial.id)).all()
-            )
-            for sct in scts:
-                if sct.log_id in existing:
-                    continue
-                existing.add(sct.log_id)
-                known = self._submitter.log_list.by_id(sct.log_id)
-                session.add(
-                    CtSubmission(
-                        serial_id=serial.id,
-                        log_id=sct.log_id,
-                        log_description=known.description if known is not None else "a log not in the log list",
-                        certificate_sha256=hashlib.sha256(der).hexdigest(),
-                        attempts=0,
-                        next_attempt_at=now,
-                        last_error=None,
-                        done=False,
-                        sct_timestamp=None,
-                        created_at=now,
-                        updated_at=now,
-                    )
+        with self._db.connection() as connection:
+            serial_id = connection.execute(
+                select(CertificateRecord.serial_id).where(
+                    CertificateRecord.fingerprint_sha256 == hashlib.sha256(der).hexdigest(),
+                    CertificateRecord.kind == "certificate",
                 )
-            serial_id = serial.id
+            ).scalar_one_or_none()
+            if serial_id is None:
+                raise CandorError(ErrorKind.NOT_FOUND, "CT: this final certificate is not one Candor stored")
+            queue_owed(
+                connection, self._submitter.log_list, serial_id=serial_id, certificate_der=der,
+                log_ids=[sct.log_id for sct in scts], now=now,
+            )  # fmt: skip
         return self._run(self._claim(now, serial_id=serial_id), now)
 
+    def wake(self) -> None:
+        """Rows were queued: the drain loop runs a pass now instead of at its next interval."""
+        self._due.set()
+
     def drain(self, now: datetime) -> DrainReport:
-        """Retry every queued submission due at *now* (one attempt each); report what happened."""
-        outcomes = self._run(self._claim(now), now)
-        with self._db.session() as session:
-            pending = len(session.scalars(select(CtSubmission.id).where(CtSubmission.done.is_(False))).all())
+        """Try every queued submission due at *now* (one attempt each, a batch at a time); report what happened."""
+        outcomes: list[LogOutcome] = []
+        while True:
+            claimed = self._claim(now)
+            outcomes += self._run(claimed, now)
+            if len(claimed) < self._batch:
+                break
+        with self._db.connection() as connection:
+            pending = connection.execute(
+                select(func.count()).select_from(CtSubmission).where(CtSubmission.done.is_(False))
+            ).scalar_one()
         done = sum(1 for o in outcomes if o.sct is not None)
         return DrainReport(submitted=done, failed=len(outcomes) - done, pending=pending)
 
@@ -104,107 +118,141 @@ class FinalSubmissions:
         with self._db.session() as session:
             return list(session.scalars(select(CtSubmission).where(CtSubmission.done.is_(False))).all())
 
-    # -- internals ------------------------------------------------------------------------------------------
-    def _claim(self, now: datetime, *, serial_id: int | None = None) -> list[int]:
-        """Rows due at *now*, each moved out of reach of other drainers for LEASE by a conditional update."""
-        claimed: list[int] = []
-        with self._db.session() as session:
-            query = select(CtSubmission.id, CtSubmission.next_attempt_at).where(
-                CtSubmission.done.is_(False), CtSubmission.next_attempt_at <= now
-            )
-            if serial_id is not None:
-                query = query.where(CtSubmission.serial_id == serial_id)
-            rows = session.execute(query.order_by(CtSubmission.next_attempt_at).limit(self._batch)).all()
-            for row_id, due in rows:
-                result = session.execute(
-                    update(CtSubmission)
-                    .where(CtSubmission.id == row_id, CtSubmission.next_attempt_at == due, CtSubmission.done.is_(False))
-                    .values(next_attempt_at=now + LEASE)
-                    .execution_options(synchronize_session=False)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(row_id)
-        return claimed
+    def wait(self, interval: timedelta, stop: threading.Event) -> None:
+        """Until *interval* has passed, :meth:`wake` was called (then a moment more, to gather a batch) or *stop*
+        is set."""
+        deadline = time.monotonic() + interval.total_seconds()
+        while not stop.is_set() and not self._due.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._due.wait(min(left, STOP_POLL_SECONDS))
+        if self._due.is_set():
+            stop.wait(GATHER_SECONDS)
+            self._due.clear()  # what was queued so far is committed: the next pass claims it
 
-    def _run(self, row_ids: Sequence[int], now: datetime) -> list[LogOutcome]:
-        if not row_ids:
+    # -- internals ------------------------------------------------------------------------------------------
+    def _claim(self, now: datetime, *, serial_id: int | None = None) -> list[_Owed]:
+        """Rows due at *now*, moved out of other drainers' reach for LEASE by one conditional update (a row
+        another drainer claimed meanwhile no longer matches it), with what submitting them needs."""
+        due = select(CtSubmission.id).where(CtSubmission.done.is_(False), CtSubmission.next_attempt_at <= now)
+        if serial_id is not None:
+            due = due.where(CtSubmission.serial_id == serial_id)
+        due = due.order_by(CtSubmission.next_attempt_at).limit(self._batch)
+        with self._db.connection() as connection:
+            claimed = connection.execute(
+                update(CtSubmission)
+                .where(
+                    CtSubmission.id.in_(due.scalar_subquery()),
+                    CtSubmission.done.is_(False),
+                    CtSubmission.next_attempt_at <= now,
+                )
+                .values(next_attempt_at=now + LEASE)
+                .returning(CtSubmission.id, CtSubmission.serial_id, CtSubmission.log_id, CtSubmission.log_description)
+            ).all()
+            return self._with_chains(connection, claimed)
+
+    def _with_chains(self, connection: Connection, claimed: Sequence[Row[int, int, bytes, str]]) -> list[_Owed]:
+        if not claimed:
             return []
-        work: list[tuple[int, Future[LogOutcome] | None, str | None]] = []
+        serials = sorted({row.serial_id for row in claimed})
+        stored = {
+            serial: (issuer_id, der)
+            for serial, issuer_id, der in connection.execute(
+                select(CertificateRecord.serial_id, SerialRecord.issuer_id, CertificateRecord.der)
+                .join(SerialRecord, SerialRecord.id == CertificateRecord.serial_id)
+                .where(CertificateRecord.serial_id.in_(serials), CertificateRecord.kind == "certificate")
+            )
+        }
+        owed = []
+        for row in sorted(claimed, key=lambda r: r.id):
+            if row.serial_id not in stored:  # the rows are written with the certificate: a broken database
+                raise CandorError(ErrorKind.INTEGRITY, f"CT: submission {row.id} names no stored certificate")
+            issuer_id, der = stored[row.serial_id]
+            chain, root = self._chain(connection, issuer_id)
+            owed.append(_Owed(row.id, row.log_id, row.log_description, der, chain, root))
+        return owed
+
+    def _chain(self, connection: Connection, issuer_id: int) -> tuple[tuple[bytes, ...], bytes | None]:
+        """The issuer and those above it (DER), the root apart: issuers never change, so read once."""
+        known = self._chains.get(issuer_id)
+        if known is not None:
+            return known
+        chain: list[bytes] = []
+        root: bytes | None = None
+        with Session(bind=connection) as session:
+            issuer: Issuer | None = session.get(Issuer, issuer_id)
+            while issuer is not None:
+                if issuer.kind == "root":
+                    root = issuer.certificate_der
+                    break
+                chain.append(issuer.certificate_der)
+                issuer = issuer.parent
+        self._chains[issuer_id] = (tuple(chain), root)
+        return self._chains[issuer_id]
+
+    def _run(self, owed: Sequence[_Owed], now: datetime) -> list[LogOutcome]:
+        if not owed:
+            return []
+        work: list[tuple[_Owed, Future[LogOutcome] | None]] = []
         cancel = threading.Event()
         deadline = time.monotonic() + self._submitter.settings.deadline_seconds
-        with self._db.session() as session:
-            for row_id in row_ids:
-                row = session.get(CtSubmission, row_id)
-                assert row is not None
-                known = self._submitter.log_list.by_id(row.log_id)
-                target = self._submitter.target(known) if known is not None else None
-                if target is None:
-                    work.append((row_id, None, "the log is not in the log list, or is disabled"))
-                    continue
-                certificate, chain, root = _stored_chain(session, row.serial_id)
-                ders = [certificate.public_bytes(Encoding.DER), *chain]
-                if target.include_root and root is not None:
-                    ders.append(root)
-                future = self._submitter.submit_in_pool(
-                    target, ders, x509_entry(certificate), precertificate=False, not_before=None,
-                    cancel=cancel, deadline=deadline, attempts_allowed=1,
-                )  # fmt: skip
-                work.append((row_id, future, None))
-        outcomes: list[LogOutcome] = []
-        for row_id, pending, problem in work:
+        for item in owed:
+            known = self._submitter.log_list.by_id(item.log_id)
+            target = self._submitter.target(known) if known is not None else None
+            if target is None:
+                work.append((item, None))
+                continue
+            ders = [item.certificate, *item.chain, *([item.root] if target.include_root and item.root else [])]
+            entry = tls.SignedEntry(tls.EntryType.X509, certificate=item.certificate)  # RFC 6962 3.2 x509_entry
+            future = self._submitter.submit_in_pool(
+                target, ders, entry, precertificate=False, not_before=None,
+                cancel=cancel, deadline=deadline, attempts_allowed=1,
+            )  # fmt: skip
+            work.append((item, future))
+        settled: list[tuple[_Owed, LogOutcome | None, str | None]] = []
+        for item, pending in work:
             outcome = pending.result() if pending is not None else None
             if outcome is not None:
-                outcomes.append(outcome)
                 log_line("add-chain", outcome)
-            error = problem if outcome is None else outcome.error
-            self._settle(row_id, outcome, error, now)
-        return outcomes
+            problem = "the log is not in the log list, or is disabled" if pending is None else None
+            settled.append((item, outcome, problem if outcome is None else outcome.error))
+        self._settle(settled, now)
+        return [outcome for _, outcome, _ in settled if outcome is not None]
 
-    def _settle(self, row_id: int, outcome: LogOutcome | None, error: str | None, now: datetime) -> None:
+    def _settle(self, settled: Sequence[tuple[_Owed, LogOutcome | None, str | None]], now: datetime) -> None:
+        """Every outcome of a pass, in one transaction: done with the SCT's timestamp, or due again later."""
         cap = timedelta(seconds=self._submitter.settings.final_retry_max_seconds)
-        with self._db.session() as session:
-            row = session.get(CtSubmission, row_id)
-            assert row is not None
-            row.updated_at = self._clock.now()
-            if outcome is not None and outcome.sct is not None:
-                row.attempts += outcome.attempts
-                row.done, row.last_error, row.sct_timestamp = True, None, outcome.sct.sct.timestamp
-                return
-            row.attempts += outcome.attempts if outcome is not None else 1
-            row.last_error = (error or "failed")[:500]
-            row.next_attempt_at = now + min(cap, FIRST_RETRY * (2 ** min(row.attempts - 1, 20)))
-            log.warning(
-                "ct.submit.final log=%r serial_id=%d attempts=%d next_attempt_at=%s error=%r",
-                row.log_description, row.serial_id, row.attempts, row.next_attempt_at.isoformat(), row.last_error,
-            )  # fmt: skip
-
-
-def _stored_chain(session: Session, serial_id: int) -> tuple[x509.Certificate, list[bytes], bytes | None]:
-    """The final certificate (as stored) and its issuers upward (DER), the root apart."""
-    serial = session.get(SerialRecord, serial_id)
-    assert serial is not None
-    der = session.scalars(
-        select(CertificateRecord.der).where(
-            CertificateRecord.serial_id == serial_id, CertificateRecord.kind == "certificate"
-        )
-    ).one()
-    chain: list[bytes] = []
-    root: bytes | None = None
-    issuer: Issuer | None = session.get(Issuer, serial.issuer_id)
-    while issuer is not None:
-        if issuer.kind == "root":
-            root = issuer.certificate_der
-            break
-        chain.append(issuer.certificate_der)
-        issuer = issuer.parent
-    return x509.load_der_x509_certificate(der), chain, root
+        updated_at = self._clock.now()
+        with self._db.connection() as connection:
+            attempts_before = dict(
+                connection.execute(
+                    select(CtSubmission.id, CtSubmission.attempts).where(
+                        CtSubmission.id.in_([item.row_id for item, _, _ in settled])
+                    )
+                ).all()
+            )
+            for item, outcome, error in settled:
+                attempts = attempts_before[item.row_id] + (outcome.attempts if outcome is not None else 1)
+                values: dict[str, object] = {"attempts": attempts, "updated_at": updated_at}
+                if outcome is not None and outcome.sct is not None:
+                    values.update(done=True, last_error=None, sct_timestamp=outcome.sct.sct.timestamp)
+                else:
+                    next_attempt_at = now + min(cap, FIRST_RETRY * (2 ** min(attempts - 1, 20)))
+                    values.update(last_error=(error or "failed")[:500], next_attempt_at=next_attempt_at)
+                    log.warning(
+                        "ct.submit.final log=%r row=%d attempts=%d next_attempt_at=%s error=%r",
+                        item.description, item.row_id, attempts, next_attempt_at.isoformat(), values["last_error"],
+                    )  # fmt: skip
+                connection.execute(update(CtSubmission).where(CtSubmission.id == item.row_id).values(**values))
 
 
 def run_drain_loop(
     final: FinalSubmissions, *, clock: Clock, stop: threading.Event, interval: timedelta = timedelta(seconds=30)
 ) -> None:
-    """Call ``final.drain`` every *interval* until *stop* is set (``candor serve``'s primary process runs this
-    in a thread). A failed pass (database unavailable) is logged and tried again next time."""
+    """Call ``final.drain`` when woken (:meth:`FinalSubmissions.wake`) or every *interval*, until *stop* is set
+    (``candor serve``'s primary process runs this in a thread). A failed pass (database unavailable) is logged
+    and tried again next time."""
     while not stop.is_set():
         try:
             report = final.drain(clock.now())
@@ -215,7 +263,7 @@ def run_drain_loop(
                 )  # fmt: skip
         except CandorError as exc:
             log.warning("ct.submit.final drain failed: %s", exc)
-        stop.wait(interval.total_seconds())
+        final.wait(interval, stop)
 
 
 __all__ = ["DrainReport", "FinalSubmissions", "run_drain_loop"]
