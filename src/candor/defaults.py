@@ -23,6 +23,19 @@ workers = 1
 # Put this server's OCSP responder URL ({base_url}/ocsp/<issuer>) in every certificate's AIA (BR 7.1.2.7.7).
 ocsp_urls = true
 
+# The clock watch (CSBR 6.8, and WS-08e for certificates): nothing is signed while the system clock is more
+# than max_offset_seconds off its time sources, or when none has confirmed it for max_sync_age_hours; every
+# step of a second or more is audited. `candor clock status` shows what the sources say.
+# Production names a UTC(k) source: ["chrony"] (chronyd disciplining this host) or ["ntp"] with
+# ntp_servers = ["ntp1.example.net", "ntp2.example.net", "ntp3.example.net"] (asked directly; three or more, so
+# that one wrong server is outvoted). ["system"] trusts this host's clock as it is: for a local PKI only, and
+# refused when an issuer is publicly trusted.
+[clock]
+sources = ["system"]
+max_offset_seconds = 1.0
+max_sync_age_hours = 24
+poll_seconds = 16
+
 # Key stores. A ceremony file names a store for every key it creates.
 # file: PKCS#8 files encrypted with the passphrase read from a file (first line) or an environment variable.
 [keys.stores.file]
@@ -110,6 +123,10 @@ revocation_delay_seconds = 60  # a shard with a new revocation is republished wi
 [logging]
 level = "INFO"
 """
+
+# The [clock] source line of CONFIG_TEMPLATE, and what `candor init` writes instead when chronyd answers.
+CLOCK_SYSTEM = 'sources = ["system"]'
+CLOCK_CHRONY = 'sources = ["chrony"]'
 
 CEREMONY_TEMPLATE = """\
 # Candor key ceremony: the whole hierarchy in one file, for review before it runs.

@@ -9,8 +9,10 @@ import pytest
 from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "issuance"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "timekeeping"))
 
 from issuing import build_home, csr_for
+from ntp_server import NtpServer
 
 from support import assert_one_line_error, record_issued, run_cli
 
@@ -42,7 +44,10 @@ def test_operator_cannot_attest_names_on_a_public_issuer(
     public = build_home(tmp_path_factory.mktemp("public-issue"), private=False)
     csr = tmp_path / "req.der"
     csr.write_bytes(csr_for(["www.example.com"]))
-    result = run_cli("--data-dir", public, "issue", "--csr", csr, "--issuer", "tls-e1")
+    with NtpServer() as ntp:  # a publicly-trusted hierarchy signs only on a clock a UTC(k) source confirms
+        with (public / "candor.toml").open("a") as config:
+            config.write(f'\n[clock]\nsources = ["ntp"]\nntp_servers = ["{ntp.address}"]\n')
+        result = run_cli("--data-dir", public, "issue", "--csr", csr, "--issuer", "tls-e1")
     assert_one_line_error(result, "publicly trusted", "--account")
 
 

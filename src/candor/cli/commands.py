@@ -66,11 +66,14 @@ def init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         out.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii").rstrip("=") + "\n")
     ceremony_file = data_dir / "ceremony.toml"
     ceremony_file.write_text(CEREMONY_TEMPLATE.format(base_url=base_url), encoding="utf-8")
-    (data_dir / CONFIG_FILE_NAME).write_text(
-        CONFIG_TEMPLATE.format(port=args.port, base_url=base_url, acme_port=args.acme_port or args.port + 363),
-        encoding="utf-8",
+    from candor.cli.clock_edge import initial_clock
+
+    config_text, clock_note = initial_clock(
+        CONFIG_TEMPLATE.format(port=args.port, base_url=base_url, acme_port=args.acme_port or args.port + 363)
     )
+    (data_dir / CONFIG_FILE_NAME).write_text(config_text, encoding="utf-8")
     load_config(data_dir)  # the template must itself be valid
+    _say(clock_note)
     _say(f"initialised {data_dir}; running the default ceremony ({ceremony_file.name})")
     with open_context(data_dir, environ, migrate=True) as context:
         _run_ceremony(context, ceremony_file)
@@ -125,6 +128,7 @@ def db_upgrade(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from candor.cli.acme_edge import acme_listener
+    from candor.cli.clock_edge import serving_clock
     from candor.cli.context import build_signer
     from candor.cli.crl_commands import crl_loop_task
     from candor.server import Worker, run_server
@@ -147,7 +151,10 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         try:
             list_path = ct_edge.publish_log_list(context, own)
             ct = ct_edge.transparency(context, own)
-            signer = build_signer(context, stores, sct_source=ct.submitter if ct is not None else None)
+            clock = serving_clock(context, primary=True)  # its first verdict, before anything is signed
+            signer = build_signer(
+                context, stores, sct_source=ct.submitter if ct is not None else None, clock_watch=clock.watch
+            )
             for note in signer.reconcile():
                 _say(f"reconciled: {note}")
             finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
@@ -162,6 +169,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 background = (
                     crl_loop_task(context, stores),
                     ocsp_edge.presign_task(context, stores, responder),
+                    *clock.background,
                     *((_drain(ct),) if ct is not None else ()),
                 )
                 routes = (*own.routes(), *ocsp_edge.responder_routes(context, responder))
@@ -207,6 +215,7 @@ def _serve_worker(
     listener presents the certificate the parent issued (or was given), handed over as an operator's listener
     certificate whose password lives only in this process's memory."""
     from candor.cli.acme_edge import acme_listener
+    from candor.cli.clock_edge import serving_clock
     from candor.cli.context import build_signer
     from candor.cli.crl_commands import crl_loop_task
     from candor.config import SecretSource
@@ -231,7 +240,11 @@ def _serve_worker(
         ct = ct_edge.transparency(context, None)  # other logs only: own logs need workers = 1
         if ct is not None:
             stack.callback(ct.close)
-        signer = build_signer(context, stores, sct_source=ct.submitter if ct is not None else None)
+        clock = serving_clock(context, primary=primary)  # the primary polls; the others read its verdict
+        stack.callback(clock.close)
+        signer = build_signer(
+            context, stores, sct_source=ct.submitter if ct is not None else None, clock_watch=clock.watch
+        )
         finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
         acme = acme_listener(context, finalizer, host=host)
         responder = ocsp_edge.open_responder(context, stores)
@@ -241,6 +254,7 @@ def _serve_worker(
             background = (
                 crl_loop_task(context, stores),
                 ocsp_edge.presign_task(context, stores, responder),
+                *clock.background,
                 *((_drain(ct),) if ct is not None else ()),
             )
         else:
@@ -329,6 +343,7 @@ def keys_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def issue(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Operator issuance: a CSR in, the certificate chain out (PEM)."""
     from candor.audit import AuditLog
+    from candor.cli.clock_edge import open_watch
     from candor.cli.context import build_signer, fault_pause
     from candor.issuance import parse_csr
     from candor.ra import operator_order
@@ -340,7 +355,10 @@ def issue(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         ct = ct_edge.transparency(context, None)  # the logs are reached over HTTP (candor serve runs its own)
         try:
             sct_source = ct.submitter if ct is not None else None
-            signer = build_signer(context, stores, on_phase=fault_pause(environ), sct_source=sct_source)
+            watch = open_watch(context)  # WS-08e: nothing is signed on a clock its sources do not confirm
+            signer = build_signer(
+                context, stores, on_phase=fault_pause(environ), sct_source=sct_source, clock_watch=watch
+            )
             for note in signer.reconcile():
                 _say(f"reconciled: {note}", err=True)
             with context.db.session() as session:

@@ -17,6 +17,7 @@ from candor.issuance import IssuanceSettings, IssuerResolver, SctSource, Signer
 from candor.issuance.signer import Phase
 from candor.keys import KeyStores
 from candor.storage import Database
+from candor.timekeeping import ClockWatch
 
 ENV_HOME = "CANDOR_HOME"
 
@@ -63,10 +64,16 @@ def open_context(data_dir: Path, environ: Mapping[str, str], *, migrate: bool = 
 
 
 def build_signer(
-    context: Context, stores: KeyStores, *, on_phase: Phase | None = None, sct_source: SctSource | None = None
+    context: Context,
+    stores: KeyStores,
+    *,
+    on_phase: Phase | None = None,
+    sct_source: SctSource | None = None,
+    clock_watch: ClockWatch | None = None,
 ) -> Signer:
     """The signer for this data directory, as configured; with *sct_source*, every precertificate is logged
-    and the final certificate carries the SCTs (or nothing is finalised)."""
+    and the final certificate carries the SCTs (or nothing is finalised); with *clock_watch*, nothing is signed
+    while it distrusts the clock (WS-08e)."""
     config = context.config
     settings = IssuanceSettings(
         base_url=config.server.public_base_url,
@@ -82,6 +89,7 @@ def build_signer(
         actor=context.actor,
         on_phase=on_phase,
         sct_source=sct_source,
+        clock_watch=clock_watch,
     )
 
 
