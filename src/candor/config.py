@@ -19,6 +19,7 @@ from candor.ct.log.settings import CtConfig
 from candor.errors import CandorError, ErrorKind
 from candor.revocation.ocsp.settings import OcspSettings
 from candor.timekeeping.settings import ClockSettings
+from candor.tsa.settings import TsaSettings
 
 CONFIG_FILE_NAME = "candor.toml"
 
@@ -205,6 +206,7 @@ class CandorConfig(_Strict):
     ct: CtConfig = CtConfig()  # [[ct.logs]]: the CT logs this Candor runs (candor.ct.log.settings)
     crl: CrlConfig = CrlConfig()
     ocsp: OcspSettings = OcspSettings()  # [ocsp]: the pre-signed responder (candor.revocation.ocsp.settings)
+    tsa: TsaSettings | None = None  # [tsa]: the time-stamping authority (candor.tsa.settings); absent: no TSA
     clock: ClockSettings = ClockSettings()  # [clock]: the clock watch's time sources (candor.timekeeping)
 
 

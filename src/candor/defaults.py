@@ -120,6 +120,17 @@ validity_days = 7              # nextUpdate - thisUpdate, at most 10
 regenerate_hours = 6           # every shard, revoked or not
 revocation_delay_seconds = 60  # a shard with a new revocation is republished within this
 
+# The time-stamping authority (RFC 3161, RFC 5816; CA/B Forum CSBR 6.8) at {base_url}/tsa. Tokens are signed
+# by TSA units, keys certified by the time-stamping sub-CA ('candor tsa certify', 'candor tsa list'); each
+# unit signs for 15 months from its notBefore at most (CSBR 6.3.2), so certify the next one ahead of time.
+[tsa]
+# TSTInfo.policy of every token: the OID of your TSA policy. This one is under the enterprise number reserved
+# for documentation (RFC 5612): replace it before anyone relies on the tokens.
+policy = "1.3.6.1.4.1.32473.1.1"
+accuracy_ms = 1000     # the bound the clock is held to (ETSI EN 319 421: 1 s or better)
+precision_digits = 3   # genTime to the millisecond
+issuer = "tsa-ca1"
+
 [logging]
 level = "INFO"
 """

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from candor import __version__
-from candor.cli import clock_edge, commands, crl_commands, ct_commands
+from candor.cli import clock_edge, commands, crl_commands, ct_commands, tsa_commands
 from candor.errors import CandorError, ErrorKind
 
 # Exit codes by error kind, so scripts can tell a bad config from a locked token.
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     ct_commands.add_parser(sub)
     crl_commands.add_parser(sub)
     clock_edge.add_parser(sub)
+    tsa_commands.add_parser(sub)
 
     serve = sub.add_parser("serve", help="serve the CA's HTTP endpoints")
     serve.add_argument("--host", help="override server.host")

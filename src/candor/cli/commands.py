@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from candor.audit import AuditLog
 from candor.ceremony import Ceremony, PublicFiles, load_ceremony
-from candor.cli import ct_edge, ocsp_edge
+from candor.cli import ct_edge, ocsp_edge, tsa_edge
 from candor.cli.context import Context, data_dir_from, open_context
 from candor.cli.render import render_hierarchy
 from candor.config import CONFIG_FILE_NAME, load_config, resolve_secret
@@ -79,6 +79,10 @@ def init(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         _run_ceremony(context, ceremony_file)
         with context.db.session() as session:
             _say(render_hierarchy(session))
+        if context.config.tsa is not None:  # the template's [tsa]: the first unit, so that the TSA serves at once
+            from candor.cli.tsa_commands import first_unit
+
+            _say(first_unit(context))
     return 0
 
 
@@ -166,18 +170,24 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             build: Callable[[bool], Worker]
             if workers == 1:
                 responder = ocsp_edge.open_responder(context, stores)
+                tsa = tsa_edge.serve_parts(context, stores, clock.watch, primary=True)
                 background = (
                     crl_loop_task(context, stores),
                     ocsp_edge.presign_task(context, stores, responder),
                     *clock.background,
                     *((_drain(ct),) if ct is not None else ()),
+                    *tsa.background,
                 )
-                routes = (*own.routes(), *ocsp_edge.responder_routes(context, responder))
-                this = Worker(db=context.db, acme=acme, routes=routes, background=background, close=responder.close)
+                routes = (*own.routes(), *ocsp_edge.responder_routes(context, responder), *tsa.routes)
+                close = _both(responder.close, tsa.close)
+                this = Worker(db=context.db, acme=acme, routes=routes, background=background, close=close)
                 build = partial(_this_process, this)
             else:
+                tsa = tsa_edge.probe(context, stores, clock.watch)  # a unit that may not sign stops start-up here
                 stores.close()  # each worker opens its own (PKCS#11 sessions do not survive a fork)
                 build = partial(_serve_worker, data_dir, environ, host=host, listener=acme)
+            if tsa.url is not None:
+                _say(f"  TSA (RFC 3161): POST application/timestamp-query to {tsa.url}")
             return run_server(
                 config=context.config,
                 db=context.db,
@@ -206,6 +216,16 @@ def _drain(ct: ct_edge.Transparency) -> Callable[[], Awaitable[None]]:
 
 def _this_process(worker: Worker, _primary: bool) -> Worker:
     return worker
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def close() -> None:
+        try:
+            first()
+        finally:
+            second()
+
+    return close
 
 
 def _serve_worker(
@@ -259,7 +279,10 @@ def _serve_worker(
             )
         else:
             stack.callback(ocsp_edge.follow_database(context, responder).set)
-        routes = tuple(ocsp_edge.responder_routes(context, responder))
+        tsa = tsa_edge.serve_parts(context, stores, clock.watch, primary=primary)
+        stack.callback(tsa.close)
+        routes = (*ocsp_edge.responder_routes(context, responder), *tsa.routes)
+        background = (*background, *tsa.background)
         return Worker(db=context.db, acme=acme, routes=routes, background=background, close=stack.close)
     except BaseException:
         stack.close()

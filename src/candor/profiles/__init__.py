@@ -27,6 +27,7 @@ from candor.profiles.precert import (
 )
 from candor.profiles.subscriber import SubscriberRequest, VettedOrganization, subscriber_certificate
 from candor.profiles.template import CertificateTemplate, to_builder
+from candor.profiles.tsa import timestamp_certificate, timestamp_certificate_problems
 
 __all__ = [
     "POISON_OID",
@@ -50,6 +51,8 @@ __all__ = [
     "root_ca",
     "subscriber_certificate",
     "tbs_without_poison_or_scts",
+    "timestamp_certificate",
+    "timestamp_certificate_problems",
     "tls_subordinate_ca",
     "to_builder",
     "tsa_subordinate_ca",
