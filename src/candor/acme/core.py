@@ -24,7 +24,7 @@ from candor.policy.dated import CAA_MAX_AGE
 from candor.policy.names import Identifier
 from candor.ra.limits import Limits
 from candor.storage import Database
-from candor.storage.models_issuance import Account, Order
+from candor.storage.models_issuance import Account
 from candor.validation import ValidationResult
 
 Reply = tuple[int, Any, dict[str, str]]
@@ -87,6 +87,7 @@ class ServiceCore:
         self.db, self.clock, self.settings = db, clock, settings
         self.finalizer, self.validator = finalizer, validator
         self.audit = AuditLog(clock)
+        self._chains: dict[int, list[bytes]] = {}  # issuer id -> the chain served with its certificates
 
     # -- directory --------------------------------------------------------------------------------------
     def directory(self) -> dict[str, Any]:
@@ -142,8 +143,8 @@ class ServiceCore:
     def _account_url(self, account: Account) -> str:
         return f"{self.settings.base}/acct/{account.id}"
 
-    def _order_url(self, order: Order) -> str:
-        return f"{self.settings.base}/order/{order.id}"
+    def _order_url(self, order_id: int) -> str:
+        return f"{self.settings.base}/order/{order_id}"
 
     def _event(self, session: Session, action: str, account: Account | int, **details: object) -> None:
         """Record an audit event for an account's request; call it last in the transaction (its insert then
@@ -165,7 +166,3 @@ def retry_after(status: str) -> dict[str, str]:
     """RFC 8555 7.1.6 / 8.2: while an object is processing (a validation or a finalization in flight on another
     request), tell the client when to look again."""
     return {"Retry-After": "1"} if status == "processing" else {}
-
-
-def jwk_of(account: Account) -> dict[str, Any]:
-    return dict(json.loads(account.jwk or "{}"))

@@ -8,6 +8,7 @@ import base64
 import json
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
@@ -17,18 +18,14 @@ from candor.acme.core import Reply, ServiceCore, retry_after
 from candor.acme.jwk import b64url_decode
 from candor.acme.jws import VerifiedRequest
 from candor.acme.problems import URN, AcmeProblem, problem_type_for
-from candor.acme.records import (
-    order_authorizations,
-    order_json,
-    owned,
-)
+from candor.acme.records import order_json, require_owner
 from candor.acme.renewal import certificate_by_cert_id
 from candor.errors import CandorError, ErrorKind
 from candor.policy.dated import rules_at
 from candor.policy.names import MAX_IDENTIFIERS, Identifier, check_identifiers, normalize_identifier
 from candor.ra.limits import check_new_order
-from candor.storage import acme_sql, orders, repositories
-from candor.storage.models import Issuer
+from candor.storage import acme_sql, acme_views, orders, repositories
+from candor.storage.acme_views import AuthorizationView, OrderView
 from candor.storage.models_issuance import Authorization, Order
 
 
@@ -70,26 +67,21 @@ class Ordering(ServiceCore):
                 self._check_replaces(session, account_id, replaces, identifiers)
             connection = session.connection()
             authorizations = [self._authorization_for(connection, account_id, i, now=now) for i in identifiers]
-            order = Order(  # Core inserts below; this transient object only renders the reply
-                account_id=account_id,
-                status="ready" if all(reused for _, reused in authorizations) else "pending",  # RFC 8555 7.1.6
-                identifiers=orders.encode_identifiers((i.type, i.value) for i in identifiers),
-                profile=profile,
-                issuer_id=self._issuer()[0],
-                created_at=now,
-                expires_at=now + self.settings.order_lifetime,
-                updated_at=now,
-                replaces=replaces,
-            )
-            order.id = acme_sql.insert_order(
+            status = "ready" if all(reused for _, reused in authorizations) else "pending"  # RFC 8555 7.1.6
+            expires_at = now + self.settings.order_lifetime
+            order_id = acme_sql.insert_order(
                 connection, account_id=account_id, identifiers=[(i.type, i.value) for i in identifiers],
-                profile=profile, issuer_id=order.issuer_id, status=order.status, created_at=now,
-                expires_at=order.expires_at, replaces=replaces,
+                profile=profile, issuer_id=self._issuer()[0], status=status, created_at=now, expires_at=expires_at,
+                replaces=replaces,
             )  # fmt: skip
-            acme_sql.link_authorizations(connection, order.id, [a for a, _ in authorizations])
-            body = order_json(session, order, self.settings.base)
-            self._event(session, "order.create", account_id, order=order.id, identifiers=[i.value for i in identifiers])
-            return 201, body, {"Location": self._order_url(order)}
+            acme_sql.link_authorizations(connection, order_id, [a for a, _ in authorizations])
+            order = OrderView(
+                order_id, account_id, status, orders.encode_identifiers((i.type, i.value) for i in identifiers),
+                profile, expires_at, replaces, None,
+            )  # fmt: skip
+            self._event(session, "order.create", account_id, order=order_id, identifiers=[i.value for i in identifiers])
+        body = order_json(order, [a for a, _ in authorizations], self.settings.base, issued=False)
+        return 201, body, {"Location": self._order_url(order_id)}
 
     def _check_replaces(
         self, session: Session, account_id: int, replaces: str, identifiers: tuple[Identifier, ...]
@@ -110,10 +102,18 @@ class Ordering(ServiceCore):
             raise AcmeProblem("alreadyReplaced", "another order already replaces this certificate (RFC 9773 5)", 409)
 
     def order(self, request: VerifiedRequest, order_id: int) -> Reply:
-        with self.db.session() as session:
-            order = owned(session, Order, order_id, self.account_for(session, request))
-            body = order_json(session, order, self.settings.base)
-            return 200, body, retry_after(body["status"])
+        body = self._order_body(self.account_id(request), order_id)
+        return 200, body, retry_after(body["status"])
+
+    def _order_body(self, account_id: int, order_id: int) -> dict[str, Any]:
+        """The order as RFC 8555 7.1.3 shows it to its owner (404 to anyone else)."""
+        with self.db.connection() as connection:
+            order = acme_views.order_view(connection, order_id)
+            require_owner(order, account_id, "order")
+            assert order is not None
+            authorizations = [a.id for a in acme_views.order_authorizations(connection, order_id)]
+            issued = order.status == "valid" and acme_views.has_issuance(connection, order_id)
+        return order_json(order, authorizations, self.settings.base, issued=issued)
 
     def finalize(self, request: VerifiedRequest, order_id: int) -> Reply:
         payload = request.payload_json()
@@ -121,24 +121,23 @@ class Ordering(ServiceCore):
         if not isinstance(csr_b64, str):
             raise AcmeProblem("malformed", "finalize needs a 'csr' (RFC 8555 7.4)")
         csr = b64url_decode(csr_b64, "csr")
-        with self.db.session() as session:
-            order = owned(session, Order, order_id, self.account_for(session, request))
+        account_id = self.account_id(request)
+        with self.db.connection() as connection:
+            order = acme_views.order_view(connection, order_id)
+            require_owner(order, account_id, "order")
+            assert order is not None
             if order.status != "ready":
                 raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready (RFC 8555 7.4)", 403)
-            stale = self._caa_stale(session, order)
-            account_uri = self._account_url(self.account_for(session, request))
+            stale = self._caa_stale(acme_views.order_authorizations(connection, order_id))
         if stale:
-            self._recheck_caa(order_id, stale, account_uri)
+            self._recheck_caa(order_id, stale, f"{self.settings.base}/acct/{account_id}")
         try:
             self.finalizer.finalize(order_id, csr)
         except CandorError as exc:
             if exc.kind is ErrorKind.CONFLICT:  # another finalization got there first
                 raise AcmeProblem("orderNotReady", exc.message, 403) from None
             raise
-        with self.db.session() as session:
-            order = session.get(Order, order_id)
-            assert order is not None
-            return 200, order_json(session, order, self.settings.base), {"Location": self._order_url(order)}
+        return 200, self._order_body(account_id, order_id), {"Location": self._order_url(order_id)}
 
     def _issuer_is_private(self) -> bool:
         """Whether the ACME issuer is private (it may certify internal names)."""
@@ -156,13 +155,13 @@ class Ordering(ServiceCore):
 
     _issuer_row: tuple[int, bool] | None = None
 
-    def _caa_stale(self, session: Session, order: Order) -> list[tuple[int, Identifier, str]]:
-        """The dns authorizations of *order* whose CAA check is 8 hours old or more (BR 3.2.2.8)."""
+    def _caa_stale(self, authorizations: list[AuthorizationView]) -> list[tuple[int, Identifier, str]]:
+        """The dns authorizations of an order whose CAA check is 8 hours old or more (BR 3.2.2.8)."""
         now = self.clock.now()
         return [
             (a.id, normalize_identifier(a.identifier_type, ("*." if a.wildcard else "") + a.identifier_value),
              a.method or "")
-            for a in order_authorizations(session, order)
+            for a in authorizations
             if a.identifier_type == "dns"
             and (a.caa_checked_at is None or a.caa_checked_at + self.settings.caa_recheck_after <= now)
         ]  # fmt: skip
@@ -194,18 +193,19 @@ class Ordering(ServiceCore):
             raise AcmeProblem(problem_type, f"CAA recheck at finalization: {detail}", 403)
 
     def certificate(self, request: VerifiedRequest, order_id: int) -> Reply:
-        with self.db.session() as session:
-            order = owned(session, Order, order_id, self.account_for(session, request))
-            issuance = orders.issuance_for_order(session, order.id)
-            if order.status != "valid" or issuance is None:
+        account_id = self.account_id(request)
+        with self.db.connection() as connection:
+            order = acme_views.order_view(connection, order_id)
+            require_owner(order, account_id, "order")
+            assert order is not None
+            found = acme_views.certificate_of_order(connection, order_id) if order.status == "valid" else None
+            if found is None:
                 raise AcmeProblem("malformed", "no certificate for this order yet", 404)
-            leaf = orders.certificate_der(session, issuance.serial_id, "certificate")
-            chain = [leaf]
-            issuer: Issuer | None = issuance.serial.issuer
-            while issuer is not None and issuer.kind != "root":
-                chain.append(issuer.certificate_der)
-                issuer = issuer.parent
-        pem = b"".join(_pem(der) for der in chain)
+            leaf, issuer_id = found
+            chain = self._chains.get(issuer_id)
+            if chain is None:  # issuers' certificates never change: read once per process
+                chain = self._chains.setdefault(issuer_id, acme_views.chain_below_root(connection, issuer_id))
+        pem = b"".join(_pem(der) for der in (leaf, *chain))
         return 200, pem, {"Content-Type": "application/pem-certificate-chain"}
 
     def _authorization_for(
