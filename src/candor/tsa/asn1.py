@@ -85,6 +85,7 @@ REFUSED_IMPRINT_ALGORITHMS = {
     "1.3.36.3.2.1": "RIPEMD-160",
 }
 BY_NAME = {a.new().name: a for a in IMPRINT_ALGORITHMS.values()}  # cryptography's name ("sha384") -> algorithm
+BY_OID_CONTENT = {encode_oid(a.oid)[2:]: a for a in IMPRINT_ALGORITHMS.values()}  # the OID's DER contents -> it
 
 # ECDSA signature AlgorithmIdentifiers (RFC 5758 3.2: parameters absent), by the hash they sign with.
 ECDSA_WITH = {

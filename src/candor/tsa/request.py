@@ -22,10 +22,11 @@ The MessageImprint and the nonce are kept as their DER bytes: the token echoes t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from candor.profiles.der import OBJECT_IDENTIFIER, OCTET_STRING, SEQUENCE, DERError, decode_oid, read
-from candor.tsa.asn1 import IMPRINT_ALGORITHMS, REFUSED_IMPRINT_ALGORITHMS, HashAlgorithm
+from candor.tsa.asn1 import BY_OID_CONTENT, REFUSED_IMPRINT_ALGORITHMS, HashAlgorithm, encode_oid
 from candor.tsa.reply import FailureInfo, Rejected
 
 BOOLEAN = 0x01
@@ -76,6 +77,11 @@ def parse_request(data: bytes, *, policy: str) -> TimeStampRequest:
         raise _malformed(str(exc)) from None
 
 
+@functools.cache
+def _oid_content(dotted: str) -> bytes:
+    return encode_oid(dotted)[2:]
+
+
 def _parse(data: bytes, tsa_policy: str) -> TimeStampRequest:
     tag, start, end = read(data, 0, len(data))
     if tag != SEQUENCE:
@@ -91,7 +97,7 @@ def _parse(data: bytes, tsa_policy: str) -> TimeStampRequest:
     tag, imprint_content, position = read(data, position, end)
     if tag != SEQUENCE:
         raise _malformed("messageImprint is not a SEQUENCE")
-    algorithm_oid, parameters, hashed = _message_imprint(data, imprint_content, position)
+    found, parameters, hashed = _message_imprint(data, imprint_content, position)
     message_imprint = data[imprint_start:position]
 
     policy: str | None = None
@@ -106,8 +112,9 @@ def _parse(data: bytes, tsa_policy: str) -> TimeStampRequest:
         if rank is None or rank <= order:
             raise _malformed(f"unexpected element with tag 0x{tag:02x} at offset {field_start}")
         order = rank
-        if tag == OBJECT_IDENTIFIER:
-            policy = _oid(data, content, position, "reqPolicy")
+        if tag == OBJECT_IDENTIFIER:  # the TSA's own policy is recognised by its bytes
+            same = data[content:position] == _oid_content(tsa_policy)
+            policy = tsa_policy if same else _oid(data, content, position, "reqPolicy")
         elif tag == INTEGER:
             _integer(data, content, position, "nonce")
             nonce = data[field_start:position]
@@ -120,7 +127,7 @@ def _parse(data: bytes, tsa_policy: str) -> TimeStampRequest:
 
     if not version_ok:
         raise Rejected(FailureInfo.BAD_REQUEST, "only version 1 time-stamp requests are supported")
-    algorithm = _imprint_algorithm(algorithm_oid, parameters)
+    algorithm = _imprint_algorithm(found, parameters)
     if len(hashed) != algorithm.length:
         raise Rejected(
             FailureInfo.BAD_DATA_FORMAT,
@@ -135,15 +142,17 @@ def _parse(data: bytes, tsa_policy: str) -> TimeStampRequest:
     return TimeStampRequest(message_imprint, algorithm, hashed, policy, nonce, cert_req)
 
 
-def _message_imprint(data: bytes, start: int, end: int) -> tuple[str, bytes, bytes]:
-    """(hash algorithm OID, its parameters' DER, hashedMessage) of a MessageImprint's contents."""
+def _message_imprint(data: bytes, start: int, end: int) -> tuple[HashAlgorithm | str, bytes, bytes]:
+    """(the hash algorithm, or its OID when not one of the accepted ones; its parameters' DER; hashedMessage) of a
+    MessageImprint's contents."""
     tag, algorithm_start, position = read(data, start, end)
     if tag != SEQUENCE:
         raise _malformed("hashAlgorithm is not a SEQUENCE")
     tag, oid_start, oid_end = read(data, algorithm_start, position)
     if tag != OBJECT_IDENTIFIER:
         raise _malformed("hashAlgorithm does not start with an OBJECT IDENTIFIER")
-    algorithm_oid = _oid(data, oid_start, oid_end, "hashAlgorithm")
+    known = BY_OID_CONTENT.get(data[oid_start:oid_end])
+    algorithm = known if known is not None else _oid(data, oid_start, oid_end, "hashAlgorithm")
     parameters = data[oid_end:position]
     if parameters:
         read(data, oid_end, position)  # one well-formed element
@@ -152,16 +161,16 @@ def _message_imprint(data: bytes, start: int, end: int) -> tuple[str, bytes, byt
         raise _malformed("hashedMessage is not an OCTET STRING")
     if hashed_end != end:
         raise _malformed("messageImprint has more than two elements")
-    return algorithm_oid, parameters, data[hashed_start:hashed_end]
+    return algorithm, parameters, data[hashed_start:hashed_end]
 
 
-def _imprint_algorithm(oid: str, parameters: bytes) -> HashAlgorithm:
-    refused = REFUSED_IMPRINT_ALGORITHMS.get(oid)
-    if refused is not None:
-        raise Rejected(FailureInfo.BAD_ALG, f"{refused} imprints are refused (CSBR 6.8); use SHA-256 or stronger")
-    algorithm = IMPRINT_ALGORITHMS.get(oid)
-    if algorithm is None:
-        raise Rejected(FailureInfo.BAD_ALG, f"hash algorithm {oid} is not supported (SHA-2 and SHA-3 are)")
+def _imprint_algorithm(found: HashAlgorithm | str, parameters: bytes) -> HashAlgorithm:
+    if not isinstance(found, HashAlgorithm):
+        refused = REFUSED_IMPRINT_ALGORITHMS.get(found)
+        if refused is not None:
+            raise Rejected(FailureInfo.BAD_ALG, f"{refused} imprints are refused (CSBR 6.8); use SHA-256 or stronger")
+        raise Rejected(FailureInfo.BAD_ALG, f"hash algorithm {found} is not supported (SHA-2 and SHA-3 are)")
+    algorithm = found
     if parameters not in (b"", bytes((NULL, 0))):
         raise Rejected(FailureInfo.BAD_ALG, f"{algorithm.name} takes no parameters (absent or NULL, RFC 5754 2)")
     return algorithm

@@ -43,6 +43,8 @@ VERSION_3 = bytes.fromhex("020103")  # SignedData: eContentType other than id-da
 
 def integer(value: int) -> bytes:
     """A non-negative INTEGER, minimally encoded."""
+    if value.bit_length() == 127:  # every serial the allocator draws: 16 octets, no leading zero
+        return b"\x02\x10" + value.to_bytes(16, "big")
     return encode(INTEGER, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
@@ -131,8 +133,12 @@ class TokenSigner:
         placeholder = self._digest_attribute(bytes(digest.length))
         ordered = sorted([content_type, signing_certificate, placeholder])
         at = ordered.index(placeholder)
-        self._attrs_before = b"".join(ordered[:at])
+        self._attrs_before = b"".join(ordered[:at]) + placeholder[: -digest.length]  # up to the digest's value
         self._attrs_after = b"".join(ordered[at + 1 :])
+        length = len(b"".join(ordered))  # the same for every token: the digest's length is fixed
+        self._attrs_to_sign = encode(SET, bytes(length))[:-length]  # RFC 5652 5.4: signed as a SET OF
+        self._attrs_in_signer_info = encode(EXPLICIT_0, bytes(length))[:-length]  # stored as [0] IMPLICIT
+        self._hashlib = getattr(hashlib, self._hash.name)
         # SignedData around the content, and the SignerInfo around the signature.
         self._digest_algorithms = encode(SET, digest.identifier)
         certificates = [certificate_der]
@@ -164,15 +170,13 @@ class TokenSigner:
 
     def sign(self, tst_info: bytes, *, with_certificates: bool) -> bytes:
         """The TimeStampToken (a DER ContentInfo) over *tst_info*; the unit's certificates when asked for."""
-        hasher = hashes.Hash(self._hash)
-        hasher.update(tst_info)
-        attributes = self._attrs_before + self._digest_attribute(hasher.finalize()) + self._attrs_after
-        to_sign = encode(SET, attributes)  # RFC 5652 5.4: the signature covers the EXPLICIT SET OF encoding
-        signature = self._sign(to_sign)
+        attributes = self._attrs_before + self._hashlib(tst_info).digest() + self._attrs_after
+        signature = self._sign(self._attrs_to_sign + attributes)
         signer_info = encode(
             SEQUENCE,
             self._signer_head
-            + encode(EXPLICIT_0, attributes)
+            + self._attrs_in_signer_info
+            + attributes
             + self._signature_algorithm
             + encode(OCTET_STRING, signature),
         )
