@@ -209,6 +209,13 @@ class CandorConfig(_Strict):
     tsa: TsaSettings | None = None  # [tsa]: the time-stamping authority (candor.tsa.settings); absent: no TSA
     clock: ClockSettings = ClockSettings()  # [clock]: the clock watch's time sources (candor.timekeeping)
 
+    @model_validator(mode="after")
+    def _tsa_accuracy(self) -> CandorConfig:
+        # RFC 3161 2.4.2: a token's accuracy is a promise, and the clock watch keeps only max_offset_seconds.
+        if self.tsa is not None and self.tsa.accuracy_ms < self.clock.max_offset_seconds * 1000:
+            raise ValueError("tsa.accuracy_ms is finer than clock.max_offset_seconds: tokens would overstate it")
+        return self
+
 
 def format_validation_error(error: ValidationError, source: str) -> str:
     """One line: the first offending field and what is allowed."""
