@@ -10,9 +10,15 @@
 4. ``openssl ocsp`` as responder (index.txt with the same serials, ``-rsigner/-rkey/-CA``, one process, signing
    each response), in its own network namespace (it binds every address), driven by ApacheBench with POSTs
    (it stalls on wrk's probe connection; ../shared/reference/ct-ocsp-tsa-notes.md).
+5. A nonce flood against ``[ocsp] nonce = "sign"``: every GET carries a 16-octet nonce, so none is in the index by
+   its bytes and each asks for a signature; each worker signs at most ``on_demand_concurrency`` at once and answers
+   the rest from the pre-signed store. wrk counts the answers signed for the request (``Cache-Control:
+   no-store``).
+6. Refresh: the clock moved past ``refresh_at``, every response re-signed (the UPDATE path) on one core with the
+   in-memory index as a sink, as ``candor serve``'s pre-signer does at half the validity.
 
 The last line is one JSON object: responses_per_s, p99_ms, ratio_to_ceiling, ratio_to_openssl,
-presign_per_s_per_core.
+presign_per_s_per_core (and the figures of 5 and 6).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from candor.clock import SystemClock
+
 # What `candor init` ships ([ocsp] in its candor.toml): one SingleResponse (SHA-1 CertID) per response.
 SETTINGS_TOML = {"validity_hours": 72, "sha256_cert_ids": False}
 
@@ -45,31 +53,49 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "issuance")]
 COUNT = int(os.environ.get("BENCH_OCSP_COUNT", "100000"))
 DURATION = os.environ.get("BENCH_OCSP_DURATION", "10s")
 CONNECTIONS = int(os.environ.get("BENCH_OCSP_CONNECTIONS", "64"))
+NONCE_PATHS = 20_000  # distinct nonce requests wrk cycles through (each still asks for a signature)
 
 LUA = """
 local paths = {}
 for line in io.lines("%s") do paths[#paths + 1] = line end
 local n = #paths
 local i = 0
+local threads = {}
+signed = 0
+setup = function(thread) threads[#threads + 1] = thread end
 init = function(args) i = math.random(n) end
 request = function()
   i = i %% n + 1
   return wrk.format("GET", paths[i])
 end
+%s
 done = function(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("signed") end
   io.write(string.format(
-    "JSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p99_us\\": %%d, \\"errors\\": %%d, \\"non2xx\\": %%d}\\n",
+    "JSON {\\"requests\\": %%d, \\"seconds\\": %%f, \\"p99_us\\": %%d, \\"errors\\": %%d, \\"non2xx\\": %%d, "
+    .. "\\"signed\\": %%d}\\n",
     summary.requests, summary.duration / 1e6, latency:percentile(99),
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.errors.status))
+    summary.errors.status, total))
+end
+"""
+# For the nonce run only (a Lua call per response slows wrk): count the answers signed for the request.
+COUNT_SIGNED = """
+response = function(status, headers, body)
+  if headers["Cache-Control"] == "no-store" or headers["cache-control"] == "no-store" then signed = signed + 1 end
 end
 """
 
 
-def serve(database_url: str, port: int, workers: int, fixed: int) -> None:
-    """Run *workers* uvicorn processes on one SO_REUSEPORT socket: the responder, or (*fixed* > 0) fixed bytes."""
+def serve(database_url: str, port: int, workers: int, fixed: int, nonce_home: str = "") -> None:
+    """Run *workers* uvicorn processes on one SO_REUSEPORT socket: the responder (signing nonce requests with the
+    key stores of *nonce_home* when given), or (*fixed* > 0) fixed bytes."""
     import uvicorn
 
+    from candor.server import SWITCH_INTERVAL_SECONDS
+
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # as candor serve's workers (it matters with threads: nonces)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -101,8 +127,18 @@ def serve(database_url: str, port: int, workers: int, fixed: int) -> None:
         index = ResponseIndex()
         db = Database(database_url)
         load_from_database(db, index)
-        db.dispose()
-        app = OcspApp(index, OcspSettings(**SETTINGS_TOML))
+        if not nonce_home:
+            db.dispose()
+            app = OcspApp(index, OcspSettings(**SETTINGS_TOML))
+        else:
+            from candor.config import load_config
+            from candor.keys import KeyStores
+            from candor.revocation.ocsp.ondemand import NonceSigner
+
+            settings = OcspSettings(**SETTINGS_TOML, nonce="sign")
+            stores = KeyStores(load_config(Path(nonce_home)).keys.stores, base_dir=Path(nonce_home), environ={})
+            signer = NonceSigner(db, stores, SystemClock(), settings, actor="bench")
+            app = OcspApp(index, settings, on_demand=signer)
     config = uvicorn.Config(app, http="httptools", loop="uvloop", log_level="error", lifespan="off",
                             access_log=False)  # fmt: skip
     server = uvicorn.Server(config)
@@ -110,9 +146,9 @@ def serve(database_url: str, port: int, workers: int, fixed: int) -> None:
     server.run(sockets=[sock])
 
 
-def wrk(url: str, paths_file: Path, scratch: Path) -> dict[str, float]:
+def wrk(url: str, paths_file: Path, scratch: Path, *, count_signed: bool = False) -> dict[str, float]:
     script = scratch / "cycle.lua"
-    script.write_text(LUA % paths_file)
+    script.write_text(LUA % (paths_file, COUNT_SIGNED if count_signed else ""))
     out = subprocess.run(
         ["wrk", "-t", "1", "-c", str(CONNECTIONS), "-d", DURATION, "-s", str(script), url],
         capture_output=True, text=True, check=True,
@@ -123,16 +159,20 @@ def wrk(url: str, paths_file: Path, scratch: Path) -> dict[str, float]:
         "rps": result["requests"] / result["seconds"],
         "p99_ms": result["p99_us"] / 1000,
         "errors": result["errors"] + result["non2xx"],
+        "requests": result["requests"],
+        "signed": result["signed"],
     }
 
 
-def run_server(database_url: str, workers: int, fixed: int) -> tuple[subprocess.Popen[str], int]:
+def run_server(
+    database_url: str, workers: int, fixed: int, *, nonce_home: Path | None = None
+) -> tuple[subprocess.Popen[str], int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, __file__, "--serve", database_url, "--port", str(port), "--workers", str(workers),
-         "--fixed", str(fixed)],
+         "--fixed", str(fixed), *(("--nonce-home", str(nonce_home)) if nonce_home else ())],
         stdout=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     assert process.stdout is not None
@@ -140,6 +180,41 @@ def run_server(database_url: str, workers: int, fixed: int) -> tuple[subprocess.
         assert process.stdout.readline().strip() == "READY"
     time.sleep(1.0)
     return process, port
+
+
+def timed_presign(signer: Any, what: str) -> float:
+    """``signer.presign_all()`` pinned to one core; responses per CPU second. A first pass of 10 loads the responder
+    key and lints the template outside the timing."""
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_setaffinity") else None
+    if cores is not None:
+        os.sched_setaffinity(0, {sorted(cores)[0]})
+    try:
+        signer.presign_new(limit=10)
+        cpu, wall = time.process_time(), time.perf_counter()
+        last = [0.0]
+
+        def progress(done: int, _total: int) -> None:
+            if time.perf_counter() - last[0] > 1.0:
+                last[0] = time.perf_counter()
+                print(f"  {what} {done:,}", flush=True)
+
+        signed = signer.presign_all(progress=progress)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        if cores is not None:
+            os.sched_setaffinity(0, cores)
+    print(f"{what} {signed + 10:,} responses in {wall:.2f} s ({cpu:.2f} s CPU): {signed / cpu:,.0f}/s per core")
+    return float(signed / cpu)
+
+
+def nonce_request(hashes: Any, serial: int) -> bytes:
+    """An OCSPRequest for *serial* with a fresh 16-octet nonce (what openssl ocsp sends without -no_nonce)."""
+    from candor.revocation.ocsp import der
+
+    cert_id = hashes.cert_ids(serial, sha256=False)[0]
+    extensions = der.sequence(der.nonce_extension(secrets.token_bytes(16)))  # requestExtensions [2] EXPLICIT
+    request_list = der.sequence(der.sequence(cert_id))
+    return der.sequence(der.sequence(request_list, der.tlv(0xA2, extensions)))
 
 
 def stop(process: subprocess.Popen[str]) -> None:
@@ -157,9 +232,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--fixed", type=int, default=0)
+    parser.add_argument("--nonce-home", default="")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.workers, args.fixed)
+        serve(args.serve, args.port, args.workers, args.fixed, args.nonce_home)
         return
 
     from cryptography import x509
@@ -171,6 +247,7 @@ def main() -> None:
     from sqlalchemy import insert
 
     from candor.keys import KeyAlgorithm
+    from candor.revocation.ocsp.index import ResponseIndex
     from candor.revocation.ocsp.presign import OcspSigner
     from candor.revocation.ocsp.responses import IssuerHashes, request_for
     from candor.revocation.ocsp.settings import OcspSettings
@@ -199,25 +276,8 @@ def main() -> None:
         print(f"inserted {COUNT} serials under tls-e1", flush=True)
 
         # 1. pre-signing on one core
-        if hasattr(os, "sched_setaffinity"):
-            cores = os.sched_getaffinity(0)
-            os.sched_setaffinity(0, {sorted(cores)[0]})
         signer = OcspSigner(ca.db, ca.stores, ca.clock, OcspSettings(**SETTINGS_TOML), actor="bench")
-        signer.presign_new(limit=10)  # load the responder key and lint the template outside the timing
-        cpu, wall = time.process_time(), time.perf_counter()
-        last = [0.0]
-
-        def progress(done: int, _total: int) -> None:
-            if time.perf_counter() - last[0] > 1.0:
-                last[0] = time.perf_counter()
-                print(f"  pre-signed {done:,}", flush=True)
-
-        signed = signer.presign_all(progress=progress) + 10
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        presign = (signed - 10) / cpu
-        print(f"pre-signed {signed:,} responses in {wall:.2f} s ({cpu:.2f} s CPU): {presign:,.0f}/s per core")
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, cores)
+        presign = timed_presign(signer, "pre-signed")
 
         # the 100,000 GET paths (RFC 6960 A.1), as openssl -no_nonce would send them
         issuer_certificate = x509.load_der_x509_certificate(issuer_der)
@@ -249,6 +309,22 @@ def main() -> None:
             print(f"{label}: {results[label]['rps']:,.0f} responses/s, p99 {results[label]['p99_ms']:.2f} ms, "
                   f"errors {results[label]['errors']:.0f} ({len(sample)} bytes)", flush=True)  # fmt: skip
 
+        # 5. a nonce flood against nonce = "sign"
+        nonced = scratch / "nonced.txt"
+        with nonced.open("w") as out:
+            for serial in serials[:NONCE_PATHS]:
+                request = nonce_request(hashes_, serial)
+                out.write("/ocsp/tls-e1/" + base64.b64encode(request).decode().replace("+", "%2B").replace("/", "%2F"))
+                out.write("\n")
+        process, port = run_server(database_url, args.workers, 0, nonce_home=home)
+        try:
+            results["nonce"] = wrk(f"http://127.0.0.1:{port}", nonced, scratch, count_signed=True)
+        finally:
+            stop(process)
+        nonce = results["nonce"]
+        print(f"nonce flood: {nonce['rps']:,.0f} responses/s, p99 {nonce['p99_ms']:.2f} ms, "
+              f"{nonce['signed'] / max(nonce['requests'], 1):.1%} signed on demand", flush=True)  # fmt: skip
+
         # 4. openssl ocsp: its own responder key and certificate from the same issuer, the same serials
         issuer_key = ca.stores.get(issuer_key_ref[0]).load(issuer_key_ref[1], KeyAlgorithm(issuer_key_ref[2]))
         responder_key = ec.generate_private_key(ec.SECP256R1())
@@ -279,6 +355,12 @@ def main() -> None:
         (scratch / "req.der").write_bytes(request_for(hashes_.cert_ids(serials[0], sha256=False)[0]))
         openssl_rps = openssl_peer(scratch)
         print(f"openssl ocsp: {openssl_rps:,.0f} responses/s (ab, POST, one process)", flush=True)
+
+        # 6. refresh at half the validity: every response re-signed (UPDATE), the in-memory index as a sink
+        settings = OcspSettings(**SETTINGS_TOML)
+        ca.clock.advance(settings.refresh_after + timedelta(seconds=1))
+        refresher = OcspSigner(ca.db, ca.stores, ca.clock, settings, actor="bench", sinks=[ResponseIndex()])
+        refresh = timed_presign(refresher, "refreshed")
         ca.stores.close()
 
     candor = results["candor"]
@@ -288,6 +370,10 @@ def main() -> None:
         "ratio_to_ceiling": round(candor["rps"] / results["ceiling"]["rps"], 3),
         "ratio_to_openssl": round(candor["rps"] / openssl_rps, 2) if openssl_rps else None,
         "presign_per_s_per_core": round(presign),
+        "refresh_with_index_per_s_per_core": round(refresh),
+        "nonce_flood_per_s": round(results["nonce"]["rps"]),
+        "nonce_flood_p99_ms": round(results["nonce"]["p99_ms"], 2),
+        "nonce_signed_fraction": round(results["nonce"]["signed"] / max(results["nonce"]["requests"], 1), 3),
         "ceiling_per_s": round(results["ceiling"]["rps"]),
         "openssl_per_s": round(openssl_rps),
         "workers": args.workers,

@@ -136,3 +136,53 @@ def _der() -> Encoding:
 
 def ocsp_status(name: str) -> x509_ocsp.OCSPResponseStatus:
     return x509_ocsp.OCSPResponseStatus[name]
+
+
+def test_the_template_makes_the_bytes_the_field_by_field_encoder_makes(ocsp: Ocsp) -> None:
+    """Pre-signing splices the serial into per-batch templates (candor.revocation.ocsp.template); the result must be,
+    byte for byte, what ResponseBuilder.build encodes field by field, for every serial length (1 to 20 octets), for
+    good, revoked with a reason and revoked unspecified, with one CertID and with two."""
+    from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
+
+    from candor.revocation.ocsp import der
+    from candor.revocation.ocsp.responses import ResponseBuilder, Status
+    from candor.revocation.ocsp.template import BatchSigner
+
+    issuer = issuer_of(ocsp, ocsp.ca.issue(["template.example.com"]).certificate)
+    key = ec_keys.generate_private_key(ec_keys.SECP256R1())
+    now = ocsp.ca.clock.now()
+    statuses = (Status(), Status(now - timedelta(hours=1), 1), Status(now, 0))
+    for sha256 in (False, True):
+        builder = ResponseBuilder(issuer=issuer, key=key, responder_certificate=issuer, sha256_cert_ids=sha256)
+        batch = BatchSigner(builder, now, now + timedelta(days=3))
+        for size in range(1, 21):
+            serial = int.from_bytes(bytes([0x7F] + [0xA5] * (size - 1)), "big")
+            content = der.integer_content(serial)
+            assert len(content) == size
+            for status in statuses:
+                spliced = batch.sign(content, status)
+                reference = x509_ocsp.load_der_ocsp_response(
+                    builder.build(serial, status, this_update=now, next_update=now + timedelta(days=3))
+                )
+                parsed = x509_ocsp.load_der_ocsp_response(spliced)
+                assert parsed.tbs_response_bytes == reference.tbs_response_bytes, (sha256, size, status)
+                signature = der.bit_string(parsed.signature)
+                rebuilt = der.tlv(0x30, parsed.tbs_response_bytes + builder.algorithm + signature + builder.certs)
+                assert spliced == der.successful_response(rebuilt)  # the outer template too, byte for byte
+                key.public_key().verify(parsed.signature, parsed.tbs_response_bytes, ec_keys.ECDSA(hashes.SHA256()))
+
+
+def test_presign_all_signs_everything_due_and_stops_after_a_short_pass(ocsp: Ocsp) -> None:
+    for index in range(3):
+        ocsp.ca.issue([f"bulk{index}.example.com"])
+    passes: list[int] = []
+    original = ocsp.signer.presign_new
+
+    def counted(*, limit: int) -> int:
+        passes.append(original(limit=limit))
+        return passes[-1]
+
+    ocsp.signer.presign_new = counted  # type: ignore[method-assign]
+    assert ocsp.signer.presign_all() >= 3
+    assert len(passes) == 1  # fewer than BULK_BATCH found: nothing else was due, no second scan
+    assert original() == 0

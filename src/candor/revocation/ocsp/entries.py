@@ -17,7 +17,7 @@ from candor.revocation.ocsp.responses import IssuerHashes, request_for
 _HEAD = struct.Struct(">qqBBI")  # thisUpdate, nextUpdate (Unix seconds), #keys, #requests, len(der)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # no __dict__: an index holds one per issued serial
 class Entry:
     """One pre-signed response. *keys* are issuerKeyHash + serial INTEGER content, one per CertID hash;
     *requests* are the no-nonce OCSPRequests that ask for it, for the one-lookup GET path."""
@@ -27,20 +27,22 @@ class Entry:
     der: bytes
     this_update: datetime
     next_update: datetime
+    etag: bytes = b""  # quoted hex SHA-256, as sent; computed from der unless given
     next_update_ts: float = field(init=False)
-    etag: bytes = field(init=False)  # quoted hex SHA-256, as sent
     headers: tuple[tuple[bytes, bytes], ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        etag = b'"' + hashlib.sha256(self.der).hexdigest().encode() + b'"'
+        etag = self.etag or b'"' + hashlib.sha256(self.der).hexdigest().encode() + b'"'
         object.__setattr__(self, "next_update_ts", self.next_update.timestamp())
         object.__setattr__(self, "etag", etag)
+        # Only the ETag is this entry's own: the other header pairs are shared by every entry that has the same
+        # length and times (fewer objects to touch per request, and less memory per entry)
         headers = (
-            (b"content-type", b"application/ocsp-response"),
-            (b"content-length", str(len(self.der)).encode()),
+            CONTENT_TYPE,
+            _content_length(len(self.der)),
             (b"etag", etag),
-            (b"last-modified", _http_date(self.this_update)),
-            (b"expires", _http_date(self.next_update)),
+            _http_date(b"last-modified", self.this_update),
+            _http_date(b"expires", self.next_update),
         )
         object.__setattr__(self, "headers", headers)
 
@@ -48,20 +50,23 @@ class Entry:
     def make(
         cls,
         hashes: IssuerHashes,
-        serial: int,
+        content: bytes,
         der: bytes,
         this_update: datetime,
         next_update: datetime,
         *,
         sha256: bool,
-        cert_ids: tuple[bytes, ...] | None = None,
+        etag_hex: str = "",
     ) -> Entry:
+        """The entry of *der*, the response for the serial whose INTEGER content octets are *content* (as
+        ``serials.serial_hex`` stores them); *etag_hex*, its SHA-256 in hex, when already computed."""
         return cls(
-            keys=hashes.lookup_keys(serial, sha256=sha256),
-            requests=tuple(request_for(c) for c in cert_ids or hashes.cert_ids(serial, sha256=sha256)),
+            keys=hashes.lookup_keys_of(content, sha256=sha256),
+            requests=tuple([request_for(c) for c in hashes.cert_ids_of(content, sha256=sha256)]),
             der=der,
             this_update=this_update,
             next_update=next_update,
+            etag=b'"' + etag_hex.encode() + b'"' if etag_hex else b"",
         )
 
     def to_bytes(self) -> bytes:
@@ -101,9 +106,17 @@ class Entry:
         )
 
 
-@functools.lru_cache(maxsize=64)  # a batch shares its thisUpdate and nextUpdate
-def _http_date(moment: datetime) -> bytes:
-    return format_datetime(moment.astimezone(UTC), usegmt=True).encode()
+CONTENT_TYPE = (b"content-type", b"application/ocsp-response")
+
+
+@functools.lru_cache(maxsize=64)
+def _content_length(size: int) -> tuple[bytes, bytes]:
+    return b"content-length", b"%d" % size
+
+
+@functools.lru_cache(maxsize=256)  # a batch shares its thisUpdate and nextUpdate
+def _http_date(name: bytes, moment: datetime) -> tuple[bytes, bytes]:
+    return name, format_datetime(moment.astimezone(UTC), usegmt=True).encode()
 
 
 def issuer_hashes(certificate_der: bytes) -> IssuerHashes:

@@ -35,6 +35,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ISSUER_SEGMENT = re.compile(r"^[a-z0-9-]{1,64}/")  # /ocsp/{issuer}/{base64}: the AIA URL Candor bakes in
+CACHE_CONTROL = b"public, no-transform, must-revalidate"  # after max-age (Boulder's; RFC 5019 6.2: no no-cache)
 ERROR_HEADERS = [(b"content-type", b"application/ocsp-response"), (b"cache-control", b"no-store")]
 ERROR_HEADERS_5 = [*ERROR_HEADERS, (b"content-length", b"5")]  # every error OCSPResponse is 5 bytes
 
@@ -77,6 +78,7 @@ class OcspApp:
         self.on_demand = on_demand if settings.nonce == "sign" else None
         self._max = settings.max_request_bytes
         self._cap = settings.max_age_cap_seconds
+        self._capped = (b"cache-control", b"max-age=%d, %s" % (self._cap, CACHE_CONTROL))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -134,10 +136,13 @@ class OcspApp:
         if remaining <= 0:  # never serve a response past its nextUpdate (BR 4.9.10)
             await _error(send, der.TRY_LATER)
             return
-        cache_control = b"max-age=%d, public, no-transform, must-revalidate" % min(remaining, self._cap)
+        if remaining >= self._cap:  # the usual case: the first half of a response's life, with the default cap
+            cache_control = self._capped
+        else:
+            cache_control = (b"cache-control", b"max-age=%d, %s" % (remaining, CACHE_CONTROL))
         for name, value in scope["headers"]:
             if name == b"if-none-match" and entry.etag in value:
-                headers = [(b"etag", entry.etag), (b"cache-control", cache_control)]
+                headers = [(b"etag", entry.etag), cache_control]
                 await send({"type": "http.response.start", "status": 304, "headers": headers})
                 await send({"type": "http.response.body", "body": b""})
                 return
@@ -145,7 +150,7 @@ class OcspApp:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [*entry.headers, (b"cache-control", cache_control)],
+                "headers": [*entry.headers, cache_control],
             }
         )
         await send({"type": "http.response.body", "body": entry.der})

@@ -107,7 +107,8 @@ def load_from_database(db: Database, index: ResponseIndex, *, since: datetime | 
             if known is None:
                 continue
             sha256 = _has_sha256(response)
-            batch.append(Entry.make(known, int(serial_hex, 16), response, this_update, next_update, sha256=sha256))
+            content = bytes.fromhex(serial_hex)
+            batch.append(Entry.make(known, content, response, this_update, next_update, sha256=sha256))
             newest = this_update if newest is None else max(newest, this_update)
             if len(batch) >= 10_000:
                 index.publish(batch)

@@ -6,14 +6,14 @@ half its validity (BR 4.9.10). This is the signer side: it loads responder keys 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Select, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, func, or_, select
 
 from candor.audit import AuditLog
 from candor.clock import Clock
@@ -21,8 +21,10 @@ from candor.keys import KeyStores
 from candor.revocation.ocsp.entries import Entry
 from candor.revocation.ocsp.identities import Identity, load_identities
 from candor.revocation.ocsp.lint import require_clean_response
-from candor.revocation.ocsp.responses import Status
+from candor.revocation.ocsp.responses import GOOD, Status
 from candor.revocation.ocsp.settings import OcspSettings
+from candor.revocation.ocsp.store import ResponseWriter
+from candor.revocation.ocsp.template import BatchSigner
 from candor.storage import Database
 from candor.storage.models import SerialRecord
 from candor.storage.models_ocsp import OcspResponseRecord
@@ -66,6 +68,7 @@ class OcspSigner:
         self.audit = AuditLog(clock)
         self.sinks = list(sinks)
         self._identities: dict[int, Identity] = {}
+        self._writer: ResponseWriter | None = None
 
     # -- what candor serve calls ------------------------------------------------------------------------
     def presign_new(self, *, limit: int = BATCH) -> int:
@@ -100,15 +103,16 @@ class OcspSigner:
         return self._sign_rows(rows, identities, now)
 
     def presign_all(self, *, progress: Progress | None = None) -> int:
-        """Bulk run: every pass of :meth:`presign_new` until nothing is left, reporting progress."""
+        """Bulk run: passes of :meth:`presign_new` until one finds fewer serials than it may sign (its query saw
+        everything due: a further pass would scan the serials again for nothing), reporting progress."""
         total = 0
         while True:
             signed = self.presign_new(limit=BULK_BATCH)
-            if signed == 0:
-                return total
             total += signed
-            if progress is not None:
+            if progress is not None and signed:
                 progress(total, total)
+            if signed < BULK_BATCH:
+                return total
 
     def rotate_responders(self) -> list[str]:
         """Issue a new delegated responder certificate (new key) for every issuer whose current one has passed
@@ -126,131 +130,111 @@ class OcspSigner:
         self._identities = load_identities(self.db, self.stores, self.settings, now, self._identities)
         return self._identities
 
-    def _sign_rows(self, rows: Sequence[_Row], identities: dict[int, Identity], now: datetime) -> int:
-        if not rows:
-            return 0
-        signed: dict[int, list[tuple[_Row, bytes, datetime]]] = {}
+    def _sign_rows(self, rows: Sequence[Any], identities: dict[int, Identity], now: datetime) -> int:
+        """Sign a response for each row of :func:`_columns` (id, issuer_id, serial_hex, status, revoked_at,
+        revocation_reason, response_id), store them in one transaction, audit, and publish them to the sinks."""
+        by_issuer: dict[int, list[Any]] = {}
+        for row in rows:
+            by_issuer.setdefault(row[1], []).append(row)
+        writer = self._writer_for()
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
         entries: list[Entry] = []
-        inserts: list[dict[str, object]] = []
-        updates: list[dict[str, object]] = []
-        refresh_at = now + self.settings.refresh_after
-        for identity in identities.values():
-            next_update = identity.builder.validity(now, self.settings.validity)
-            hashes = identity.builder.issuer
-            for row in (r for r in rows if r.issuer_id == identity.issuer_id):
-                serial = int(row.serial_hex, 16)
-                status = Status(row.revoked_at, row.revocation_reason) if row.status == "revoked" else Status()
-                response, cert_ids = identity.builder.build_with_ids(
-                    serial, status, this_update=now, next_update=next_update
-                )
-                if status.name not in identity.linted:  # every response of a builder has this shape
-                    require_clean_response(response, what=f"{identity.issuer_name} {status.name} response")
-                    identity.linted.add(status.name)
-                signed.setdefault(identity.issuer_id, []).append((row, response, next_update))
-                values: dict[str, object] = {
-                    "status": status.name,
-                    "revocation_reason": row.revocation_reason,
-                    "der": response,
-                    "etag": hashlib.sha256(response).hexdigest(),
-                    "this_update": now,
-                    "next_update": next_update,
-                    "refresh_at": min(refresh_at, next_update),
-                    "responder_id": identity.responder_id,
-                }
-                if row.response_id is None:
-                    inserts.append(
-                        {
-                            **values,
-                            "serial_id": row.id,
-                            "issuer_key_sha1": hashes.key_sha1,
-                            "serial_hex": row.serial_hex,
-                        }
-                    )
-                else:
-                    updates.append({**values, "rid": row.response_id})
-                entries.append(
-                    Entry.make(
-                        hashes,
-                        serial,
-                        response,
-                        now,
-                        next_update,
-                        sha256=self.settings.sha256_cert_ids,
-                        cert_ids=cert_ids,
-                    )
-                )
+        batches: list[_Signed] = []
+        for issuer_id, issuer_rows in by_issuer.items():
+            identity = identities.get(issuer_id)
+            if identity is None:
+                continue
+            batch = self._sign_batch(identity, issuer_rows, now, writer, inserts, updates, entries)
+            batches.append(batch)
+        if not batches:
+            return 0
         with self.db.engine.begin() as connection:
-            if inserts:
-                _bulk_insert(connection, inserts)
-            if updates:
-                connection.execute(update(R).where(R.c.id == bindparam("rid")), updates)
-        self._audit(signed)
+            writer.insert.run(connection, inserts)
+            writer.update.run(connection, updates)
+        self._audit(batches)
         for sink in self.sinks:
             sink.publish(entries)
-        return len(entries)
+        return len(inserts) + len(updates)
 
-    def _audit(self, signed: dict[int, list[tuple[_Row, bytes, datetime]]]) -> None:
+    def _sign_batch(
+        self,
+        identity: Identity,
+        rows: list[Any],
+        now: datetime,
+        writer: ResponseWriter,
+        inserts: list[tuple[Any, ...]],
+        updates: list[tuple[Any, ...]],
+        entries: list[Entry],
+    ) -> _Signed:
+        """One issuer's rows: each response is the batch's template with the serial spliced in, one signature
+        (:class:`BatchSigner`), and a row tuple for the database; an index entry only if there are sinks."""
+        builder = identity.builder
+        next_update = builder.validity(now, self.settings.validity)
+        batch = BatchSigner(builder, now, next_update)
+        this_p, next_p = writer.shared("this_update", now), writer.shared("next_update", next_update)
+        refresh_p = writer.shared("refresh_at", min(now + self.settings.refresh_after, next_update))
+        responder_p = writer.shared("responder_id", identity.responder_id)
+        status_p = {name: writer.shared("status", name) for name in ("good", "revoked")}
+        key_sha1 = writer.shared("issuer_key_sha1", builder.issuer.key_sha1)
+        hashes, sha256_ids, publish = builder.issuer, self.settings.sha256_cert_ids, bool(self.sinks)
+        signed = _Signed(identity, next_update)
+        sign, digest, serials, sha256 = batch.sign, signed.responses, signed.serials, hashlib.sha256
+        for row_id, _, serial_hex, status, revoked_at, reason, response_id in rows:
+            content = bytes.fromhex(serial_hex)  # serials.serial_hex is the DER INTEGER content, as signed
+            state = GOOD if status == "issued" else Status(revoked_at, reason)
+            response = sign(content, state)
+            if state.name not in identity.linted:  # every response of a template has this shape
+                require_clean_response(response, what=f"{identity.issuer_name} {state.name} response")
+                identity.linted.add(state.name)
+            etag = sha256(response).hexdigest()
+            digest.update(response)
+            serials.append(serial_hex)
+            values = (status_p[state.name], reason, response, etag, this_p, next_p, refresh_p, responder_p)
+            if response_id is None:
+                inserts.append((row_id, key_sha1, serial_hex, *values))
+            else:
+                updates.append((*values, response_id))
+            if publish:
+                entry = Entry.make(hashes, content, response, now, next_update, sha256=sha256_ids, etag_hex=etag)
+                entries.append(entry)
+        return signed
+
+    def _writer_for(self) -> ResponseWriter:
+        if self._writer is None:
+            self._writer = ResponseWriter(self.db.engine.dialect)
+        return self._writer
+
+    def _audit(self, batches: list[_Signed]) -> None:
         """One ``ocsp.sign`` event per issuer and batch (BR 5.4.1 "OCSP signing"): the count, the serials and
         the SHA-256 over the concatenated DER responses, so the log commits to exactly what was signed."""
         with self.db.session() as session:
-            for issuer_id, items in signed.items():
-                identity = self._identities[issuer_id]
-                digest = hashlib.sha256(b"".join(response for _, response, _ in items)).hexdigest()
-                serials = ",".join(row.serial_hex for row, _, _ in items)
+            for batch in batches:
                 self.audit.record(
                     session,
                     actor=self.actor,
                     action="ocsp.sign",
-                    subject=identity.issuer_name,
+                    subject=batch.identity.issuer_name,
                     outcome="success",
                     details={
-                        "count": len(items),
-                        "responder_id": identity.responder_id,
-                        "serials_sha256": hashlib.sha256(serials.encode()).hexdigest(),
-                        "first_serial": items[0][0].serial_hex,
-                        "responses_sha256": digest,
-                        "next_update": items[0][2].isoformat(),
+                        "count": len(batch.serials),
+                        "responder_id": batch.identity.responder_id,
+                        "serials_sha256": hashlib.sha256(",".join(batch.serials).encode()).hexdigest(),
+                        "first_serial": batch.serials[0],
+                        "responses_sha256": batch.responses.hexdigest(),
+                        "next_update": batch.next_update.isoformat(),
                     },
                 )
 
 
-class _Row(Protocol):
-    id: int
-    issuer_id: int
-    serial_hex: str
-    status: str
-    revoked_at: datetime | None
-    revocation_reason: int | None
-    response_id: int | None
+@dataclass
+class _Signed:
+    """What one issuer's batch signed, for its audit event."""
 
-
-def _bulk_insert(connection: Connection, rows: list[dict[str, object]]) -> None:
-    """INSERT many responses through the driver's executemany: the statement compiled once for this dialect,
-    each column's bind processor applied once per distinct value (a batch shares its times and status), where
-    ``connection.execute(insert(R), rows)`` would run the type processors on every row (a third of the cost of
-    pre-signing on SQLite)."""
-    columns = list(rows[0])
-    compiled = insert(R).compile(dialect=connection.dialect, column_keys=columns)
-    dialect = connection.dialect
-    processors = {}
-    for name in columns:
-        processor = R.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None:
-            processors[name] = functools.lru_cache(maxsize=8)(processor) if name in _SHARED else processor
-    names = compiled.positiontup if compiled.positional else None
-
-    def value(row: dict[str, object], name: str) -> object:
-        processor = processors.get(name)
-        return row[name] if processor is None else processor(row[name])
-
-    if names is not None:
-        params: list[Any] = [tuple(value(row, name) for name in names) for row in rows]
-    else:
-        params = [{name: value(row, name) for name in columns} for row in rows]
-    connection.exec_driver_sql(str(compiled), params)
-
-
-_SHARED = frozenset({"this_update", "next_update", "refresh_at", "status", "responder_id", "revocation_reason"})
+    identity: Identity
+    next_update: datetime
+    serials: list[str] = field(default_factory=list)
+    responses: Any = field(default_factory=hashlib.sha256)  # over the DER responses, in order
 
 
 def _columns() -> Select[Any]:

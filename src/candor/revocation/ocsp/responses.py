@@ -109,8 +109,12 @@ class IssuerHashes:
 
     def cert_ids(self, serial: int, *, sha256: bool) -> tuple[bytes, ...]:
         """The SHA-1 CertID, and the SHA-256 one if asked (RFC 6960 4.1.1)."""
-        serial_tlv = der.integer(serial)
-        bodies = self._bodies()
+        return self.cert_ids_of(der.integer_content(serial), sha256=sha256)
+
+    def cert_ids_of(self, content: bytes, *, sha256: bool) -> tuple[bytes, ...]:
+        """:meth:`cert_ids` of the serial whose INTEGER content octets are *content*."""
+        serial_tlv = der.tlv(0x02, content)
+        bodies = self.cert_id_bodies()
         first = der.tlv(0x30, bodies[0] + serial_tlv)
         if not sha256:
             return (first,)
@@ -118,9 +122,9 @@ class IssuerHashes:
 
     def cert_id(self, serial: int, *, sha256: bool) -> bytes:
         """The one CertID of *serial* hashed with SHA-256 (else SHA-1)."""
-        return der.tlv(0x30, self._bodies()[1 if sha256 else 0] + der.integer(serial))
+        return der.tlv(0x30, self.cert_id_bodies()[1 if sha256 else 0] + der.integer(serial))
 
-    def _bodies(self) -> tuple[bytes, bytes]:
+    def cert_id_bodies(self) -> tuple[bytes, bytes]:
         """The CertID contents before the serial, the same for every serial of this issuer."""
         cached: tuple[bytes, bytes] | None = self.__dict__.get("_cached_bodies")
         if cached is None:
@@ -133,7 +137,9 @@ class IssuerHashes:
 
     def lookup_keys(self, serial: int, *, sha256: bool) -> tuple[bytes, ...]:
         """The in-memory index keys of a serial: issuerKeyHash followed by the serial's INTEGER content."""
-        content = der.integer_content(serial)
+        return self.lookup_keys_of(der.integer_content(serial), sha256=sha256)
+
+    def lookup_keys_of(self, content: bytes, *, sha256: bool) -> tuple[bytes, ...]:
         keys = (self.key_sha1 + content,)
         return (*keys, self.key_sha256 + content) if sha256 else keys
 
@@ -183,15 +189,12 @@ class ResponseBuilder:
         self.issuer = IssuerHashes.of(issuer)
         self.sha256_cert_ids = sha256_cert_ids
         self.not_after = min(signer_certificate.not_valid_after_utc, issuer.not_valid_after_utc)
-        self._responder_id = der.tlv(0xA2, der.octet_string(key_hash(signer_certificate, hashes.SHA1())))  # noqa: S303
-        self._algorithm, self._sign = signature_parameters(key)
+        self.responder_id = der.tlv(0xA2, der.octet_string(key_hash(signer_certificate, hashes.SHA1())))  # noqa: S303
+        self.algorithm, self.sign = signature_parameters(key)
         certs = b""
         if responder_certificate is not None:
             certs = der.tlv(0xA0, der.sequence(responder_certificate.public_bytes(Encoding.DER)))
-        self._certs = certs
-        self._tail_key: tuple[Status, datetime, datetime] | None = None
-        self._tail = b""
-        self._head = b""
+        self.certs = certs
 
     def validity(self, this_update: datetime, wanted: timedelta) -> datetime:
         """nextUpdate: *wanted* after thisUpdate, cut to the signer's and the issuer's notAfter; refused below
@@ -207,24 +210,13 @@ class ResponseBuilder:
         return next_update
 
     def build(self, serial: int, status: Status, *, this_update: datetime, next_update: datetime) -> bytes:
-        """The DER OCSPResponse (RFC 6960 4.2.1) for *serial*; producedAt = thisUpdate."""
-        return self.build_with_ids(serial, status, this_update=this_update, next_update=next_update)[0]
-
-    def build_with_ids(
-        self, serial: int, status: Status, *, this_update: datetime, next_update: datetime
-    ) -> tuple[bytes, tuple[bytes, ...]]:
-        """The response and the CertIDs it answers (for the index). The parts shared by a batch (status,
-        times) are encoded once per batch."""
-        key = (status, this_update, next_update)
-        if self._tail_key != key:
-            this = der.generalized_time(this_update)
-            self._tail = status.encode() + this + der.tlv(0xA0, der.generalized_time(next_update))
-            self._head = self._responder_id + this
-            self._tail_key = key
-        tail = self._tail
+        """The DER OCSPResponse (RFC 6960 4.2.1) for *serial*, encoded field by field; producedAt = thisUpdate.
+        Pre-signing in bulk makes the same bytes from templates (:mod:`candor.revocation.ocsp.template`)."""
+        this = der.generalized_time(this_update)
+        tail = status.encode() + this + der.tlv(0xA0, der.generalized_time(next_update))
         cert_ids = self.issuer.cert_ids(serial, sha256=self.sha256_cert_ids)
         singles = b"".join([der.tlv(0x30, cert_id + tail) for cert_id in cert_ids])
-        return self._signed(der.tlv(0x30, self._head + der.tlv(0x30, singles))), cert_ids
+        return self._signed(der.tlv(0x30, self.responder_id + this + der.tlv(0x30, singles)))
 
     def build_nonced(self, cert_id: bytes, single_tail: bytes, *, produced_at: datetime, nonce: bytes) -> bytes:
         """A response signed now for one request that carries a nonce (RFC 6960 4.4.1 as RFC 9654 2.1 updates it):
@@ -234,9 +226,9 @@ class ResponseBuilder:
         single = der.tlv(0x30, cert_id + single_tail)
         extensions = der.tlv(0xA1, der.sequence(der.nonce_extension(nonce)))
         produced = der.generalized_time(produced_at)
-        return self._signed(der.tlv(0x30, self._responder_id + produced + der.tlv(0x30, single) + extensions))
+        return self._signed(der.tlv(0x30, self.responder_id + produced + der.tlv(0x30, single) + extensions))
 
     def _signed(self, tbs: bytes) -> bytes:
         """The OCSPResponse around BasicOCSPResponse { tbsResponseData, signatureAlgorithm, signature, certs }."""
-        basic = der.tlv(0x30, tbs + self._algorithm + der.bit_string(self._sign(tbs)) + self._certs)
+        basic = der.tlv(0x30, tbs + self.algorithm + der.bit_string(self.sign(tbs)) + self.certs)
         return der.successful_response(basic)
