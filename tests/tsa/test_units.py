@@ -213,7 +213,6 @@ def test_a_unit_key_is_never_used_outside_its_usage_period_even_if_chosen(tsa: H
     unit = tsa.tsa.keeper.units.units[0]
     clock = FakeClock(unit.record.usable_until)
     tsa.tsa.app.service.clock = clock
-    tsa.tsa.keeper.units._current, tsa.tsa.keeper.units._from = unit, unit.record.not_before  # a stale choice
-    tsa.tsa.keeper.units._until = datetime.max.replace(tzinfo=UTC)
+    tsa.tsa.keeper.units._choice = (unit, unit.record.not_before, datetime.max.replace(tzinfo=UTC))  # a stale choice
     reply = read_reply(asyncio.run(tsa.respond(request())))
     assert reply.failures == {"systemFailure"}

@@ -3,8 +3,10 @@
 A token leaves the TSA only once its row in ``tsa_tokens`` is committed (fail closed: an operator must be able
 to answer "did we issue this token" for every token a client holds). Committing each row on its own would cap
 the service at the database's commits per second (one fsync each on SQLite with ``synchronous = FULL``), so
-:class:`TokenRecorder` commits whatever rows arrived while the previous commit ran, in one transaction: a
-request waits for at most two commits, and a thousand requests in flight cost a few commits, not a thousand.
+:class:`TokenRecorder` commits whatever rows arrived while the previous commit ran, in one transaction, and under
+load (the previous transaction held more than one row) first lets rows gather for a few milliseconds: a request
+waits for at most two commits and that pause, and a thousand requests in flight cost a few commits, not a
+thousand. An isolated request is committed at once.
 
 The row is written before the token is signed (the intent, as the signer stores what it will sign: DESIGN.md),
 while the signature is computed; a row whose token never reached its client (the connection dropped) is
@@ -64,7 +66,7 @@ _Waiter = tuple[dict[str, Any], "asyncio.Future[None]", asyncio.AbstractEventLoo
 
 
 class TokenRecorder:
-    """Commits token rows in batches from a thread of its own; ``await record(...)`` returns once committed."""
+    """Commits token rows in batches from a thread of its own; ``await submit(...)`` returns once committed."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -88,9 +90,6 @@ class TokenRecorder:
             if self._idle:
                 self._wake.notify()
         return future
-
-    async def record(self, record: TokenRecord) -> None:
-        await self.submit(record)
 
     def close(self) -> None:
         """Stop taking records; commit those already queued, then return."""

@@ -134,14 +134,14 @@ class UnitSet:
 
     units: list[Unit] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _current: Unit | None = field(default=None, repr=False)
-    _from: datetime | None = field(default=None, repr=False)
-    _until: datetime | None = field(default=None, repr=False)
+    # (the unit, from, until): the choice holds for moments in [from, until). One tuple, replaced whole, so that
+    # the request path reads it without the lock.
+    _choice: tuple[Unit | None, datetime, datetime] | None = field(default=None, repr=False)
 
     def add(self, units: Iterable[Unit]) -> None:
         with self._lock:
             self.units = sorted([*self.units, *units], key=lambda u: (u.record.not_before, u.record.id))
-            self._from = self._until = None
+            self._choice = None
 
     def set_status(self, statuses: dict[int, str]) -> None:
         """Apply status changes read from the database (a unit retired by an operator stops signing)."""
@@ -153,13 +153,13 @@ class UnitSet:
                 Unit(replace(u.record, status=statuses[u.record.id]), u.signer, u.blocking) if u in changed else u
                 for u in self.units
             ]
-            self._from = self._until = None
+            self._choice = None
 
     def current(self, moment: datetime) -> Unit | None:
         """The unit that signs at *moment*, or None when no unit is in its usage period."""
-        start, until = self._from, self._until
-        if start is not None and until is not None and start <= moment < until:
-            return self._current
+        choice = self._choice
+        if choice is not None and choice[1] <= moment < choice[2]:
+            return choice[0]
         with self._lock:
             return self._choose(moment)
 
@@ -168,10 +168,9 @@ class UnitSet:
         chosen = usable[-1] if usable else None  # the latest notBefore among those in their usage period
         starts = [u.record.not_before for u in self.units if u.record.status == "active"]
         later = starts[bisect.bisect_right(starts, moment) :]
-        until = min([*later[:1], *([chosen.record.usable_until] if chosen else [])], default=None)
-        self._current, self._from, self._until = chosen, moment, until
-        if until is None:  # nothing ahead: re-choose only after a change (add / set_status)
-            self._until = datetime.max.replace(tzinfo=moment.tzinfo)
+        # until the next unit starts or this one's period ends; with nothing ahead, until a change (add, set_status)
+        ends = [*later[:1], *([chosen.record.usable_until] if chosen else [])]
+        self._choice = (chosen, moment, min(ends, default=datetime.max.replace(tzinfo=moment.tzinfo)))
         return chosen
 
     def successor(self, unit: Unit) -> Unit | None:
