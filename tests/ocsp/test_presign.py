@@ -3,20 +3,25 @@ who signs them (BR 7.1.2.8), checked by cryptography, openssl and pkilint."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
-from ocsp_support import Ocsp, issuer_of, response_for
+from issuing import build_home, open_ca  # type: ignore[import-not-found]
+from ocsp_support import Ocsp, issuer_of, response_for, revoke_and_resign
 from sqlalchemy import delete
 
 from candor.audit import AuditLog
 from candor.revocation import RevocationReason, revoke
+from candor.revocation.ocsp.index import ResponseIndex, load_from_database
 from candor.revocation.ocsp.lint import response_findings
-from candor.revocation.ocsp.presign import serial_key
+from candor.revocation.ocsp.presign import OcspSigner, serial_key
+from candor.revocation.ocsp.settings import OcspSettings
 from candor.storage import repositories
 from candor.storage.models import CertificateRecord
 from candor.storage.models_ocsp import OcspResponseRecord
@@ -186,3 +191,31 @@ def test_presign_all_signs_everything_due_and_stops_after_a_short_pass(ocsp: Ocs
     assert ocsp.signer.presign_all() >= 3
     assert len(passes) == 1  # fewer than BULK_BATCH found: nothing else was due, no second scan
     assert original() == 0
+
+
+@pytest.mark.postgres
+def test_on_postgresql_new_refreshed_and_revoked_responses_are_written_and_read_back(
+    postgres_schema_url: str, tmp_path: Path
+) -> None:
+    """The bulk writer's INSERT and UPDATE (psycopg takes named parameters, SQLite positional ones) on PostgreSQL."""
+    home = build_home(tmp_path / "home", database=postgres_schema_url)
+    ca = open_ca(home, now=datetime.now(UTC).replace(microsecond=0))
+    try:
+        index = ResponseIndex()
+        signer = OcspSigner(ca.db, ca.stores, ca.clock, OcspSettings(), actor="test", sinks=[index])
+        ocsp = Ocsp(ca=ca, signer=signer, index=index, settings=signer.settings)
+        certificate = ca.issue(["postgres.example.com"]).certificate
+        assert signer.presign_new() >= 1  # INSERT
+        first = response_for(ocsp, certificate).produced_at_utc
+        ca.clock.advance(timedelta(hours=37))
+        assert signer.presign_new(limit=100_000) >= 1  # UPDATE at refresh
+        assert response_for(ocsp, certificate).produced_at_utc == ca.clock.now() > first
+        revoke_and_resign(ocsp, certificate.serial_number, RevocationReason.SUPERSEDED)  # UPDATE of the status
+        stored = Ocsp(ca=ca, signer=signer, index=ResponseIndex(), settings=signer.settings)
+        load_from_database(ca.db, stored.index)
+        read_back = response_for(stored, certificate)
+        assert read_back.public_bytes(_der()) == response_for(ocsp, certificate).public_bytes(_der())
+        assert {s.revocation_reason for s in read_back.responses} == {x509.ReasonFlags.superseded}
+    finally:
+        ca.stores.close()
+        ca.db.dispose()
