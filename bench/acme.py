@@ -9,8 +9,10 @@ and who answers the challenges differ between the two servers:
 * Candor: ``candor init`` into a temporary directory, loopback validation allowed, rate limits raised far
   above the bench volume, every bench name mapped (``acme.validation.hosts``) to a random 127/8 address where
   this process answers http-01 on port 80 (the validator only uses port 80, so this needs root or
-  CAP_NET_BIND_SERVICE). Real validation, both pkilint passes; the default embedded issuer is private, so
-  there is no CT round trip in the Candor figure yet (CT is a later issue).
+  CAP_NET_BIND_SERVICE). Real validation, pkilint on the precertificate and the BR 4.3.1.2 correspondence
+  check of the final certificate, and CT as the embedded default runs it: two SCTs per certificate from its
+  own two logs (each verified before it is embedded), the final certificate queued for both and submitted in
+  the background (``--no-ct``: without the logs; ``--workers N``: every worker serves them).
 * Pebble (Debian ``pebble``): PEBBLE_VA_NOSLEEP=1, PEBBLE_WFE_NONCEREJECT=0, real validation against
   ``pebble-challtestsrv``, which resolves every name to 127.0.0.1 and serves the tokens this process adds
   through its management API.
@@ -592,7 +594,7 @@ def main() -> None:
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument("--max-rate", type=float, default=400.0, help=argparse.SUPPRESS)  # sizes the hosts table
-    parser.add_argument("--no-ct", action="store_true", help="Candor without its CT logs (needed for --workers > 1)")
+    parser.add_argument("--no-ct", action="store_true", help="Candor without its CT logs and SCTs")
     parser.add_argument("--profile", default=None, help="py-spy raw profile of candor serve to this path")
     parser.add_argument("--gil", action="store_true", help="with --profile: sample only the thread holding the GIL")
     args = parser.parse_args()

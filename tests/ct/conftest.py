@@ -73,11 +73,14 @@ def record_log_key(db: Database, key: ec.EllipticCurvePrivateKey, label: str = "
 def make_log(
     db: Database, pki: Pki, log_key: ec.EllipticCurvePrivateKey, clock: FakeClock, tmp_path: Path
 ) -> Iterator[Callable[..., CtLog]]:
-    """Builds started logs on the ``db`` fixture's database (integrated by hand unless background=True)."""
+    """Builds started logs on the ``db`` fixture's database (integrated by hand unless background=True; with
+    sequence=False, one that follows another's tree heads)."""
     record_log_key(db, log_key)
     opened: list[CtLog] = []
 
-    def build(*, background: bool = False, log_clock: Clock | None = None, **overrides: object) -> CtLog:
+    def build(
+        *, background: bool = False, sequence: bool = True, log_clock: Clock | None = None, **overrides: object
+    ) -> CtLog:
         ct_log = CtLog(
             parameters(tmp_path / "static", **overrides),
             db=db,
@@ -85,7 +88,7 @@ def make_log(
             signer=EcdsaSigner(log_key),
             roots=[pki.root.certificate],
         )
-        ct_log.start(background=background)
+        ct_log.start(background=background, sequence=sequence)
         opened.append(ct_log)
         return ct_log
 

@@ -28,7 +28,7 @@ from candor.clock import FakeClock
 from candor.ct.log.chain import SubmissionError
 from candor.ct.log.merkle import verify_consistency
 from candor.ct.log.service import CtLog, Sct
-from candor.ct.log.tls import EntryType, parse_merkle_tree_leaf
+from candor.ct.log.tls import EntryType, leaf_index_of, parse_merkle_tree_leaf
 from candor.storage import Database
 
 Serial = Callable[[], int]
@@ -184,3 +184,35 @@ def test_entries_carry_the_chain_and_the_precertificate(ct_log: CtLog, pki: Pki,
     assert extra[:3] == len(precert).to_bytes(3, "big") and extra[3 : 3 + len(precert)] == precert
     chain = extra[3 + len(precert) :]
     assert pki.issuer.der in chain and pki.root.der in chain
+
+
+def test_a_second_process_stores_submissions_and_follows_the_tree_heads_it_never_signs(
+    make_log: Callable[..., CtLog], pki: Pki, serial: Serial
+) -> None:
+    """What `candor serve`'s other workers do: both log objects store submissions (leaf indexes allocated under
+    the log row's lock, so contiguous and unique), only the sequencing one integrates and signs, and the follower
+    serves its heads, entries and proofs, following at once when a request names a tree larger than its own."""
+    primary = make_log()
+    follower = make_log(sequence=False)
+    scts = [
+        (primary if number % 2 else follower).add_chain(
+            [precertificate(pki.issuer, serial()), pki.issuer.der], precertificate=True
+        )
+        for number in range(6)
+    ]
+    assert sorted(leaf_index_of(sct.extensions) for sct in scts) == list(range(6))
+    assert follower.head().tree_size == 0  # the primary's first head
+    with pytest.raises(RuntimeError):
+        follower.integrate()
+    head = primary.integrate()
+    assert head.tree_size == 6
+    leaves = [leaf for leaf, _ in follower.entries(0, 5)]  # names leaf 0: the follower takes the new head
+    assert follower.head() == head
+    hashes_ = [hashlib.sha256(b"\x00" + leaf).digest() for leaf in leaves]
+    for index, leaf_hash_ in enumerate(hashes_):
+        assert follower.proof_by_hash(leaf_hash_, 6) == primary.proof_by_hash(leaf_hash_, 6)
+        assert follower.proof_by_hash(leaf_hash_, 6)[0] == index
+    primary.add_chain([precertificate(pki.issuer, serial()), pki.issuer.der], precertificate=True)
+    newer = primary.integrate()
+    assert follower.consistency(6, 7) == primary.consistency(6, 7)  # tree 7 is newer than the follower's
+    assert follower.head() == newer

@@ -4,6 +4,7 @@ stops them all on SIGTERM, and gives up when workers die at start-up again and a
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal
@@ -18,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from candor.server import workers
 from support import run_cli
@@ -40,21 +44,63 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = (home / "candor.toml").read_text()
     config, replaced = re.subn(r"(?m)^workers = 1$", "workers = 2", config)
     assert replaced == 1
-    # The embedded default's own CT logs need a single process (test_own_ct_logs_need_one_worker); these
-    # workers log nowhere, so their private issuer issues without SCTs.
+    # These workers log nowhere (their private issuer issues without SCTs); with the embedded default's own CT
+    # logs, see test_every_worker_serves_the_embedded_ct_logs.
     config, replaced = re.subn(r"(?s)\[\[ct\.logs\]\].*?(?=\[logging\])", "", config)
     assert replaced == 1
     (home / "candor.toml").write_text(config)
     return home
 
 
-def test_own_ct_logs_need_one_worker(tmp_path: Path) -> None:
+def test_every_worker_serves_the_embedded_ct_logs(tmp_path: Path) -> None:
+    """The embedded default's own CT logs with two workers: the primary sequences them and the other worker
+    stores submissions and follows its tree heads. `candor issue` (which reaches the logs over HTTP, so through
+    either worker) gets two SCTs per certificate, and each worker's get-sth soon covers every entry."""
     home = tmp_path / "home"
-    assert run_cli("--data-dir", home, "init", "--port", str(_free_port()), "--acme-port", str(_free_port())).code == 0
+    port, acme_port = _free_port(), _free_port()
+    assert run_cli("--data-dir", home, "init", "--port", str(port), "--acme-port", str(acme_port)).code == 0
     config = (home / "candor.toml").read_text().replace("workers = 1", "workers = 2")
     (home / "candor.toml").write_text(config)
-    result = run_cli("--data-dir", home, "serve")
-    assert result.code != 0 and "ct.logs: a CT log is served by one process" in result.err
+    with serving(home) as served:
+        for number in range(3):
+            certificate = _issue(home, tmp_path / f"issue-{number}", f"w{number}.example.test")
+            scts = certificate.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps)
+            assert len({sct.log_id for sct in scts.value}) == 2
+        pids = served.workers()
+        deadline = time.monotonic() + 30
+        while True:
+            sizes = {}
+            for _ in range(16):
+                connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+                try:
+                    connection.request("GET", "/ct/log-a/ct/v1/get-sth")
+                    response = connection.getresponse()
+                    assert response.status == 200
+                    assert connection.sock is not None
+                    owner = _owner(connection.sock, pids)
+                    sizes[owner] = min(sizes.get(owner, 1 << 62), json.loads(response.read())["tree_size"])
+                finally:
+                    connection.close()
+            # 3 precertificates and their 3 final certificates, in the tree heads both workers serve
+            if (set(sizes) == set(pids) and min(sizes.values()) >= 6) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert set(sizes) == set(pids) and min(sizes.values()) >= 6, (sizes, served.log.read_text()[-2000:])
+
+
+def _issue(home: Path, work: Path, name: str) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    work.mkdir(parents=True)
+    (work / "req.pem").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    result = run_cli("--data-dir", home, "issue", "--csr", work / "req.pem", "--issuer", "tls-e1", "--out", work / "c")
+    assert result.code == 0, result.err
+    return x509.load_pem_x509_certificates((work / "c").read_bytes())[0]
 
 
 @dataclass

@@ -144,12 +144,6 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         # issue the ACME listener's certificate, once, before any worker starts.
         stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
         workers = context.config.server.workers
-        if workers > 1 and context.config.ct.logs:
-            raise CandorError(
-                ErrorKind.CONFIG,
-                "ct.logs: a CT log is served by one process (its sequencer and tree live there); "
-                "set [server] workers = 1 or serve the logs from a data directory of their own",
-            )
         own = ct_edge.open_own_logs(context, stores)
         ct: ct_edge.Transparency | None = None
         try:
@@ -184,6 +178,9 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 build = partial(_this_process, this)
             else:
                 tsa = tsa_edge.probe(context, stores, clock.watch)  # a unit that may not sign stops start-up here
+                if ct is not None:
+                    ct.close()
+                own.close()  # the primary worker sequences the logs from now on; no thread crosses the fork
                 stores.close()  # each worker opens its own (PKCS#11 sessions do not survive a fork)
                 build = partial(_serve_worker, data_dir, environ, host=host, listener=acme)
             if tsa.url is not None:
@@ -257,7 +254,9 @@ def _serve_worker(
             context.config = context.config.model_copy(update={"acme": handed_over})
         stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
         stack.callback(stores.close)
-        ct = ct_edge.transparency(context, None)  # other logs only: own logs need workers = 1
+        own = ct_edge.open_own_logs(context, stores, sequence=primary)  # the others store, give SCTs and follow
+        stack.callback(own.close)
+        ct = ct_edge.transparency(context, own)
         if ct is not None:
             stack.callback(ct.close)
         clock = serving_clock(context, primary=primary)  # the primary polls; the others read its verdict
@@ -281,7 +280,7 @@ def _serve_worker(
             stack.callback(ocsp_edge.follow_database(context, responder).set)
         tsa = tsa_edge.serve_parts(context, stores, clock.watch, primary=primary)
         stack.callback(tsa.close)
-        routes = (*ocsp_edge.responder_routes(context, responder), *tsa.routes)
+        routes = (*own.routes(), *ocsp_edge.responder_routes(context, responder), *tsa.routes)
         background = (*background, *tsa.background)
         return Worker(db=context.db, acme=acme, routes=routes, background=background, close=stack.close)
     except BaseException:

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ from candor.storage import repositories
 
 log = logging.getLogger(__name__)
 LOG_LIST = Path("public") / "ct" / "log_list.json"
+# How often the primary looks for final certificates other workers queued; a row that failed waits for its own
+# backoff (next_attempt_at), and a look that finds nothing due writes nothing.
+DRAIN_POLL = timedelta(seconds=1)
 
 
 @dataclass
@@ -54,8 +57,10 @@ class OwnLogs:
             ct_log.close()
 
 
-def open_own_logs(context: Context, stores: KeyStores) -> OwnLogs:
-    """Open and start every configured log (writer and sequencer threads): only ever in one process."""
+def open_own_logs(context: Context, stores: KeyStores, *, sequence: bool = True) -> OwnLogs:
+    """Open and start every configured log. With *sequence* (one process at a time: ``candor serve`` itself,
+    then its primary worker) each log integrates and signs tree heads; the other workers store submissions and
+    give SCTs too, and follow the tree heads stored (:meth:`candor.ct.log.CtLog.start`)."""
     from candor.ct.log import open_log
 
     own = OwnLogs()
@@ -65,7 +70,7 @@ def open_own_logs(context: Context, stores: KeyStores) -> OwnLogs:
                 settings, db=context.db, clock=context.clock, stores=stores, data_dir=context.data_dir,
                 public_base_url=context.config.server.public_base_url,
             )  # fmt: skip
-            ct_log.start()
+            ct_log.start(sequence=sequence)
             own.logs.append((settings, ct_log))
     except BaseException:
         own.close()
@@ -124,10 +129,11 @@ class Transparency:
             log.warning("ct.submit.final: %s (queued for retry)", exc.message)
 
     def drain_until(self, stop: threading.Event) -> None:
-        """Retry the queued final certificates until *stop* (or :meth:`close`) is set."""
+        """Submit the queued final certificates until *stop* (or :meth:`close`) is set: at once when this process
+        queued one (:meth:`FinalSubmissions.wake`), else every DRAIN_POLL (what the other workers queued)."""
         from candor.ct.submit.final import run_drain_loop
 
-        run_drain_loop(self.final, clock=self.clock, stop=stop)
+        run_drain_loop(self.final, clock=self.clock, stop=stop, interval=DRAIN_POLL)
 
     def close(self) -> None:
         self.submitter.close()

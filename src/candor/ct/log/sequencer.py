@@ -124,6 +124,45 @@ class Sequencer:
             self._head = head
         return head
 
+    # -- following: a process that serves the log beside the one that sequences it ------------------------
+    def follow(self) -> SignedTreeHead:
+        """Adopt the newest tree head the sequencing process stored: extend the tree with the entries it covers and
+        check that the head's root is the tree's. A following process never signs a tree head (two signers of
+        one log could sign two different trees of one size)."""
+        with self._round:
+            try:
+                return self._follow()
+            except Exception:
+                self._load()  # the stored state is the truth
+                raise
+
+    def _follow(self) -> SignedTreeHead:
+        size = self._tree.size
+        new: list[store.StoredEntry] = []
+        with self._db.connection() as connection:
+            head = store.latest_tree_head(connection, self._log)
+            if head is None:
+                raise RuntimeError("the log has no tree head yet")
+            while size + len(new) < head.tree_size:
+                start = size + len(new)
+                found = store.entries(connection, self._log, start, min(head.tree_size, start + READ_LIMIT))
+                if not found:
+                    break
+                new += found
+        if head.tree_size < size:
+            raise ValueError(f"CT log {self._log}: the newest stored tree head is smaller than this process's tree")
+        hashes = []
+        for expected, entry in enumerate(new, start=size):
+            if entry.leaf_index != expected:
+                raise ValueError(f"entry {expected} is missing from the log's storage")
+            hashes.append(leaf_hash(entry.leaf_input))
+        with self._lock:
+            self._tree.append(hashes)
+            if self._tree.size != head.tree_size or self._tree.root() != head.root_hash:
+                raise ValueError(f"CT log {self._log}: the newest stored tree head does not match its entries")
+            self._head = head
+        return head
+
     def _publish(self, new: list[store.StoredEntry], tiles: list[tuple[int, int, bytes]], size: int) -> None:
         assert self._static is not None
         fingerprints = [f for entry in new for f in entry.chain]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -123,12 +124,23 @@ class CtLog:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._background: threading.Thread | None = None
+        self._following = False
+        self._followed_at = float("-inf")  # time.monotonic() of the last follow
 
     # -- life cycle ----------------------------------------------------------------------------------------
-    def start(self, *, background: bool = True) -> None:
+    def start(self, *, background: bool = True, sequence: bool = True) -> None:
         """Start storing submissions; with *background*, integrate them on the configured schedule too
-        (without it, the caller calls :meth:`integrate`). The first tree head is signed here."""
+        (without it, the caller calls :meth:`integrate`). The first tree head is signed here.
+
+        With *sequence* false this process serves the log beside the one that sequences it (``candor serve``'s
+        other workers): it stores submissions and gives SCTs (leaf indexes are allocated under the log row's
+        lock in the database, :func:`candor.ct.log.store.append_batch`), and its reads follow the tree heads the
+        sequencing process stores, never older than the integration interval; it never signs a tree head."""
         self._writer.start()
+        if not sequence:
+            self._following = True
+            self._follow()
+            return
         self._sequencer.integrate()
         if background:
             self._background = threading.Thread(
@@ -148,7 +160,7 @@ class CtLog:
         if self._background is not None:
             self._background.join()
             self._background = None
-        if self.pending():
+        if self.pending() and not self._following:
             self._sequencer.integrate()
 
     # -- write path -----------------------------------------------------------------------------------------
@@ -177,15 +189,14 @@ class CtLog:
         return self.submit(self.check(ders, precertificate=precertificate)).result(timeout=timeout)
 
     def _store_batch(self, submissions: Sequence[Submission]) -> list[store.Logged]:
-        timestamp = now_ms(self._clock)
-
         def sign(ts: int, entry: tls.SignedEntry, extensions: bytes) -> bytes:
             return sign_sct(self._signer, ts, entry, extensions)
 
         with self._db.connection() as connection:
             logged = store.append_batch(
-                connection, self._row, submissions, timestamp=timestamp, sign=sign, known_issuers=self._known_issuers
-            )
+                connection, self._row, submissions, now_ms=lambda: now_ms(self._clock), sign=sign,
+                known_issuers=self._known_issuers,
+            )  # fmt: skip
         with self._size_lock:
             self._stored_size = max(self._stored_size, max(e.leaf_index for e in logged) + 1)
         if self.pending() >= self.parameters.integrate_batch:
@@ -198,15 +209,27 @@ class CtLog:
             return self._stored_size - self._sequencer.size()
 
     def integrate(self) -> SignedTreeHead:
+        if self._following:
+            raise RuntimeError(f"CT log {self.parameters.name}: this process follows the log; it does not sequence it")
         return self._sequencer.integrate()
+
+    def _follow(self, *, at_least: int = 0) -> SignedTreeHead:
+        """A following process's view: refreshed from storage when older than the integration interval, or when a
+        request names a tree larger than the one it holds (a head the sequencing process served a moment ago)."""
+        if self._following:
+            stale = time.monotonic() - self._followed_at >= self.parameters.integrate_interval.total_seconds()
+            if stale or self._sequencer.size() < at_least:
+                self._followed_at = time.monotonic()
+                return self._sequencer.follow()
+        return self._sequencer.head()
 
     # -- read path (RFC 6962 4.3-4.8) ------------------------------------------------------------------------
     def head(self) -> SignedTreeHead:
-        return self._sequencer.head()
+        return self._follow()
 
     def consistency(self, first: int, second: int) -> list[bytes]:
         """RFC 6962 4.4: 0 <= first <= second <= the newest tree head's size."""
-        size = self.head().tree_size
+        size = self._follow(at_least=second).tree_size
         if not 0 <= first <= second <= size:
             raise LogRequestError(f"need 0 <= first <= second <= {size}")
         return self._sequencer.consistency_path(first, second)
@@ -222,7 +245,7 @@ class CtLog:
 
     def entries(self, start: int, end: int) -> list[tuple[bytes, bytes]]:
         """RFC 6962 4.6: (leaf_input, extra_data) for start..end inclusive, capped, within the tree head."""
-        size = self.head().tree_size
+        size = self._follow(at_least=start + 1).tree_size
         if start < 0 or end < start or start >= size:
             raise LogRequestError(f"need 0 <= start <= end and start < {size}")
         end = min(end, start + MAX_ENTRIES_PER_REQUEST - 1, size - 1)
@@ -246,7 +269,7 @@ class CtLog:
         return list(self._checker.root_ders)
 
     def _tree_size_ok(self, tree_size: int) -> None:
-        size = self.head().tree_size
+        size = self._follow(at_least=tree_size).tree_size
         if not 1 <= tree_size <= size:
             raise LogRequestError(f"need 1 <= tree_size <= {size}")
 

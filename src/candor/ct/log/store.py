@@ -81,15 +81,20 @@ def append_batch(
     log: int,
     submissions: Sequence[Submission],
     *,
-    timestamp: int,
+    now_ms: Callable[[], int],
     sign: SignSct,
     known_issuers: set[bytes],
 ) -> list[Logged]:
-    """Store *submissions* as new entries (or find them stored already), in the caller's transaction."""
+    """Store *submissions* as new entries (or find them stored already), in the caller's transaction.
+
+    Every process that serves the log may append: the log row's lock (SQLite's write lock; ``FOR UPDATE`` on
+    PostgreSQL) orders the writers, so leaf indexes are contiguous and unique, and the timestamp, read once the
+    lock is held, never goes back as the indexes go up."""
     size_query = select(LOGS.c.size).where(LOGS.c.id == log)
     if connection.dialect.name == "postgresql":
-        size_query = size_query.with_for_update()  # one sequencer at a time per log, across processes
+        size_query = size_query.with_for_update()  # one writer at a time per log, across processes
     size = connection.execute(size_query).scalar_one()
+    timestamp = now_ms()
     found: dict[bytes, Logged] = {}
     identities = list({s.identity for s in submissions})
     for start in range(0, len(identities), _IN_CHUNK):
