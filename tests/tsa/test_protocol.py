@@ -220,3 +220,36 @@ def test_concurrent_requests_are_answered_by_few_commits(tsa: Harness) -> None:
     assert all(r.status == 0 for r in replies)
     assert _token_count(tsa) == before + 200
     assert tsa.tsa.recorder.commits - commits < 100
+
+
+def test_the_signer_info_binds_the_unit_by_ess_cert_id_v2_and_signs_with_the_certificate_s_digest(
+    tsa: Harness, url: str
+) -> None:
+    """RFC 5816 / RFC 5035: signing-certificate-v2 with SHA-256 over the unit certificate and its issuerSerial;
+    CSBR 6.8: the token's digest is the one that signed the unit certificate (tsa-ca1 is P-384: SHA-384); no
+    signing-time; content-type id-ct-TSTInfo."""
+    import hashlib
+
+    from pyasn1.codec.der import decoder, encoder
+    from pyasn1_alt_modules import rfc5035, rfc5652
+
+    reply = read_reply(post(url, request(cert_req=False))[2])
+    info, _ = decoder.decode(reply.token or b"", asn1Spec=rfc5652.ContentInfo())
+    signed, _ = decoder.decode(info["content"], asn1Spec=rfc5652.SignedData())
+    assert int(signed["version"]) == 3 and not signed["certificates"].isValue
+    signer = signed["signerInfos"][0]
+    sha384, ecdsa_sha384 = "2.16.840.1.101.3.4.2.2", "1.2.840.10045.4.3.3"
+    assert [str(a["algorithm"]) for a in signed["digestAlgorithms"]] == [sha384]
+    assert str(signer["digestAlgorithm"]["algorithm"]) == sha384
+    assert str(signer["signatureAlgorithm"]["algorithm"]) == ecdsa_sha384
+    unit = tsa.tsa.keeper.units.units[0].record.certificate
+    assert unit.signature_hash_algorithm is not None and unit.signature_hash_algorithm.name == "sha384"
+    attributes = {str(a["attrType"]): a["attrValues"][0] for a in signer["signedAttrs"]}
+    assert set(attributes) == {"1.2.840.113549.1.9.3", "1.2.840.113549.1.9.4", str(rfc5035.id_aa_signingCertificateV2)}
+    v2, _ = decoder.decode(attributes[str(rfc5035.id_aa_signingCertificateV2)], asn1Spec=rfc5035.SigningCertificateV2())
+    (ess,) = list(v2["certs"])
+    raw = bytes(attributes[str(rfc5035.id_aa_signingCertificateV2)])
+    assert bytes.fromhex("06096086480165030402") not in raw  # the DEFAULT hashAlgorithm SHA-256 is omitted (X.690 11.5)
+    assert bytes(ess["certHash"]) == hashlib.sha256(unit.public_bytes(Encoding.DER)).digest()
+    assert int(ess["issuerSerial"]["serialNumber"]) == unit.serial_number
+    assert encoder.encode(ess["issuerSerial"]["issuer"][0]["directoryName"]) == encode(0xA4, unit.issuer.public_bytes())
