@@ -111,12 +111,14 @@ class Harness:
 
 
 @contextmanager
-def harness(home: Path, *, clock: Clock | None = None, primary: bool = True) -> Iterator[Harness]:
+def harness(
+    home: Path, *, clock: Clock | None = None, primary: bool = True, environ: dict[str, str] | None = None
+) -> Iterator[Harness]:
     """The TSA of one serving process of *home*, as ``candor serve`` opens it."""
     config = load_config(home)
     db = Database(database_url(config.database, home))
-    context = Context(data_dir=home, config=config, db=db, clock=clock or SystemClock(), environ={})
-    stores = KeyStores(config.keys.stores, base_dir=home, environ={})
+    context = Context(data_dir=home, config=config, db=db, clock=clock or SystemClock(), environ=environ or {})
+    stores = KeyStores(config.keys.stores, base_dir=home, environ=environ or {})
     watch = SwitchableWatch()
     try:
         tsa = open_tsa(context, stores, watch, primary=primary)
