@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from candor.cli import main
 from candor.defaults import CEREMONY_TEMPLATE
@@ -97,6 +99,27 @@ def ceremony_file(
 def load_pem_or_der(path: Path) -> x509.Certificate:
     data = path.read_bytes()
     return x509.load_pem_x509_certificate(data) if data.startswith(b"-----") else x509.load_der_x509_certificate(data)
+
+
+def cli_issue(home: Path, work: Path, name: str) -> tuple[list[x509.Certificate], Path, Path]:
+    """`candor issue` by the embedded default's issuer tls-e1 for *name*, with a fresh P-256 key: the chain, the
+    file it was written to, and the key's (unencrypted PEM) file, all in *work*."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "req.pem").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    keyfile = work / "leaf.key"
+    pkcs8, unencrypted = serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, pkcs8, unencrypted))
+    chain = work / "chain.pem"
+    result = run_cli("--data-dir", home, "issue", "--csr", work / "req.pem", "--issuer", "tls-e1", "--out", chain)
+    assert result.code == 0, result.err
+    return x509.load_pem_x509_certificates(chain.read_bytes()), chain, keyfile
 
 
 def openssl(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from acme_clients import LoopbackPool, Served, free_port, serving
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from support import run_cli
+from support import cli_issue, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -44,25 +44,8 @@ def _ctlogfile(served: Served, path: Path) -> Path:
 
 def _issue(served: Served, work: Path, name: str) -> tuple[x509.Certificate, Path, Path]:
     """`candor issue` for *name*: the embedded default's issuer, SCTs from its own two logs over HTTP."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([]))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "req.pem").write_bytes(csr.public_bytes(Encoding.PEM))
-    keyfile = work / "leaf.key"
-    keyfile.write_bytes(
-        key.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    chain = work / "chain.pem"
-    result = run_cli(
-        "--data-dir", served.home, "issue", "--csr", work / "req.pem", "--issuer", "tls-e1", "--out", chain
-    )  # fmt: skip
-    assert result.code == 0, result.err
-    return x509.load_pem_x509_certificates(chain.read_bytes())[0], chain, keyfile
+    chain, path, keyfile = cli_issue(served.home, work, name)
+    return chain[0], path, keyfile
 
 
 def _s_client(served: Served, chain: Path, keyfile: Path, work: Path) -> str:

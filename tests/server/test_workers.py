@@ -20,11 +20,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from candor.server import workers
-from support import run_cli
+from support import cli_issue, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +61,7 @@ def test_every_worker_serves_the_embedded_ct_logs(tmp_path: Path) -> None:
     (home / "candor.toml").write_text(config)
     with serving(home) as served:
         for number in range(3):
-            certificate = _issue(home, tmp_path / f"issue-{number}", f"w{number}.example.test")
+            certificate = cli_issue(home, tmp_path / f"issue-{number}", f"w{number}.example.test")[0][0]
             scts = certificate.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps)
             assert len({sct.log_id for sct in scts.value}) == 2
         pids = served.workers()
@@ -86,21 +84,6 @@ def test_every_worker_serves_the_embedded_ct_logs(tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         assert set(sizes) == set(pids) and min(sizes.values()) >= 6, (sizes, served.log.read_text()[-2000:])
-
-
-def _issue(home: Path, work: Path, name: str) -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([]))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    work.mkdir(parents=True)
-    (work / "req.pem").write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-    result = run_cli("--data-dir", home, "issue", "--csr", work / "req.pem", "--issuer", "tls-e1", "--out", work / "c")
-    assert result.code == 0, result.err
-    return x509.load_pem_x509_certificates((work / "c").read_bytes())[0]
 
 
 @dataclass
