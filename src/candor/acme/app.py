@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -70,10 +71,13 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
             fresh: list[str] = []  # the response's nonce, once issued
 
             def run() -> tuple[Reply, dict[str, str]]:
-                # One worker-thread hop per request: verify, use the request's nonce and issue the response's
-                # in one transaction, handle, and build the headers.
-                verified = verify_request(body, url=url, account_key=service.account_key)
-                used, issued = nonces.exchange(verified.nonce)
+                # One worker-thread hop per request: find the account's key, verify, use the request's nonce and
+                # issue the response's in one transaction; then handle, and build the headers.
+                with service.db.connection() as connection:
+                    verified = verify_request(
+                        body, url=url, account_key=partial(service.account_key, connection=connection)
+                    )
+                    used, issued = nonces.exchange(verified.nonce, connection)
                 fresh.append(issued)
                 if not used:
                     raise AcmeProblem("badNonce", "the nonce is unknown, used or expired (RFC 8555 6.5)", 400)

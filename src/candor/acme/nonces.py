@@ -17,7 +17,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import Connection, delete, insert
+from sqlalchemy import Connection, bindparam, delete, insert
 
 from candor.clock import Clock
 from candor.storage import Database
@@ -26,6 +26,8 @@ from candor.storage.models_acme import Nonce
 NONCE_BYTES = 16
 PRUNE_EVERY = 500  # issued nonces between sweeps of expired ones, so the table stays bounded
 _FORM = re.compile(r"^[A-Za-z0-9_-]{22}$")  # 16 bytes in base64url without padding
+_INSERT = insert(Nonce)  # statements built once: two per request
+_DELETE = delete(Nonce).where(Nonce.value == bindparam("nonce"), Nonce.expires_at > bindparam("now"))
 
 
 class NonceStore:
@@ -38,7 +40,7 @@ class NonceStore:
     def issue(self) -> str:
         with self._db.connection() as connection:
             value = self._insert(connection)
-        self._sweep_now_and_then()
+            self._sweep_now_and_then(connection)
         return value
 
     def redeem(self, value: str) -> bool:
@@ -48,29 +50,32 @@ class NonceStore:
         with self._db.connection() as connection:
             return self._delete(connection, value)
 
-    def exchange(self, value: str) -> tuple[bool, str]:
-        """Redeem *value* (as :meth:`redeem`) and issue a fresh nonce, in one transaction."""
-        with self._db.connection() as connection:
-            used = _FORM.match(value) is not None and self._delete(connection, value)
-            fresh = self._insert(connection)
-        self._sweep_now_and_then()
+    def exchange(self, value: str, connection: Connection) -> tuple[bool, str]:
+        """Redeem *value* (as :meth:`redeem`) and issue a fresh nonce, in the caller's transaction (the request's
+        one transaction before its handler's, which also finds the account's key)."""
+        used = _FORM.match(value) is not None and self._delete(connection, value)
+        fresh = self._insert(connection)
+        self._sweep_now_and_then(connection)
         return used, fresh
 
     def prune(self) -> int:
         """Delete expired nonces; returns how many."""
         with self._db.connection() as connection:
-            result = connection.execute(delete(Nonce).where(Nonce.expires_at <= self._clock.now()))
-            return int(result.rowcount)
+            return self._prune(connection)
+
+    def _prune(self, connection: Connection) -> int:
+        result = connection.execute(delete(Nonce).where(Nonce.expires_at <= self._clock.now()))
+        return int(result.rowcount)
 
     def _insert(self, connection: Connection) -> str:
         value = base64.urlsafe_b64encode(secrets.token_bytes(NONCE_BYTES)).rstrip(b"=").decode("ascii")
-        connection.execute(insert(Nonce).values(value=value, expires_at=self._clock.now() + self._lifetime))
+        connection.execute(_INSERT, {"value": value, "expires_at": self._clock.now() + self._lifetime})
         return value
 
     def _delete(self, connection: Connection, value: str) -> bool:
-        result = connection.execute(delete(Nonce).where(Nonce.value == value, Nonce.expires_at > self._clock.now()))
+        result = connection.execute(_DELETE, {"nonce": value, "now": self._clock.now()})
         return bool(result.rowcount == 1)
 
-    def _sweep_now_and_then(self) -> None:
+    def _sweep_now_and_then(self, connection: Connection) -> None:
         if next(self._issued) % PRUNE_EVERY == 0:
-            self.prune()
+            self._prune(connection)

@@ -5,6 +5,7 @@ and the certificate download.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import secrets
 from datetime import datetime, timedelta
@@ -128,7 +129,8 @@ class Ordering(ServiceCore):
             assert order is not None
             if order.status != "ready":
                 raise AcmeProblem("orderNotReady", f"the order is {order.status}, not ready (RFC 8555 7.4)", 403)
-            stale = self._caa_stale(acme_views.order_authorizations(connection, order_id))
+            authorizations = acme_views.order_authorizations(connection, order_id)
+        stale = self._caa_stale(authorizations)
         if stale:
             self._recheck_caa(order_id, stale, f"{self.settings.base}/acct/{account_id}")
         try:
@@ -137,7 +139,10 @@ class Ordering(ServiceCore):
             if exc.kind is ErrorKind.CONFLICT:  # another finalization got there first
                 raise AcmeProblem("orderNotReady", exc.message, 403) from None
             raise
-        return 200, self._order_body(account_id, order_id), {"Location": self._order_url(order_id)}
+        # The signer returns only once the certificate is stored and, in the same transaction, the order valid.
+        issued = dataclasses.replace(order, status="valid")
+        body = order_json(issued, [a.id for a in authorizations], self.settings.base, issued=True)
+        return 200, body, {"Location": self._order_url(order_id)}
 
     def _issuer_is_private(self) -> bool:
         """Whether the ACME issuer is private (it may certify internal names)."""
