@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from candor.errors import CandorError, ErrorKind
@@ -51,18 +54,31 @@ class TokenRecord:
     imprint: bytes
     gen_time: datetime
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "serial_hex": serial_to_hex(self.serial),
-            "unit_id": self.unit_id,
-            "policy": self.policy,
-            "imprint_algorithm": self.imprint_algorithm,
-            "imprint": self.imprint,
-            "gen_time": self.gen_time,
-        }
+    def row(self) -> tuple[Any, ...]:
+        """The values of :data:`COLUMNS`."""
+        return (
+            serial_to_hex(self.serial),
+            self.unit_id,
+            self.policy,
+            self.imprint_algorithm,
+            self.imprint,
+            self.gen_time,
+        )
 
 
-_Waiter = tuple[dict[str, Any], "asyncio.Future[None]", asyncio.AbstractEventLoop]
+COLUMNS = ("serial_hex", "unit_id", "policy", "imprint_algorithm", "imprint", "gen_time")
+_Waiter = tuple[tuple[Any, ...], "asyncio.Future[None]", asyncio.AbstractEventLoop]
+
+
+@functools.cache
+def _insert_for(dialect: Dialect) -> tuple[str, tuple[Callable[[Any], Any] | None, ...]]:
+    """The INSERT in the driver's own parameter style, and each column's bind processor (the types' own: the
+    UTC timestamp becomes what UTCDateTime stores). Rows go to the driver's executemany as plain tuples, which
+    costs a third of what the same insert through SQLAlchemy's per-row parameter handling does."""
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    values = ", ".join([marker] * len(COLUMNS))
+    sql = f"INSERT INTO tsa_tokens ({', '.join(COLUMNS)}) VALUES ({values})"  # noqa: S608 (constants only)
+    return sql, tuple(_TABLE.c[name].type.bind_processor(dialect) for name in COLUMNS)
 
 
 class TokenRecorder:
@@ -120,11 +136,13 @@ class TokenRecorder:
                 with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                     loop.call_soon_threadsafe(_settle, outcomes)  # one wake-up of each loop per batch
 
-    def _write(self, rows: list[dict[str, Any]]) -> list[BaseException | None]:
+    def _write(self, rows: list[tuple[Any, ...]]) -> list[BaseException | None]:
         """Insert *rows* in one transaction; after a uniqueness violation, row by row. One outcome per row."""
         try:
             with self._db.connection() as connection:
-                connection.execute(insert(_TABLE), rows)
+                sql, processors = _insert_for(connection.dialect)
+                values = [tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True)) for row in rows]
+                connection.exec_driver_sql(sql, values)
             self.commits += 1
             return [None] * len(rows)
         except CandorError as exc:

@@ -57,10 +57,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("serial_hex", name=op.f("uq_tsa_tokens_serial_hex")),
         sa.ForeignKeyConstraint(["unit_id"], ["tsa_units.id"], name=op.f("fk_tsa_tokens_unit_id_tsa_units")),
     )
-    op.create_index("ix_tsa_tokens_imprint", "tsa_tokens", ["imprint"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_tsa_tokens_imprint", table_name="tsa_tokens")
     op.drop_table("tsa_tokens")
     op.drop_table("tsa_units")
