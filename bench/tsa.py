@@ -151,6 +151,21 @@ def stop(process: subprocess.Popen[str]) -> None:
         process.wait(timeout=5)
 
 
+def cpu_seconds(group: int) -> float:
+    """User + system CPU time of every process in process group *group* (the server and its workers)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks, all threads)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(url: str, body: Path, scratch: Path) -> dict[str, float]:
     script = scratch / "post.lua"
     script.write_text(LUA % body)
@@ -193,18 +208,21 @@ def recorded(home: Path) -> int:
         db.dispose()
 
 
-def measure(label: str, url: str, body: Path, scratch: Path, home: Path | None) -> dict[str, float]:
+def measure(label: str, url: str, body: Path, scratch: Path, home: Path | None, group: int) -> dict[str, float]:
     before = recorded(home) if home is not None else 0
     sample = post(url, body.read_bytes())
     if home is not None:
         assert granted(sample), sample[:40].hex()
+    cpu = cpu_seconds(group)
     result = wrk(url, body, scratch)
+    result["cpu_us"] = (cpu_seconds(group) - cpu) / result["requests"] * 1e6  # server CPU per answered request
     result["size"] = len(sample)
     if home is not None:  # every answered request has its record (wrk's count excludes unanswered ones)
         result["recorded"] = recorded(home) - before - 1
         assert result["recorded"] >= result["requests"], result
     print(f"{label}: {result['rps']:,.0f}/s, p99 {result['p99_ms']:.2f} ms, errors {result['errors']:.0f}, "
-          f"{len(sample)} bytes" + (f", {result['recorded']:,.0f} recorded" if home else ""), flush=True)  # fmt: skip
+          f"{len(sample)} bytes, server CPU {result['cpu_us']:.0f} us/request"
+          + (f", {result['recorded']:,.0f} recorded" if home else ""), flush=True)  # fmt: skip
     return result
 
 
@@ -245,7 +263,7 @@ def main() -> None:
             process, port = start(home, args.workers, fixed)
             try:
                 url = f"http://127.0.0.1:{port}/tsa"
-                results[label] = measure(label, url, body, scratch, None if fixed else home)
+                results[label] = measure(label, url, body, scratch, None if fixed else home, process.pid)
             finally:
                 stop(process)
 
@@ -259,7 +277,7 @@ def main() -> None:
         (served_home / "candor.toml").write_text(text)
         process, url = start_candor_serve(served_home)
         try:
-            results["candor_serve"] = measure("candor serve", url, body, scratch, served_home)
+            results["candor_serve"] = measure("candor serve", url, body, scratch, served_home, process.pid)
         finally:
             stop(process)
 
@@ -271,6 +289,10 @@ def main() -> None:
         "ceiling_per_s": round(ceiling["rps"]),
         "tokens_per_s_candor_serve": round(results["candor_serve"]["rps"]),
         "p99_ms": round(p256["p99_ms"], 2),
+        "server_cpu_us_per_token": round(p256["cpu_us"]),
+        "server_cpu_us_per_token_rsa3072": round(rsa["cpu_us"]),
+        "server_cpu_us_per_reply_ceiling": round(ceiling["cpu_us"]),
+        "server_cpu_us_per_token_candor_serve": round(results["candor_serve"]["cpu_us"]),
         "p99_ms_rsa3072": round(rsa["p99_ms"], 2),
         "reply_bytes": int(p256["size"]),
         "workers": args.workers,
