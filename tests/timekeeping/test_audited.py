@@ -1,5 +1,5 @@
 """The watch's events land in the hash-chained audit log, on SQLite and PostgreSQL (an event the database
-refuses is kept and written at the next poll: tests/timekeeping/test_monitor.py)."""
+refuses is kept and written at the next poll: tests/timekeeping/test_clock_monitor.py)."""
 
 from __future__ import annotations
 
