@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -90,19 +90,14 @@ def append_batch(
     Every process that serves the log may append: the log row's lock (SQLite's write lock; ``FOR UPDATE`` on
     PostgreSQL) orders the writers, so leaf indexes are contiguous and unique, and the timestamp, read once the
     lock is held, never goes back as the indexes go up."""
-    size_query = select(LOGS.c.size).where(LOGS.c.id == log)
-    if connection.dialect.name == "postgresql":
-        size_query = size_query.with_for_update()  # one writer at a time per log, across processes
-    size = connection.execute(size_query).scalar_one()
+    # one writer at a time per log, across processes (FOR UPDATE on PostgreSQL; SQLite's write lock)
+    size_query = _SIZE_FOR_UPDATE if connection.dialect.name == "postgresql" else _SIZE
+    size = connection.execute(size_query, {"b_log": log}).scalar_one()
     timestamp = now_ms()
     found: dict[bytes, Logged] = {}
     identities = list({s.identity for s in submissions})
     for start in range(0, len(identities), _IN_CHUNK):
-        rows = connection.execute(
-            select(ENTRIES.c.identity_hash, ENTRIES.c.leaf_index, ENTRIES.c.timestamp, ENTRIES.c.leaf_input,
-                   ENTRIES.c.sct_signature)
-            .where(ENTRIES.c.ct_log_id == log, ENTRIES.c.identity_hash.in_(identities[start : start + _IN_CHUNK]))
-        )  # fmt: skip
+        rows = connection.execute(_STORED, {"b_log": log, "b_identities": identities[start : start + _IN_CHUNK]})
         for identity, index, ts, leaf_input, signature in rows:
             extensions = tls.parse_merkle_tree_leaf(leaf_input).extensions
             found[identity] = Logged(index, ts, extensions, signature)
@@ -137,10 +132,22 @@ def append_batch(
     if new_issuers:
         _insert_ignoring_duplicates(connection, [{"fingerprint": k, "der": v} for k, v in new_issuers.items()])
     if new_rows:
-        connection.execute(insert(ENTRIES), new_rows)
-        connection.execute(update(LOGS).where(LOGS.c.id == log).values(size=size + len(new_rows)))
+        connection.execute(_INSERT_ENTRY, new_rows)
+        connection.execute(_SET_SIZE, {"b_log": log, "size": size + len(new_rows)})
     known_issuers.update(new_issuers)
     return [found[s.identity] for s in submissions]
+
+
+# append_batch's statements, built once (it runs for every batch of every log)
+_SIZE = select(LOGS.c.size).where(LOGS.c.id == bindparam("b_log"))
+_SIZE_FOR_UPDATE = _SIZE.with_for_update()
+_STORED = select(
+    ENTRIES.c.identity_hash, ENTRIES.c.leaf_index, ENTRIES.c.timestamp, ENTRIES.c.leaf_input, ENTRIES.c.sct_signature
+).where(
+    ENTRIES.c.ct_log_id == bindparam("b_log"), ENTRIES.c.identity_hash.in_(bindparam("b_identities", expanding=True))
+)
+_INSERT_ENTRY = insert(ENTRIES)
+_SET_SIZE = update(LOGS).where(LOGS.c.id == bindparam("b_log"))
 
 
 def _insert_ignoring_duplicates(connection: Connection, rows: list[dict[str, object]]) -> None:

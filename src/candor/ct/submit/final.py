@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from candor.clock import Clock
@@ -135,21 +135,10 @@ class FinalSubmissions:
     def _claim(self, now: datetime, *, serial_id: int | None = None) -> list[_Owed]:
         """Rows due at *now*, moved out of other drainers' reach for LEASE by one conditional update (a row
         another drainer claimed meanwhile no longer matches it), with what submitting them needs."""
-        due = select(CtSubmission.id).where(CtSubmission.done.is_(False), CtSubmission.next_attempt_at <= now)
-        if serial_id is not None:
-            due = due.where(CtSubmission.serial_id == serial_id)
-        due = due.order_by(CtSubmission.next_attempt_at).limit(self._batch)
+        statement = _CLAIM if serial_id is None else _CLAIM_SERIAL
+        parameters = {"b_now": now, "b_limit": self._batch, "b_serial": serial_id, "next_attempt_at": now + LEASE}
         with self._db.connection() as connection:
-            claimed = connection.execute(
-                update(CtSubmission)
-                .where(
-                    CtSubmission.id.in_(due.scalar_subquery()),
-                    CtSubmission.done.is_(False),
-                    CtSubmission.next_attempt_at <= now,
-                )
-                .values(next_attempt_at=now + LEASE)
-                .returning(CtSubmission.id, CtSubmission.serial_id, CtSubmission.log_id, CtSubmission.log_description)
-            ).all()
+            claimed = connection.execute(statement, parameters).all()
             return self._with_chains(connection, claimed)
 
     def _with_chains(self, connection: Connection, claimed: Sequence[Row[int, int, bytes, str]]) -> list[_Owed]:
@@ -158,11 +147,7 @@ class FinalSubmissions:
         serials = sorted({row.serial_id for row in claimed})
         stored = {
             serial: (issuer_id, der)
-            for serial, issuer_id, der in connection.execute(
-                select(CertificateRecord.serial_id, SerialRecord.issuer_id, CertificateRecord.der)
-                .join(SerialRecord, SerialRecord.id == CertificateRecord.serial_id)
-                .where(CertificateRecord.serial_id.in_(serials), CertificateRecord.kind == "certificate")
-            )
+            for serial, issuer_id, der in connection.execute(_CERTIFICATES, {"b_serials": serials})
         }
         owed = []
         for row in sorted(claimed, key=lambda r: r.id):
@@ -225,13 +210,8 @@ class FinalSubmissions:
         cap = timedelta(seconds=self._submitter.settings.final_retry_max_seconds)
         updated_at = self._clock.now()
         with self._db.connection() as connection:
-            attempts_before = dict(
-                connection.execute(
-                    select(CtSubmission.id, CtSubmission.attempts).where(
-                        CtSubmission.id.in_([item.row_id for item, _, _ in settled])
-                    )
-                ).all()
-            )
+            rows = [item.row_id for item, _, _ in settled]
+            attempts_before = {row_id: attempts for row_id, attempts in connection.execute(_ATTEMPTS, {"b_ids": rows})}
             for item, outcome, error in settled:
                 attempts = attempts_before[item.row_id] + (outcome.attempts if outcome is not None else 1)
                 values: dict[str, object] = {"attempts": attempts, "updated_at": updated_at}
@@ -244,7 +224,36 @@ class FinalSubmissions:
                         "ct.submit.final log=%r row=%d attempts=%d next_attempt_at=%s error=%r",
                         item.description, item.row_id, attempts, next_attempt_at.isoformat(), values["last_error"],
                     )  # fmt: skip
-                connection.execute(update(CtSubmission).where(CtSubmission.id == item.row_id).values(**values))
+                connection.execute(_SETTLE, {"b_id": item.row_id, **values})
+
+
+# The queue's statements, built once. A claim is one conditional UPDATE: a row another drainer claimed meanwhile
+# no longer matches it.
+_DUE = (
+    select(CtSubmission.id)
+    .where(CtSubmission.done.is_(False), CtSubmission.next_attempt_at <= bindparam("b_now"))
+    .order_by(CtSubmission.next_attempt_at)
+    .limit(bindparam("b_limit"))
+)
+_CLAIMED = (CtSubmission.id, CtSubmission.serial_id, CtSubmission.log_id, CtSubmission.log_description)
+_STILL_DUE = (CtSubmission.done.is_(False), CtSubmission.next_attempt_at <= bindparam("b_now"))
+_CLAIM = update(CtSubmission).where(CtSubmission.id.in_(_DUE.scalar_subquery()), *_STILL_DUE).returning(*_CLAIMED)
+_CLAIM_SERIAL = (
+    update(CtSubmission)
+    .where(CtSubmission.id.in_(_DUE.where(CtSubmission.serial_id == bindparam("b_serial")).scalar_subquery()))
+    .where(*_STILL_DUE)
+    .returning(*_CLAIMED)
+)
+_CERTIFICATES = (
+    select(CertificateRecord.serial_id, SerialRecord.issuer_id, CertificateRecord.der)
+    .join(SerialRecord, SerialRecord.id == CertificateRecord.serial_id)
+    .where(CertificateRecord.serial_id.in_(bindparam("b_serials", expanding=True)))
+    .where(CertificateRecord.kind == "certificate")
+)
+_ATTEMPTS = select(CtSubmission.id, CtSubmission.attempts).where(
+    CtSubmission.id.in_(bindparam("b_ids", expanding=True))
+)
+_SETTLE = update(CtSubmission).where(CtSubmission.id == bindparam("b_id"))
 
 
 def run_drain_loop(

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from candor.ct.submit.loglist import LogList
 from candor.ct.submit.sct import SctError, parse_sct_list
@@ -43,7 +43,7 @@ def queue_owed(
 ) -> int:
     """Insert a pending row for each of *log_ids* the serial has none for yet (UNIQUE(serial_id, log_id)); how
     many were added."""
-    existing = set(connection.execute(select(CtSubmission.log_id).where(CtSubmission.serial_id == serial_id)).scalars())
+    existing = set(connection.execute(_OWED_BY_SERIAL, {"b_serial": serial_id}).scalars())
     sha256 = hashlib.sha256(certificate_der).hexdigest()
     rows = []
     for log_id in dict.fromkeys(log_ids):
@@ -59,8 +59,12 @@ def queue_owed(
             }
         )  # fmt: skip
     if rows:
-        connection.execute(insert(CtSubmission), rows)
+        connection.execute(_INSERT, rows)
     return len(rows)
+
+
+_OWED_BY_SERIAL = select(CtSubmission.log_id).where(CtSubmission.serial_id == bindparam("b_serial"))
+_INSERT = insert(CtSubmission)
 
 
 __all__ = ["log_ids_of", "queue_owed"]
