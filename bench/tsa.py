@@ -246,7 +246,7 @@ def main() -> None:
         home = build_home(scratch / "home")
         with (home / "candor.toml").open("a") as config:
             config.write(f'\n[tsa]\npolicy = "{POLICY}"\n')
-        certified = run_cli("--data-dir", home, "tsa", "certify", "--algorithm", "ecdsa-p256")
+        certified = run_cli("--data-dir", home, "tsa", "certify", "--key-type", "ecdsa-p256")
         assert certified.code == 0, certified.err
         body = scratch / "request.tsq"
         data = scratch / "data.bin"
@@ -257,7 +257,7 @@ def main() -> None:
         results: dict[str, dict[str, float]] = {}
         for label in ("p256", "ceiling", "rsa3072"):
             if label == "rsa3072":
-                certified = run_cli("--data-dir", home, "tsa", "certify", "--algorithm", "rsa-3072")
+                certified = run_cli("--data-dir", home, "tsa", "certify", "--key-type", "rsa-3072")
                 assert certified.code == 0, certified.err
             fixed = int(results["p256"]["size"]) if label == "ceiling" else 0
             process, port = start(home, args.workers, fixed)

@@ -21,7 +21,7 @@ def test_a_unit_on_a_pkcs11_token_signs_tokens_openssl_verifies(softhsm: SoftHsm
     with (home / "candor.toml").open("a") as config:
         config.write(pkcs11_store("hsm", softhsm.module, token.label, "CANDOR_TEST_TSA_PIN"))
     environ = {"CANDOR_TEST_TSA_PIN": token.pin}
-    certified = run_cli("--data-dir", home, "tsa", "certify", "--key-store", "hsm", "--algorithm", "ecdsa-p384",
+    certified = run_cli("--data-dir", home, "tsa", "certify", "--key-store", "hsm", "--key-type", "ecdsa-p384",
                         environ=environ)  # fmt: skip
     assert certified.code == 0, certified.err
     assert "tsa-ca1-unit-2: ecdsa-p384 key in store 'hsm'" in certified.out

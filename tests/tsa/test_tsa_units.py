@@ -120,7 +120,7 @@ def test_a_non_compliant_extended_key_usage_is_found(
 
 
 def test_certify_refuses_rsa_2048_in_one_line(p256_home: Path) -> None:
-    result = run_cli("--data-dir", p256_home, "tsa", "certify", "--algorithm", "rsa-2048")
+    result = run_cli("--data-dir", p256_home, "tsa", "certify", "--key-type", "rsa-2048")
     assert_one_line_error(result, "CSBR 6.1.5.2")
     assert result.code == 2
 
@@ -176,13 +176,14 @@ def test_rotation_to_a_unit_certified_ahead_and_the_15_month_key_usage_period(ow
                 tsa.db, stores, clock, issuer="tsa-ca1", base_url=BASE_URL, public_dir=own_home / "public", actor="test"
             )
             successor = certifier.certify(
-                store="file", algorithm=KeyAlgorithm.ECDSA_P256, not_before=clock.now() + timedelta(days=1)
+                store="file", algorithm=KeyAlgorithm.ECDSA_P256, signs_from=clock.now() + timedelta(days=1)
             )
         finally:
             stores.close()
         tsa.tsa.keeper.tick()
         assert _signer(post(url, request())[2]).endswith("Unit 1")
-        clock.set(successor.not_before)
+        assert successor.not_before == clock.now().replace(microsecond=0)  # the certificate is not forward-dated
+        clock.set(successor.signs_from)
         assert _signer(post(url, request())[2]).endswith("Unit 2")  # switched by the time alone
         tsa.tsa.keeper.tick()
         assert _events(tsa, "tsa.unit.switch") == ["tsa-ca1-unit-2"]
@@ -213,6 +214,6 @@ def test_a_unit_key_is_never_used_outside_its_usage_period_even_if_chosen(tsa: H
     unit = tsa.tsa.keeper.units.units[0]
     clock = FakeClock(unit.record.usable_until)
     tsa.tsa.app.service.clock = clock
-    tsa.tsa.keeper.units._choice = (unit, unit.record.not_before, datetime.max.replace(tzinfo=UTC))  # a stale choice
+    tsa.tsa.keeper.units._choice = (unit, unit.record.signs_from, datetime.max.replace(tzinfo=UTC))  # a stale choice
     reply = read_reply(asyncio.run(tsa.respond(request())))
     assert reply.failures == {"systemFailure"}

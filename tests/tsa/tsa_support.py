@@ -63,7 +63,7 @@ def tsa_home(base: Path, *, algorithm: str = "ecdsa-p256", database: str = "sqli
     home = build_home(base, database=database)
     with (home / "candor.toml").open("a") as config:
         config.write(TSA_SECTION)
-    result = run_cli("--data-dir", home, "tsa", "certify", "--algorithm", algorithm)
+    result = run_cli("--data-dir", home, "tsa", "certify", "--key-type", algorithm)
     assert result.code == 0, result.err
     return home
 
@@ -304,7 +304,8 @@ def forge_unit(home: Path, *, name: str, eku: Sequence[x509.ObjectIdentifier], e
             session.add(
                 TsaUnit(
                     name=name, issuer_id=issuer.id, key_id=key.id, certificate_id=stored.id, not_before=start,
-                    not_after=end, usable_until=usable_until(start, end), status="active", created_at=now,
+                    signs_from=start, not_after=end, usable_until=usable_until(start, end), status="active",
+                    created_at=now,
                 )
             )  # fmt: skip
     finally:

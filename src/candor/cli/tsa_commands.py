@@ -1,8 +1,9 @@
 """``candor tsa ...``: certify and list TSA units, verify a token, and look up what the TSA issued.
 
-* ``certify [--key-store NAME] [--algorithm ALG] [--not-before TIME] [--validity-months N]``: a new unit (a key in
-  the store and its Timestamp certificate from the time-stamping sub-CA); with ``--not-before`` in the future,
-  ahead of a rotation (``candor serve`` switches to it then, without a restart).
+* ``certify [--key-store NAME] [--key-type TYPE] [--takes-over TIME] [--validity-months N]``: a new unit (a key in
+  the store and its Timestamp certificate from the time-stamping sub-CA, valid from now: no command sets a
+  certificate's dates, WS-08d); with ``--takes-over`` later than now, ahead of a rotation (``candor serve``
+  switches to it then, without a restart).
 * ``list``: every unit, the one signing now, and each one's key usage period (CSBR 6.3.2).
 * ``verify TOKEN [--data FILE | --digest HEX]``: a token or a whole reply, against this data directory's root
   and units; one line, exit code 0 when valid and 8 (integrity) when not.
@@ -29,9 +30,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     certify = tsa_sub.add_parser("certify", help="create a TSA unit: a key and its Timestamp certificate")
     certify.add_argument("--key-store", default="file", help="the configured key store for the new key")
     certify.add_argument(
-        "--algorithm", default="ecdsa-p256", help="ecdsa-p256 (default), ecdsa-p384, rsa-3072 or rsa-4096"
+        "--key-type", default="ecdsa-p256", help="ecdsa-p256 (default), ecdsa-p384, rsa-3072 or rsa-4096"
     )
-    certify.add_argument("--not-before", help="when the unit starts signing, ISO 8601 UTC (default: now)")
+    certify.add_argument(
+        "--takes-over", help="when the service switches to the unit, ISO 8601 UTC, within its 15 months (default: now)"
+    )
     certify.add_argument("--validity-months", type=int, default=135, help="certificate validity, at most 135")
     certify.set_defaults(handler=tsa_certify)
     listing = tsa_sub.add_parser("list", help="list the TSA units and which one signs now")
@@ -59,7 +62,7 @@ def certify_unit(
     *,
     key_store: str,
     algorithm: str,
-    not_before: datetime | None = None,
+    signs_from: datetime | None = None,
     validity_months: int = 135,
 ) -> str:
     """Certify a unit for this data directory; a one-line description of it."""
@@ -72,23 +75,24 @@ def certify_unit(
         context.db, stores, context.clock, issuer=settings.issuer, base_url=context.config.server.public_base_url,
         public_dir=context.public_dir, actor=context.actor,
     ).certify(
-        store=key_store, algorithm=unit_algorithm(algorithm), not_before=not_before, validity_months=validity_months
+        store=key_store, algorithm=unit_algorithm(algorithm), signs_from=signs_from, validity_months=validity_months
     )  # fmt: skip
     return (
         f"TSA unit {unit.name}: {unit.algorithm} key in store {unit.store!r}, certificate serial {unit.serial_hex}; "
-        f"signs from {unit.not_before:%Y-%m-%dT%H:%M:%SZ} until {unit.usable_until:%Y-%m-%dT%H:%M:%SZ}; "
+        f"certificate from {unit.not_before:%Y-%m-%dT%H:%M:%SZ}; "
+        f"signs from {unit.signs_from:%Y-%m-%dT%H:%M:%SZ} until {unit.usable_until:%Y-%m-%dT%H:%M:%SZ}; "
         f"certificate {unit.certificate_path}"
     )
 
 
 def tsa_certify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    not_before = _utc(args.not_before) if args.not_before else None
+    signs_from = _utc(args.takes_over) if args.takes_over else None
     with open_context(data_dir_from(args.data_dir, environ), environ) as context:
         stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
         try:
             _say(
                 certify_unit(
-                    context, stores, key_store=args.key_store, algorithm=args.algorithm, not_before=not_before,
+                    context, stores, key_store=args.key_store, algorithm=args.key_type, signs_from=signs_from,
                     validity_months=args.validity_months,
                 )
             )  # fmt: skip
@@ -101,9 +105,9 @@ def _utc(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise CandorError(ErrorKind.CONFIG, f"--not-before {text!r} is not an ISO 8601 time") from None
+        raise CandorError(ErrorKind.CONFIG, f"--takes-over {text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
-        raise CandorError(ErrorKind.CONFIG, "--not-before needs a time zone (e.g. 2027-03-01T00:00:00Z)")
+        raise CandorError(ErrorKind.CONFIG, "--takes-over needs a time zone (e.g. 2027-03-01T00:00:00Z)")
     return moment.astimezone(UTC)
 
 
@@ -113,12 +117,12 @@ def tsa_list(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     with open_context(data_dir_from(args.data_dir, environ), environ) as context, context.db.session() as session:
         records = load_unit_records(session)
         now = context.clock.now()
-    signing = max((r for r in records if r.usable_at(now)), key=lambda r: (r.not_before, r.id), default=None)
+    signing = max((r for r in records if r.usable_at(now)), key=lambda r: (r.signs_from, r.id), default=None)
     for record in records:
         mark = "*" if record is signing else " "
         _say(
             f"{mark} {record.name:20} {record.status:8} {record.key_algorithm:10} store {record.key_store!r:8} "
-            f"signs {record.not_before:%Y-%m-%dT%H:%M:%SZ} .. {record.usable_until:%Y-%m-%dT%H:%M:%SZ}  "
+            f"signs {record.signs_from:%Y-%m-%dT%H:%M:%SZ} .. {record.usable_until:%Y-%m-%dT%H:%M:%SZ}  "
             f"certificate until {record.not_after:%Y-%m-%d}  serial {record.certificate.serial_number:x}"
         )
     if not records:

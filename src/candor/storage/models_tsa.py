@@ -30,6 +30,7 @@ class TsaUnit(Base):
     __table_args__ = (
         CheckConstraint(one_of("status", UNIT_STATUSES), name="status"),
         CheckConstraint("usable_until <= not_after", name="usable_within_validity"),
+        CheckConstraint("signs_from >= not_before AND signs_from < usable_until", name="signs_within_usage"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -40,6 +41,9 @@ class TsaUnit(Base):
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     not_after: Mapped[datetime] = mapped_column(UTCDateTime)
     usable_until: Mapped[datetime] = mapped_column(UTCDateTime)  # CSBR 6.3.2: notBefore + 15 months at most
+    # when the service switches to this unit: its certificate's notBefore is the signing time (never forward-dated),
+    # so a unit certified ahead of a rotation waits for this moment instead
+    signs_from: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -6,8 +6,9 @@ template, linted by pkilint, signed through a single-use token by the sub-CA's k
 sub-CA's certificate; it is stored under the sub-CA's serials (so its CRL covers it) and published in
 ``public/tsa/``. Only this module touches the sub-CA's key: the serving processes need the unit keys only.
 
-A unit may be certified ahead of time (*not_before* in the future, at most :data:`MAX_AHEAD`): the service
-switches to it at its notBefore without a restart. Key algorithms: RSA-3072, RSA-4096, ECDSA P-256, P-384
+A unit may be certified ahead of a rotation: its certificate's notBefore is the signing time (never forward-dated,
+WS-08a), and *signs_from*, a later moment within its key usage period, is when the service switches to it,
+without a restart. Key algorithms: RSA-3072, RSA-4096, ECDSA P-256, P-384
 (CSBR 6.1.5.2 also allows P-521, which Candor's key stores do not generate; RSA-2048 is refused).
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -39,7 +40,6 @@ from candor.storage.models import Issuer, KeyRecord
 from candor.storage.models_tsa import TsaUnit
 
 UNIT_ALGORITHMS = (KeyAlgorithm.ECDSA_P256, KeyAlgorithm.ECDSA_P384, KeyAlgorithm.RSA_3072, KeyAlgorithm.RSA_4096)
-MAX_AHEAD = timedelta(days=366)  # how far ahead of its notBefore a unit may be certified
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class CertifiedUnit:
     algorithm: str
     store: str
     not_before: datetime
+    signs_from: datetime
     usable_until: datetime
     not_after: datetime
     serial_hex: str
@@ -93,18 +94,15 @@ class UnitCertifier:
         *,
         store: str,
         algorithm: KeyAlgorithm,
-        not_before: datetime | None = None,
+        signs_from: datetime | None = None,
         validity_months: int = MAX_VALIDITY_MONTHS,
     ) -> CertifiedUnit:
-        """A new unit whose certificate starts at *not_before* (now by default) and lasts *validity_months*, cut
-        to the sub-CA's own notAfter."""
+        """A new unit whose certificate starts now and lasts *validity_months*, cut to the sub-CA's own notAfter,
+        and which signs from *signs_from* (now by default) until the end of its key usage period."""
         algorithm = unit_algorithm(algorithm.value)
         now = ensure_utc(self.clock.now()).replace(microsecond=0)
-        start = ensure_utc(not_before).replace(microsecond=0) if not_before is not None else now
-        if start < now or start > now + MAX_AHEAD:
-            raise CandorError(
-                ErrorKind.CONFIG, f"a unit's notBefore is between now and {MAX_AHEAD.days} days ahead (no backdating)"
-            )
+        start = now  # notBefore is the signing time: never backdated, never forward-dated (WS-08a)
+        takes_over = ensure_utc(signs_from).replace(microsecond=0) if signs_from is not None else now
         if not 1 <= validity_months <= MAX_VALIDITY_MONTHS:
             raise CandorError(
                 ErrorKind.CONFIG, f"CSBR 6.3.2: a Timestamp certificate is valid 1 to {MAX_VALIDITY_MONTHS} months"
@@ -116,7 +114,12 @@ class UnitCertifier:
             name = self._next_name(session, issuer)
         end = min(add_months(start, validity_months), issuer_not_after)
         if usable_until(start, end) <= start:
-            raise CandorError(ErrorKind.POLICY, f"{self.issuer_name} expires before a unit starting then could sign")
+            raise CandorError(ErrorKind.POLICY, f"{self.issuer_name} expires before a unit starting now could sign")
+        if not start <= takes_over < usable_until(start, end):
+            raise CandorError(
+                ErrorKind.CONFIG,
+                "a unit takes over between now and the end of its key usage period (CSBR 6.3.2: 15 months from now)",
+            )
         generated = issuer_store.generate(name, algorithm)
         spki = generated.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         problem = key_problem(generated.public_key)
@@ -136,7 +139,7 @@ class UnitCertifier:
             session.flush()
             key_id = key.id
         with self.db.session() as session:
-            return self._sign(session, name, key_id, generated.public_key, start, end, now)
+            return self._sign(session, name, key_id, generated.public_key, start, end, now, takes_over)
 
     def _issuer(self, session: Session) -> Issuer:
         issuer = repositories.issuer_by_name(session, self.issuer_name)
@@ -162,6 +165,7 @@ class UnitCertifier:
         start: datetime,
         end: datetime,
         now: datetime,
+        takes_over: datetime,
     ) -> CertifiedUnit:
         issuer = self._issuer(session)
         issuer_certificate = x509.load_der_x509_certificate(issuer.certificate_der)
@@ -205,21 +209,22 @@ class UnitCertifier:
             name=name, issuer_id=issuer.id, key_id=key_id, certificate_id=stored.id,
             not_before=certificate.not_valid_before_utc, not_after=certificate.not_valid_after_utc,
             usable_until=usable_until(certificate.not_valid_before_utc, certificate.not_valid_after_utc),
-            status="active", created_at=now,
+            signs_from=max(takes_over, certificate.not_valid_before_utc), status="active", created_at=now,
         )  # fmt: skip
         session.add(unit)
         session.flush()
         self.audit.record(
             session, actor=self.actor, action="tsa.unit.certify", subject=name, outcome="success",
             details={"algorithm": key.algorithm, "store": key.store, "serial": serial.serial_hex,
-                     "not_before": unit.not_before.isoformat(), "usable_until": unit.usable_until.isoformat(),
+                     "not_before": unit.not_before.isoformat(), "signs_from": unit.signs_from.isoformat(),
+                     "usable_until": unit.usable_until.isoformat(),
                      "not_after": unit.not_after.isoformat()},
         )  # fmt: skip
         path = self.public_dir / "tsa" / f"{name}.pem"
         write_atomically(path, certificate.public_bytes(Encoding.PEM))
         write_atomically(path.with_suffix(".der"), der)
         return CertifiedUnit(
-            name=name, algorithm=key.algorithm, store=key.store, not_before=unit.not_before,
+            name=name, algorithm=key.algorithm, store=key.store, not_before=unit.not_before, signs_from=unit.signs_from,
             usable_until=unit.usable_until, not_after=unit.not_after, serial_hex=serial.serial_hex,
             certificate_path=path,
         )  # fmt: skip

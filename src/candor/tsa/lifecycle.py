@@ -99,7 +99,7 @@ class UnitKeeper:
                 self._event("tsa.unit.refuse", record.name, "failure", reason=exc.message)
             return
         self.units.add([unit])
-        log.info("tsa: unit %s loaded (signs from %s)", record.name, record.not_before.isoformat())
+        log.info("tsa: unit %s loaded (signs from %s)", record.name, record.signs_from.isoformat())
 
     def _retire_expired(self, now: datetime) -> None:
         expired = [u.record for u in self.units.units if u.record.status == "active" and u.record.usable_until <= now]

@@ -1,10 +1,12 @@
 """TSA units: which key signs now, and the checks a unit passes before it signs anything.
 
 A unit is a time-stamping key with its Timestamp certificate (:mod:`candor.profiles.tsa`). The unit that signs
-at a moment is the active unit with the latest notBefore whose usage period (notBefore to ``usable_until``,
-at most 15 months, CSBR 6.3.2) contains the moment: a unit certified ahead of time takes over at its notBefore
-with no restart, and its predecessor's certificate stays published for verifiers. No unit in its usage period
-means no token (systemFailure), never a token from an expired key.
+at a moment is the active unit with the latest ``signs_from`` whose period (``signs_from`` to ``usable_until``,
+which is at most 15 months after its certificate's notBefore, CSBR 6.3.2) contains the moment. A certificate's
+notBefore is the time it was signed, never a later one (WS-08a: no forward-dating), so a unit certified ahead
+of a rotation carries the moment it takes over in ``signs_from`` and takes over then with no restart; its
+predecessor's certificate stays published for verifiers. No unit in its usage period means no token
+(systemFailure), never a token from an expired key.
 
 A serving process loads the units from the database and their keys through a *key loader* (the CLI's key
 stores: this package never imports ``candor.keys``). A unit whose certificate is not a compliant Timestamp
@@ -48,12 +50,13 @@ class UnitRecord:
     key_algorithm: str
     key_backend: str
     not_before: datetime
+    signs_from: datetime  # when the service switches to it (not before its certificate's notBefore)
     usable_until: datetime
     not_after: datetime
     status: str
 
     def usable_at(self, moment: datetime) -> bool:
-        return self.status == "active" and self.not_before <= moment < self.usable_until
+        return self.status == "active" and self.signs_from <= moment < self.usable_until
 
 
 def issuer_chain(issuer: Issuer) -> tuple[x509.Certificate, ...]:
@@ -80,6 +83,7 @@ def load_unit_records(session: Session, *, since_id: int = 0) -> list[UnitRecord
                 key_algorithm=unit.key.algorithm,
                 key_backend=unit.key.backend,
                 not_before=unit.not_before,
+                signs_from=unit.signs_from,
                 usable_until=unit.usable_until,
                 not_after=unit.not_after,
                 status=unit.status,
@@ -140,7 +144,7 @@ class UnitSet:
 
     def add(self, units: Iterable[Unit]) -> None:
         with self._lock:
-            self.units = sorted([*self.units, *units], key=lambda u: (u.record.not_before, u.record.id))
+            self.units = sorted([*self.units, *units], key=lambda u: (u.record.signs_from, u.record.id))
             self._choice = None
 
     def set_status(self, statuses: dict[int, str]) -> None:
@@ -165,8 +169,8 @@ class UnitSet:
 
     def _choose(self, moment: datetime) -> Unit | None:
         usable = [u for u in self.units if u.record.usable_at(moment)]
-        chosen = usable[-1] if usable else None  # the latest notBefore among those in their usage period
-        starts = [u.record.not_before for u in self.units if u.record.status == "active"]
+        chosen = usable[-1] if usable else None  # the latest signs_from among those in their period
+        starts = [u.record.signs_from for u in self.units if u.record.status == "active"]
         later = starts[bisect.bisect_right(starts, moment) :]
         # until the next unit starts or this one's period ends; with nothing ahead, until a change (add, set_status)
         ends = [*later[:1], *([chosen.record.usable_until] if chosen else [])]
@@ -174,11 +178,11 @@ class UnitSet:
         return chosen
 
     def successor(self, unit: Unit) -> Unit | None:
-        """An active unit that takes over from *unit* (a later notBefore, usable beyond *unit*'s period)."""
+        """An active unit that takes over from *unit* (a later signs_from, usable beyond *unit*'s period)."""
         for other in self.units:
             if (
                 other.record.status == "active"
-                and other.record.not_before > unit.record.not_before
+                and other.record.signs_from > unit.record.signs_from
                 and other.record.usable_until > unit.record.usable_until
             ):
                 return other

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
         sa.Column("not_after", sa.DateTime(timezone=True), nullable=False),
         sa.Column("usable_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("signs_from", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tsa_units")),
@@ -38,6 +39,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("certificate_id", name=op.f("uq_tsa_units_certificate_id")),
         sa.CheckConstraint("status IN ('active', 'retired')", name=op.f("ck_tsa_units_status")),
         sa.CheckConstraint("usable_until <= not_after", name=op.f("ck_tsa_units_usable_within_validity")),
+        sa.CheckConstraint(
+            "signs_from >= not_before AND signs_from < usable_until", name=op.f("ck_tsa_units_signs_within_usage")
+        ),
         sa.ForeignKeyConstraint(["issuer_id"], ["issuers.id"], name=op.f("fk_tsa_units_issuer_id_issuers")),
         sa.ForeignKeyConstraint(["key_id"], ["keys.id"], name=op.f("fk_tsa_units_key_id_keys")),
         sa.ForeignKeyConstraint(
