@@ -1,15 +1,18 @@
 """SQLite sessions of different processes queue on ``flock`` of ``<database>.lock`` (``candor serve``
-workers), including a process forked with the same :class:`Database` object; PostgreSQL needs no such file."""
+workers), including a process forked with the same :class:`Database` object; PostgreSQL needs no such file.
+Readers (``Database.reader``) queue behind nobody."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from candor.errors import CandorError, ErrorKind
 from candor.storage import Database
 
 
@@ -107,3 +110,35 @@ def test_postgresql_has_no_lock_file(postgres_schema_url: str, tmp_path: Path) -
         assert db._lock_path is None
     finally:
         db.dispose()
+
+
+def test_a_reader_neither_waits_for_a_writer_nor_writes(db: Database) -> None:
+    """Database.reader(): a read-only transaction. On SQLite it does not queue behind a writer that holds the
+    write lock (it reads the last committed state) and, like PostgreSQL's READ ONLY, refuses to write."""
+    with db.connection() as connection:
+        connection.execute(text("INSERT INTO nonces (value, expires_at) VALUES ('committed', '2030-01-01')"))
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with db.connection() as connection:
+            connection.execute(text("INSERT INTO nonces (value, expires_at) VALUES ('uncommitted', '2030-01-01')"))
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        started = time.monotonic()
+        with db.reader() as connection:
+            seen = sorted(connection.execute(text("SELECT value FROM nonces")).scalars())
+        assert time.monotonic() - started < 5  # the writer holds its transaction for up to 30 s
+        assert seen == ["committed"]
+    finally:
+        release.set()
+        thread.join()
+    with pytest.raises(CandorError) as refused, db.reader() as connection:
+        connection.execute(text("INSERT INTO nonces (value, expires_at) VALUES ('x', '2030-01-01')"))
+    assert refused.value.kind is ErrorKind.STORAGE
+    with db.connection() as connection:  # and the pooled connection writes again afterwards
+        connection.execute(text("INSERT INTO nonces (value, expires_at) VALUES ('y', '2030-01-01')"))

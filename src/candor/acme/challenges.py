@@ -25,8 +25,8 @@ class Challenges(ServiceCore):
     # -- authorizations and challenges (RFC 8555 7.5) ---------------------------------------------------
     def authorization(self, request: VerifiedRequest, authorization_id: int) -> Reply:
         account_id = self.account_id(request)
-        with self.db.session() as session:
-            connection = session.connection()
+        transaction = self.db.reader() if request.is_post_as_get else self.db.connection()
+        with transaction as connection:
             authorization = acme_views.authorization_view(connection, authorization_id)
             require_owner(authorization, account_id, "authorization")
             assert authorization is not None

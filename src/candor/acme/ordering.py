@@ -108,7 +108,7 @@ class Ordering(ServiceCore):
 
     def _order_body(self, account_id: int, order_id: int) -> dict[str, Any]:
         """The order as RFC 8555 7.1.3 shows it to its owner (404 to anyone else)."""
-        with self.db.connection() as connection:
+        with self.db.reader() as connection:
             order = acme_views.order_view(connection, order_id)
             require_owner(order, account_id, "order")
             assert order is not None
@@ -123,7 +123,7 @@ class Ordering(ServiceCore):
             raise AcmeProblem("malformed", "finalize needs a 'csr' (RFC 8555 7.4)")
         csr = b64url_decode(csr_b64, "csr")
         account_id = self.account_id(request)
-        with self.db.connection() as connection:
+        with self.db.reader() as connection:
             order = acme_views.order_view(connection, order_id)
             require_owner(order, account_id, "order")
             assert order is not None
@@ -199,7 +199,7 @@ class Ordering(ServiceCore):
 
     def certificate(self, request: VerifiedRequest, order_id: int) -> Reply:
         account_id = self.account_id(request)
-        with self.db.connection() as connection:
+        with self.db.reader() as connection:
             order = acme_views.order_view(connection, order_id)
             require_owner(order, account_id, "order")
             assert order is not None

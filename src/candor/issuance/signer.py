@@ -121,8 +121,7 @@ class Signer:
         require_trustworthy(self.clock_watch, f"order {order_id}")  # before the order is claimed: it stays ready
         parsed = parse_csr(csr)  # a malformed request is refused before anything is written
         now = self.clock.now()
-        with self.db.session() as session:
-            connection = session.connection()
+        with self.db.reader() as connection, Session(bind=connection) as session:  # checks: read only
             order = issuance_sql.order_facts(connection, order_id)
             if order is None:
                 raise CandorError(ErrorKind.NOT_FOUND, f"order {order_id} does not exist")

@@ -71,7 +71,11 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A reader's transaction is deferred: its first SELECT takes a WAL snapshot, and no write lock is taken.
+    connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+_READ_ONLY = "candor_read_only"  # execution option of Database.reader()'s connections
 
 
 class Database:
@@ -152,6 +156,31 @@ class Database:
             self.engine.begin() as connection,
         ):
             yield connection
+
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A Core connection in a read-only transaction, for requests that only read. On SQLite it neither queues
+        behind writers (in-process lock, ``flock``) nor takes the write lock: a deferred ``BEGIN`` reads a
+        consistent snapshot of the WAL while one writer goes on (bench/acme.py: reads inside the write queue
+        were a fifth of the time the queue was held). A statement that writes fails. On PostgreSQL a ``READ
+        ONLY`` transaction. Same errors as :meth:`connection`."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        with (
+            translated(f"error at {self.display_url}", secret=self._secret),
+            self.engine.connect() as connection,
+        ):
+            connection.execution_options(**{_READ_ONLY: True})
+            with connection.begin():
+                if self.dialect == "postgresql":
+                    connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+                else:
+                    connection.exec_driver_sql("PRAGMA query_only = ON")
+                try:
+                    yield connection
+                finally:
+                    if self.dialect != "postgresql":
+                        connection.exec_driver_sql("PRAGMA query_only = OFF")
 
     def _after_fork(self) -> None:
         """First use in a forked process: nothing the parent held is ours. Pooled connections are dropped
