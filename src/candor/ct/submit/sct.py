@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
 from candor.ct.log import tls
@@ -190,7 +192,7 @@ def verify_sct(
     if sct.hash_algorithm != HASH_SHA256:
         raise SctError(f"hash algorithm {sct.hash_algorithm} is not SHA-256 (RFC 6962 2.1.4)")
     signed = tls.sct_signature_input(sct.timestamp, entry, sct.extensions)
-    key = load_der_public_key(log.key_der)
+    key = _log_key(log.key_der)
     try:
         if sct.signature_algorithm == SIGNATURE_ECDSA and isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(sct.signature, signed, ec.ECDSA(hashes.SHA256()))
@@ -201,6 +203,12 @@ def verify_sct(
     except InvalidSignature:
         raise SctError("the SCT's signature does not verify with the log's key") from None
     return VerifiedSct(sct, log)
+
+
+@functools.lru_cache(maxsize=256)
+def _log_key(key_der: bytes) -> PublicKeyTypes:
+    """A log's public key, parsed once (every SCT of every certificate is verified with one of a few keys)."""
+    return load_der_public_key(key_der)
 
 
 def _digitally_signed(data: bytes) -> tuple[int, int, bytes]:
