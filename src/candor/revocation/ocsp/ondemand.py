@@ -127,12 +127,15 @@ class NonceSigner:
         key_hash = request.key[: 32 if request.sha256 else 20]
         with self._lock:
             if self._loaded_at is None or now - self._loaded_at >= RELOAD_EVERY:
-                self._identities = load_identities(self.db, self.stores, self.settings, now, self._identities)
+                self._loaded_at = now  # a failure is retried after RELOAD_EVERY, not on every request
+                try:
+                    self._identities = load_identities(self.db, self.stores, self.settings, now, self._identities)
+                except Exception:  # the database or a key store is out: the identities known so far, or the cache
+                    log.exception("ocsp: the signing identities could not be read; nonce requests may get the cache")
                 self._by_key_hash = {}
                 for identity in self._identities.values():
                     hashes = identity.builder.issuer
                     self._by_key_hash[hashes.key_sha1] = self._by_key_hash[hashes.key_sha256] = identity
-                self._loaded_at = now
             return self._by_key_hash.get(key_hash)
 
     def _lint(self, identity: Identity, response: bytes) -> bool:
