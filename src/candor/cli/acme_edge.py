@@ -27,6 +27,7 @@ from candor.issuance import IssuedChain, parse_csr
 from candor.ra import operator_order
 from candor.ra.limits import Limits
 from candor.server import AcmeListener
+from candor.signing import lint_in_helper_process
 from candor.storage import repositories
 from candor.validation import AddressPolicy, ChallengeValidator, DnsResolver, StaticResolver
 from candor.validation.addresses import IPAddress as Address
@@ -40,6 +41,10 @@ class ChainFinalizer(Protocol):
 
 
 def acme_listener(context: Context, signer: ChainFinalizer, *, host: str) -> AcmeListener | None:
+    """The ACME listener of this serving process (``candor serve`` or one of its workers). Once its own
+    certificate is issued (in this process: ``candor serve`` with workers forks them only after), the signer
+    lints in a helper process (:func:`candor.signing.lint_in_helper_process`, started at the first lint), so
+    that pkilint's CPU runs beside the requests rather than under their interpreter lock."""
     config = context.config.acme
     if not config.enabled:
         return None
@@ -71,6 +76,7 @@ def acme_listener(context: Context, signer: ChainFinalizer, *, host: str) -> Acm
         validator=validator,
     )
     certfile, keyfile, password = _listener_certificate(context) or _server_certificate(context, signer)
+    lint_in_helper_process()
     return AcmeListener(
         routes=acme_routes(service, NonceStore(context.db, context.clock)),
         port=config.https_port,

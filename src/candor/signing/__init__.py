@@ -6,6 +6,7 @@ from candor.signing.der import final_tbs_from_precertificate
 from candor.signing.linted import (
     SigningToken,
     corresponding_final,
+    lint_in_helper_process,
     prepare,
     prepare_tbs,
     sign,
@@ -17,6 +18,7 @@ __all__ = [
     "SigningToken",
     "corresponding_final",
     "final_tbs_from_precertificate",
+    "lint_in_helper_process",
     "prepare",
     "prepare_tbs",
     "sign",

@@ -29,6 +29,7 @@ from candor.lint import CertificateKind, LintReport, require_clean
 from candor.policy.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
 from candor.profiles import CertificateTemplate, to_builder
 from candor.signing.der import assemble_certificate, require_correspondence
+from candor.signing.lint_process import LintProcess
 
 
 @functools.cache
@@ -68,7 +69,7 @@ def prepare(
 ) -> SigningToken:
     """Render and lint *template*; refuse (``ErrorKind.LINT``) on any pkilint error or if pkilint cannot run."""
     draft = to_builder(template).sign(_throwaway(algorithm), algorithm.signature_hash())
-    report = require_clean(draft.public_bytes(Encoding.DER), kind, what=what, allow_local_urls=allow_local_urls)
+    report = _lint(draft.public_bytes(Encoding.DER), kind, what=what, allow_local_urls=allow_local_urls)
     return SigningToken(tbs=draft.tbs_certificate_bytes, algorithm=algorithm, report=report)
 
 
@@ -77,8 +78,27 @@ def prepare_tbs(
 ) -> SigningToken:
     """Lint a TBSCertificate built at the DER level (a final certificate from its precertificate)."""
     draft = x509.load_der_x509_certificate(assemble_certificate(tbs, _raw_sign(tbs, _throwaway(algorithm), algorithm)))
-    report = require_clean(draft.public_bytes(Encoding.DER), kind, what=what, allow_local_urls=allow_local_urls)
+    report = _lint(draft.public_bytes(Encoding.DER), kind, what=what, allow_local_urls=allow_local_urls)
     return SigningToken(tbs=tbs, algorithm=algorithm, report=report)
+
+
+_helper: LintProcess | None = None
+
+
+def lint_in_helper_process(enabled: bool = True) -> None:
+    """From now on this process lints in a helper process (:mod:`.lint_process`): ``candor serve`` asks for this
+    so that pkilint's CPU runs beside its requests instead of under their GIL. Off: in this process again."""
+    global _helper
+    previous, _helper = _helper, (LintProcess() if enabled else None)
+    if previous is not None:
+        previous.close()
+
+
+def _lint(der: bytes, kind: CertificateKind, *, what: str, allow_local_urls: bool) -> LintReport:
+    helper = _helper
+    if helper is not None:
+        return helper.require_clean(der, kind, what=what, allow_local_urls=allow_local_urls)
+    return require_clean(der, kind, what=what, allow_local_urls=allow_local_urls)
 
 
 def corresponding_final(

@@ -1,0 +1,128 @@
+"""pkilint in a helper process, for a server that signs while it serves.
+
+pkilint is pure Python: one lint of a precertificate is several milliseconds of CPU under the serving process's
+one GIL, during which its other requests (and, on SQLite, the writer holding the database's write lock) wait
+for the interpreter. :class:`LintProcess` runs the same :func:`candor.lint.require_clean` in a helper process
+(``python -c HELPER``, one per serving process, started on first use) on the draft's DER,
+and gives back its report or its refusal: the validators, the filters and the verdict are exactly those of the
+in-process call, and the TBS that gets signed is still the one the caller holds. The helper never sees a key:
+the draft it lints is signed with a throwaway key. One JSON line each way, over its stdin and stdout.
+
+Fail closed: a helper that exits, answers nonsense or takes longer than :data:`LINT_TIMEOUT_SECONDS` is a
+``LINT`` error (nothing is signed) and is replaced at the next lint.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+from typing import IO, Any
+
+from candor.errors import CandorError, ErrorKind
+from candor.lint import CertificateKind, Finding, LintReport, require_clean
+
+log = logging.getLogger(__name__)
+LINT_TIMEOUT_SECONDS = 60.0
+HELPER = "import sys; from candor.signing.lint_process import serve; serve(sys.stdin.buffer, sys.stdout.buffer)"
+
+
+class LintProcess:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # one lint at a time per helper: a request and its answer, in order
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pid = os.getpid()
+
+    def require_clean(
+        self, der: bytes, kind: CertificateKind, *, what: str, allow_local_urls: bool = False
+    ) -> LintReport:
+        """:func:`candor.lint.require_clean`, run in the helper process."""
+        request = {"der": base64.b64encode(der).decode(), "kind": kind.value, "what": what, "local": allow_local_urls}
+        if self._pid != os.getpid():  # a forked copy: the helper and the lock's state are the parent's
+            inherited, self._process = self._process, None
+            self._lock, self._pid = threading.Lock(), os.getpid()
+            _close_pipes(inherited)  # this process's copies of them; the parent's helper goes on
+        with self._lock:
+            try:
+                answer = self._ask(json.dumps(request).encode() + b"\n")
+            except (OSError, ValueError, TimeoutError) as exc:
+                self._stop()
+                log.warning("the lint process failed (%s); the next lint starts a new one", exc)
+                raise CandorError(ErrorKind.LINT, f"{what}: the lint process failed ({exc})") from None
+        if "refused" in answer:
+            raise CandorError(ErrorKind(answer["refused"]), str(answer["message"]))
+        findings = tuple(Finding(**finding) for finding in answer["findings"])
+        return LintReport(kind=CertificateKind(answer["kind"]), findings=findings)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _ask(self, line: bytes) -> dict[str, Any]:
+        process = self._running()
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(line)
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], LINT_TIMEOUT_SECONDS)
+        if not ready:
+            raise TimeoutError(f"no answer in {LINT_TIMEOUT_SECONDS:g} s")
+        answer = process.stdout.readline()
+        if not answer:
+            raise OSError(f"it exited with code {process.wait()}")
+        parsed = json.loads(answer)
+        if not isinstance(parsed, dict):
+            raise ValueError("its answer is not a JSON object")
+        return parsed
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._process is not None and self._process.poll() is not None:  # it ended between two lints
+            _close_pipes(self._process)
+            self._process = None
+        if self._process is None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", HELPER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True
+            )
+        return self._process
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+            _close_pipes(process)
+
+
+def _close_pipes(process: subprocess.Popen[bytes] | None) -> None:
+    for pipe in (process.stdin, process.stdout) if process is not None else ():
+        if pipe is not None:
+            pipe.close()
+
+
+def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    """The helper: one JSON request per line, one JSON answer per line, until its input ends."""
+    for line in requests:
+        request = json.loads(line)
+        try:
+            report = require_clean(
+                base64.b64decode(request["der"]), CertificateKind(request["kind"]), what=request["what"],
+                allow_local_urls=bool(request["local"]),
+            )  # fmt: skip
+            answer: dict[str, Any] = {
+                "kind": report.kind.value,
+                "findings": [
+                    {"severity": f.severity, "code": f.code, "path": f.path, "message": f.message}
+                    for f in report.findings
+                ],
+            }
+        except CandorError as exc:
+            answer = {"refused": exc.kind.value, "message": exc.message}
+        answers.write(json.dumps(answer).encode() + b"\n")
+        answers.flush()
+
+
+__all__ = ["HELPER", "LINT_TIMEOUT_SECONDS", "LintProcess", "serve"]

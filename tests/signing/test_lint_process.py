@@ -1,0 +1,108 @@
+"""pkilint in a helper process (what `candor serve` uses): the same report and the same refusal as in process,
+and a helper that dies or is inherited by a fork never lets anything through unlinted."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "profiles"))
+
+from subscriber_pki import issuing_ca, request, template
+
+from candor import signing
+from candor.errors import CandorError, ErrorKind
+from candor.lint import CertificateKind, require_clean
+from candor.policy.algorithms import KeyAlgorithm
+from candor.profiles import precertificate, to_builder
+from candor.signing import lint_process
+from candor.signing.lint_process import LintProcess
+
+
+@pytest.fixture
+def helper() -> Iterator[LintProcess]:
+    process = LintProcess()
+    yield process
+    process.close()
+
+
+def _draft(final: bool = False) -> bytes:
+    shape = template(request("dv", common_name=None))
+    built = to_builder(shape if final else precertificate(shape))
+    return built.sign(issuing_ca("dv").key, KeyAlgorithm.ECDSA_P256.signature_hash()).public_bytes(Encoding.DER)
+
+
+def test_the_helper_gives_the_report_the_linter_gives_in_process(helper: LintProcess) -> None:
+    der = _draft()
+    kind = CertificateKind.DV_PRECERTIFICATE
+    assert helper.require_clean(der, kind, what="x") == require_clean(der, kind, what="x")
+
+
+def test_the_helper_refuses_what_the_linter_refuses_in_process(helper: LintProcess) -> None:
+    der = _draft(final=True)  # a final certificate linted as a precertificate: no poison
+    with pytest.raises(CandorError) as in_process:
+        require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="draft")
+    with pytest.raises(CandorError) as in_helper:
+        helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="draft")
+    assert in_helper.value.kind is in_process.value.kind is ErrorKind.LINT
+    assert in_helper.value.message == in_process.value.message
+
+
+def test_a_helper_that_dies_on_a_request_fails_closed_and_is_replaced(
+    helper: LintProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    der = _draft()
+    monkeypatch.setattr(lint_process, "HELPER", "import sys; sys.stdin.readline(); sys.exit(3)")
+    with pytest.raises(CandorError) as caught:
+        helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x")
+    assert caught.value.kind is ErrorKind.LINT and "exited with code 3" in caught.value.message
+    monkeypatch.undo()
+    assert helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x").ok  # a new, real helper
+
+
+def test_a_helper_that_ended_between_lints_is_replaced(helper: LintProcess) -> None:
+    der = _draft()
+    helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x")
+    assert helper._process is not None
+    helper._process.kill()
+    helper._process.wait()
+    assert helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x").ok
+
+
+def test_a_forked_process_lints_through_a_helper_of_its_own(helper: LintProcess) -> None:
+    der = _draft()
+    helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x")
+    parents = helper._process
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            ok = helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x").ok
+            code = 0 if ok and helper._process is not parents else 2
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert helper._process is parents and parents is not None and parents.poll() is None  # the parent's is intact
+
+
+def test_the_signer_side_switch_lints_through_the_helper_and_back() -> None:
+    signing.lint_in_helper_process()
+    try:
+        token = signing.prepare(
+            precertificate(template(request("dv", common_name=None))), algorithm=KeyAlgorithm.ECDSA_P256,
+            kind=CertificateKind.DV_PRECERTIFICATE, what="test precertificate",
+        )  # fmt: skip
+        assert token.report is not None and token.report.ok
+        with pytest.raises(CandorError) as caught:
+            signing.prepare(
+                template(request("dv", common_name=None)), algorithm=KeyAlgorithm.ECDSA_P256,
+                kind=CertificateKind.DV_PRECERTIFICATE, what="x",
+            )  # fmt: skip
+        assert caught.value.kind is ErrorKind.LINT
+    finally:
+        signing.lint_in_helper_process(False)
