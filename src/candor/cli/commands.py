@@ -163,11 +163,11 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 _say(f"  CT log list: {list_path}")
             build: Callable[[bool], Worker]
             if workers == 1:
-                responder = ocsp_edge.open_responder(context, stores)
+                responder = ocsp_edge.open_responder(context, stores, clock.watch)
                 tsa = tsa_edge.serve_parts(context, stores, clock.watch, primary=True)
                 background = (
-                    crl_loop_task(context, stores),
-                    ocsp_edge.presign_task(context, stores, responder),
+                    crl_loop_task(context, stores, clock.watch),
+                    ocsp_edge.presign_task(context, stores, responder, clock.watch),
                     *clock.background,
                     *((_drain(ct),) if ct is not None else ()),
                     *tsa.background,
@@ -266,13 +266,13 @@ def _serve_worker(
         )
         finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
         acme = acme_listener(context, finalizer, host=host)
-        responder = ocsp_edge.open_responder(context, stores)
+        responder = ocsp_edge.open_responder(context, stores, clock.watch)
         stack.callback(responder.close)
         background: tuple[Callable[[], Awaitable[None]], ...] = ()
         if primary:
             background = (
-                crl_loop_task(context, stores),
-                ocsp_edge.presign_task(context, stores, responder),
+                crl_loop_task(context, stores, clock.watch),
+                ocsp_edge.presign_task(context, stores, responder, clock.watch),
                 *clock.background,
                 *((_drain(ct),) if ct is not None else ()),
             )

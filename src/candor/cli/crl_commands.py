@@ -20,6 +20,7 @@ from candor.issuance import IssuerResolver
 from candor.keys import KeyStores
 from candor.revocation.crl.generate import CrlGenerator, CrlSettings, Progress, ShardResult
 from candor.revocation.crl.schedule import CrlScheduler, run_crl_loop
+from candor.timekeeping import ClockWatch
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +32,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     generate.set_defaults(handler=crl_generate)
 
 
-def crl_generator(context: Context, stores: KeyStores, *, progress: Progress | None = None) -> CrlGenerator:
+def crl_generator(
+    context: Context, stores: KeyStores, *, progress: Progress | None = None, clock_watch: ClockWatch | None = None
+) -> CrlGenerator:
     """The CRL generator of this data directory (its URLs are the signer's: ``server.public_base_url``)."""
     base_url = context.config.server.public_base_url
     return CrlGenerator(
@@ -47,23 +50,29 @@ def crl_generator(context: Context, stores: KeyStores, *, progress: Progress | N
         ),
         actor=context.actor,
         progress=progress,
+        clock_watch=clock_watch,
     )
 
 
-def crl_loop_task(context: Context, stores: KeyStores) -> Callable[[], Awaitable[None]]:
+def crl_loop_task(
+    context: Context, stores: KeyStores, clock_watch: ClockWatch | None = None
+) -> Callable[[], Awaitable[None]]:
     """For ``candor serve``'s primary worker: a background task running :func:`run_crl_loop` in a thread,
     stopped when the task is cancelled."""
     from candor.server import threaded_task
 
-    generator = crl_generator(context, stores)
+    generator = crl_generator(context, stores, clock_watch=clock_watch)
     return threaded_task(lambda stop: run_crl_loop(generator, stop))
 
 
 def crl_generate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from candor.cli.clock_edge import open_watch
+
     with open_context(data_dir_from(args.data_dir, environ), environ) as context:
         stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
         try:
-            generator = crl_generator(context, stores, progress=_print_progress)
+            watch = open_watch(context)  # WS-08e: no CRL is signed on a clock its sources do not confirm
+            generator = crl_generator(context, stores, progress=_print_progress, clock_watch=watch)
             if args.all:
                 chosen = [generator.issuer_id(args.issuer)] if args.issuer else generator.crl_issuers()
                 results, failed = _generate_all(generator, chosen)

@@ -23,11 +23,13 @@ from sqlalchemy import select
 from starlette.routing import BaseRoute, Route
 
 from candor.cli.context import Context
+from candor.errors import CandorError
 from candor.keys import KeyStores
 from candor.revocation.ocsp.http import OcspApp
 from candor.revocation.ocsp.index import ResponseIndex, load_from_database
 from candor.server import threaded_task
 from candor.storage.models import Issuer
+from candor.timekeeping import ClockWatch
 
 if TYPE_CHECKING:
     from candor.revocation.ocsp.ondemand import NonceSigner
@@ -60,7 +62,7 @@ class Responder:
             self.on_demand.close()
 
 
-def open_responder(context: Context, stores: KeyStores) -> Responder:
+def open_responder(context: Context, stores: KeyStores, clock_watch: ClockWatch | None = None) -> Responder:
     """This process's responder. With ``[ocsp] nonce = "sign"`` it signs nonce requests itself, with the
     responder keys of *stores* (this process's own: a forked worker opens its stores anew)."""
     settings = context.config.ocsp
@@ -70,7 +72,7 @@ def open_responder(context: Context, stores: KeyStores) -> Responder:
     if settings.nonce == "sign":
         from candor.revocation.ocsp.ondemand import NonceSigner
 
-        on_demand = NonceSigner(context.db, stores, context.clock, settings)
+        on_demand = NonceSigner(context.db, stores, context.clock, settings, clock_watch=clock_watch)
     if settings.redis is None:
         return Responder(index, since, on_demand=on_demand)
     from candor.revocation.ocsp.shared import RedisResponses
@@ -97,14 +99,16 @@ def responder_routes(context: Context, responder: Responder) -> list[BaseRoute]:
     return routes
 
 
-def presign_task(context: Context, stores: KeyStores, responder: Responder) -> Callable[[], Awaitable[None]]:
+def presign_task(
+    context: Context, stores: KeyStores, responder: Responder, clock_watch: ClockWatch | None = None
+) -> Callable[[], Awaitable[None]]:
     """For the primary worker: pre-sign what is due, in a thread, for as long as the server serves."""
     from candor.revocation.ocsp.presign import OcspSigner
 
     sinks: list[ResponseSink] = [responder.index]
     if responder.shared is not None:
         sinks.append(responder.shared)
-    signer = OcspSigner(context.db, stores, context.clock, context.config.ocsp, sinks=sinks)
+    signer = OcspSigner(context.db, stores, context.clock, context.config.ocsp, sinks=sinks, clock_watch=clock_watch)
 
     def run(stop: threading.Event) -> None:
         next_rotation = context.clock.now()
@@ -116,6 +120,9 @@ def presign_task(context: Context, stores: KeyStores, responder: Responder) -> C
                     next_rotation = context.clock.now() + ROTATION_CHECK
                 if signer.presign_new() == 0:
                     stop.wait(PRESIGN_IDLE_SECONDS)
+            except CandorError as exc:  # the clock distrusted (logged by the watch), a key store out: wait
+                log.warning("ocsp: nothing pre-signed in this pass: %s", exc.message)
+                stop.wait(5.0)
             except Exception:  # a database outage must not end the loop: the next pass retries
                 log.exception("ocsp: this pre-signing pass failed")
                 stop.wait(5.0)

@@ -32,6 +32,7 @@ from candor.revocation.crl import build, checks, der, files, state
 from candor.revocation.crl.shards import CRL_KINDS, shard_count, shard_url, shard_urls
 from candor.storage import Database
 from candor.storage.models import Issuer
+from candor.timekeeping import ClockWatch, TrustedClock, require_trustworthy
 
 log = logging.getLogger(__name__)
 # CSBR (TSA-07 in ../shared/reference/br-requirements-and-incidents.md): a revoked Timestamp certificate stays on the
@@ -93,8 +94,10 @@ class CrlGenerator:
         settings: CrlSettings,
         actor: str,
         progress: Progress | None = None,
+        clock_watch: ClockWatch | None = None,
     ) -> None:
         self.db = db
+        self.clock_watch = clock_watch if clock_watch is not None else TrustedClock()
         self.issuers = issuers
         self.clock = clock
         self.public_dir = public_dir
@@ -139,6 +142,9 @@ class CrlGenerator:
 
     def generate_shard(self, issuer: IssuerContext, shard: int) -> ShardResult:
         started = time.perf_counter()
+        subject = f"{issuer.name}/{shard}"
+        # thisUpdate comes from the clock: none is signed, and no CRLNumber drawn, while it is not trustworthy
+        require_trustworthy(self.clock_watch, f"CRL {subject}")  # (WS-08e, CSBR 6.8)
         with self.db.session() as session:
             seen_revision = state.revision(session, issuer.id, shard)
             kind = self._kind(session, issuer.id)
@@ -163,7 +169,6 @@ class CrlGenerator:
                 shards=issuer.crl_shards,
                 expired_before=now - self.settings.keep_after_expiry_for(kind),
             )
-        subject = f"{issuer.name}/{shard}"
         try:
             skeleton = build.skeleton(header)
             checks.check_entries(entries, shard=shard, shards=issuer.crl_shards, this_update=der.time_der(this_update))
@@ -181,6 +186,7 @@ class CrlGenerator:
                 session, actor=self.actor, action="crl.intent", subject=subject, outcome="info", details=details
             )
         try:
+            require_trustworthy(self.clock_watch, f"CRL {subject}")  # the clock may have failed since thisUpdate
             crl_der = build.sign(skeleton, tbs, issuer.key(), issuer.algorithm)
             checks.check_signed(crl_der, header, entries)
         except CandorError as exc:

@@ -39,6 +39,7 @@ from candor.revocation.ocsp.index import ParsedRequest
 from candor.revocation.ocsp.lint import require_clean_response
 from candor.revocation.ocsp.settings import OcspSettings
 from candor.storage import Database
+from candor.timekeeping import ClockWatch, TrustedClock
 
 log = logging.getLogger(__name__)
 RELOAD_EVERY = timedelta(minutes=1)  # how soon a rotated responder signs on demand too
@@ -67,8 +68,10 @@ class NonceSigner:
         *,
         actor: str = "ocsp-responder",
         audit_every: timedelta = timedelta(minutes=1),
+        clock_watch: ClockWatch | None = None,
     ) -> None:
         self.db = db
+        self.clock_watch = clock_watch if clock_watch is not None else TrustedClock()
         self.stores = stores
         self.clock = clock
         self.settings = settings
@@ -97,8 +100,8 @@ class NonceSigner:
 
     def sign_now(self, request: ParsedRequest, cached: Entry) -> bytes | None:
         """The nonced response (blocking), or None when this process cannot sign it (the cache answers)."""
-        if request.nonce is None:
-            return None
+        if request.nonce is None or not self.clock_watch.status().trustworthy:
+            return None  # producedAt comes from the clock: while it is distrusted, the pre-signed response answers
         try:
             now = self.clock.now()
             identity = self._identity(request, now)

@@ -29,6 +29,7 @@ from candor.storage import Database
 from candor.storage.models import SerialRecord
 from candor.storage.models_ocsp import OcspResponseRecord
 from candor.storage.serials import serial_to_hex
+from candor.timekeeping import ClockWatch, TrustedClock, require_trustworthy
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,10 @@ class OcspSigner:
         *,
         actor: str = "ocsp-presigner",
         sinks: Sequence[ResponseSink] = (),
+        clock_watch: ClockWatch | None = None,
     ) -> None:
         self.db = db
+        self.clock_watch = clock_watch if clock_watch is not None else TrustedClock()
         self.stores = stores
         self.clock = clock
         self.settings = settings
@@ -132,7 +135,11 @@ class OcspSigner:
 
     def _sign_rows(self, rows: Sequence[Any], identities: dict[int, Identity], now: datetime) -> int:
         """Sign a response for each row of :func:`_columns` (id, issuer_id, serial_hex, status, revoked_at,
-        revocation_reason, response_id), store them in one transaction, audit, and publish them to the sinks."""
+        revocation_reason, response_id), store them in one transaction, audit, and publish them to the sinks.
+        Nothing is signed while the clock watch distrusts the clock (thisUpdate and producedAt come from it):
+        ``ErrorKind.UNAVAILABLE``, and the rows stay due."""
+        if rows:
+            require_trustworthy(self.clock_watch, f"{len(rows)} OCSP response(s)")
         by_issuer: dict[int, list[Any]] = {}
         for row in rows:
             by_issuer.setdefault(row[1], []).append(row)
