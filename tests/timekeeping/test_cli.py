@@ -140,3 +140,20 @@ def test_a_public_hierarchy_must_name_a_utc_source(tmp_path_factory: pytest.Temp
             result = run_cli("--data-dir", public, *command)
             assert result.code == EXIT_CONFIG
             assert_one_line_error(result, "clock.sources: publicly-trusted issuers (", "need chrony or NTP servers")
+
+
+def test_the_key_ceremony_signs_nothing_while_the_clock_is_off(private_home: Path, ntp: NtpServer) -> None:
+    """WS-08e for the one-shot signers: the ceremony's certificates are dated by this clock too."""
+    home = private_home
+    config = (home / "candor.toml").read_text()
+    try:
+        use_ntp(home, ntp)
+        ntp.behaviour.offset = 4.0  # the system clock is 4 s behind
+        keys_before = sorted(p.name for p in (home / "keys").iterdir())
+        result = run_cli("--data-dir", home, "ceremony", "--config", home / "c.toml")
+        assert result.code == EXIT_UNAVAILABLE
+        assert result.err.strip().splitlines()[-1] == f"candor: error: {SUSPENDED}"
+        assert sorted(p.name for p in (home / "keys").iterdir()) == keys_before  # no key generated, nothing signed
+        assert clock_events(home)[-1] == ("clock.untrusted", "failure", "clock-watch")
+    finally:
+        (home / "candor.toml").write_text(config)

@@ -34,6 +34,7 @@ from candor.timekeeping import (
     TimeSource,
     VerdictFollower,
     current_status,
+    require_trustworthy,
 )
 from candor.timekeeping.audited import AuditedEvents
 from candor.timekeeping.shared import publisher, read_verdict
@@ -80,6 +81,12 @@ def open_watch(context: Context, *, publish: bool = False, audit: bool = True) -
     )
     monitor.poll()
     return monitor
+
+
+def require_clock(context: Context, what: str) -> None:
+    """For one-shot commands that sign (the key ceremony, certifying a TSA unit): poll this data directory's
+    sources once and refuse (``ErrorKind.UNAVAILABLE``) unless they confirm the clock (WS-08e, CSBR 6.8)."""
+    require_trustworthy(open_watch(context), what)
 
 
 def _nothing() -> None:
@@ -158,5 +165,6 @@ __all__ = [
     "clock_status",
     "initial_clock",
     "open_watch",
+    "require_clock",
     "serving_clock",
 ]

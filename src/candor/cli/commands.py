@@ -32,7 +32,10 @@ def _say(message: str, *, err: bool = False) -> None:
 
 
 def _run_ceremony(context: Context, ceremony_file: Path) -> None:
+    from candor.cli.clock_edge import require_clock
+
     spec, digest = load_ceremony(ceremony_file)
+    require_clock(context, "the key ceremony")  # its certificates' dates come from this clock
     stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
     try:
         result = Ceremony(

@@ -66,11 +66,13 @@ def certify_unit(
     validity_months: int = 135,
 ) -> str:
     """Certify a unit for this data directory; a one-line description of it."""
+    from candor.cli.clock_edge import require_clock
     from candor.tsa.certify import UnitCertifier, unit_algorithm
 
     settings = context.config.tsa
     if settings is None:
         raise CandorError(ErrorKind.CONFIG, "no [tsa] section in candor.toml: this data directory runs no TSA")
+    require_clock(context, "a Timestamp certificate")
     unit = UnitCertifier(
         context.db, stores, context.clock, issuer=settings.issuer, base_url=context.config.server.public_base_url,
         public_dir=context.public_dir, actor=context.actor,
