@@ -81,7 +81,7 @@ def acme_server(
         finalizer=ca.signer,
         validator=validator,
     )
-    app = Starlette(routes=acme_routes(service, NonceStore(ca.db, ca.clock)))
+    app = Starlette(routes=acme_routes(service, NonceStore(ca.db, ca.clock, group_commit=True)))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -63,3 +63,19 @@ def test_issuing_sweeps_expired_nonces_so_the_table_stays_bounded(db: Database) 
     store.issue()  # the PRUNE_EVERY-th issue sweeps
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(Nonce)) == 1
+
+
+def test_with_group_commit_a_nonce_raced_by_many_requests_is_accepted_once(db: Database) -> None:
+    """`candor serve`'s store: concurrent exchanges share transactions (one DELETE ... RETURNING, one insert); a
+    nonce presented by several requests at once, even in one batch, is good for exactly one of them, and every
+    request gets a fresh nonce of its own that is good once."""
+    store = NonceStore(db, FakeClock(), group_commit=True)
+    nonce = store.issue()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: store.exchange(nonce), range(32)))
+    assert [used for used, _ in results].count(True) == 1
+    fresh = [issued for _, issued in results]
+    assert len(set(fresh)) == 32
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert all(pool.map(lambda value: store.exchange(value)[0], fresh))
+    assert not store.redeem(fresh[0])

@@ -71,13 +71,13 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
             fresh: list[str] = []  # the response's nonce, once issued
 
             def run() -> tuple[Reply, dict[str, str]]:
-                # One worker-thread hop per request: find the account's key, verify, use the request's nonce and
-                # issue the response's in one transaction; then handle, and build the headers.
-                with service.db.connection() as connection:
-                    verified = verify_request(
-                        body, url=url, account_key=partial(service.account_key, connection=connection)
-                    )
-                    used, issued = nonces.exchange(verified.nonce, connection)
+                # One worker-thread hop per request: find the account's key (a read: no write lock) and verify,
+                # use the request's nonce and issue the response's (committed with the other requests' of the
+                # moment), then handle, and build the headers.
+                with service.db.reader() as connection:
+                    key_of = partial(service.account_key, connection=connection)
+                    verified = verify_request(body, url=url, account_key=key_of)
+                used, issued = nonces.exchange(verified.nonce)
                 fresh.append(issued)
                 if not used:
                     raise AcmeProblem("badNonce", "the nonce is unknown, used or expired (RFC 8555 6.5)", 400)

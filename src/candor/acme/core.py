@@ -115,7 +115,7 @@ class ServiceCore:
 
     def account_key(self, kid: str, connection: Connection) -> Any:
         """The key of the valid account whose URL is *kid* (for JWS verification), or None. Every request asks
-        this: one Core SELECT, in the transaction that then uses the request's nonce (:mod:`candor.acme.app`)."""
+        this: one Core SELECT, in a read-only transaction (:mod:`candor.acme.app`)."""
         prefix = f"{self.settings.base}/acct/"
         if not kid.startswith(prefix) or not kid[len(prefix) :].isdigit():
             return None

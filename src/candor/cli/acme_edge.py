@@ -78,7 +78,7 @@ def acme_listener(context: Context, signer: ChainFinalizer, *, host: str) -> Acm
     certfile, keyfile, password = _listener_certificate(context) or _server_certificate(context, signer)
     lint_in_helper_process()
     return AcmeListener(
-        routes=acme_routes(service, NonceStore(context.db, context.clock)),
+        routes=acme_routes(service, NonceStore(context.db, context.clock, group_commit=True)),
         port=config.https_port,
         certfile=certfile,
         keyfile=keyfile,

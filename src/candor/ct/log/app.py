@@ -25,8 +25,8 @@ from starlette.routing import BaseRoute, Route
 from candor.ct.log.chain import SubmissionError
 from candor.ct.log.merkle import ProofError
 from candor.ct.log.service import CtLog, LogRequestError
-from candor.ct.log.writer import Overloaded
 from candor.errors import CandorError
+from candor.storage.group_commit import Overloaded
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from candor.ct.log.sequencer import Sequencer, now_ms
 from candor.ct.log.settings import CtLogSettings
 from candor.ct.log.signer import LogSigner, SignedTreeHead, log_id, sign_sct
 from candor.ct.log.static import StaticTree
-from candor.ct.log.writer import BatchWriter
 from candor.storage import Database
+from candor.storage.group_commit import BatchWriter
 
 MAX_ENTRIES_PER_REQUEST = 256  # RFC 6962 4.6: a log may return fewer entries than asked for
 

@@ -1,10 +1,10 @@
-"""The write path's group commit: submissions queue up, one thread stores them a batch per transaction.
+"""Group commit: writes queue up, one thread stores them a batch per transaction.
 
-A request hands its checked submission to :meth:`BatchWriter.submit` and waits on the future; the writer
-drains everything queued (up to ``max_batch``), stores it in one transaction and only then resolves the
-futures with their SCTs. While one commit is on disk the next batch gathers, so the cost of a durable commit
-is shared by every submission that arrived meanwhile, and no SCT is ever returned for an entry that is not
-stored (RFC 6962 3: the SCT is the log's promise).
+A request hands its item to :meth:`BatchWriter.submit` and waits on the future; the writer drains everything
+queued (up to ``max_batch``), stores it in one transaction and only then resolves the futures. While one commit
+is on disk the next batch gathers, so the cost of a durable commit (and, on SQLite, of the write lock) is shared
+by every item that arrived meanwhile, and nothing is answered before it is stored. Used by the CT log's write
+path (an SCT is the log's promise, RFC 6962 3) and by the ACME nonces (:mod:`candor.acme.nonces`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ Out = TypeVar("Out")
 
 
 class Overloaded(RuntimeError):
-    """The queue is full: the submitter should retry later (HTTP 503)."""
+    """The queue is full: the caller should retry later (HTTP 503)."""
 
 
 class BatchWriter(Generic[In, Out]):
@@ -34,6 +34,7 @@ class BatchWriter(Generic[In, Out]):
         self._max_batch = max_batch
         self._max_queued = max_queued
         self._queue: queue.SimpleQueue[tuple[In, Future[Out]] | None] = queue.SimpleQueue()
+        self._name = name
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
 
@@ -45,7 +46,7 @@ class BatchWriter(Generic[In, Out]):
         if not self._started:
             raise RuntimeError("the writer is not running")
         if self._queue.qsize() >= self._max_queued:
-            raise Overloaded("the log's submission queue is full")
+            raise Overloaded(f"{self._name}: the queue is full")
         future: Future[Out] = Future()
         self._queue.put((item, future))
         return future
@@ -77,8 +78,8 @@ class BatchWriter(Generic[In, Out]):
     def _write(self, batch: list[tuple[In, Future[Out]]]) -> None:
         try:
             results = self._store([item for item, _ in batch])
-        except Exception as exc:  # every submission of the batch fails the same way; none got an SCT
-            log.warning("storing a batch of %d submissions failed: %s", len(batch), exc)
+        except Exception as exc:  # every item of the batch fails the same way; none was stored
+            log.warning("%s: storing a batch of %d failed: %s", self._name, len(batch), exc)
             for _, future in batch:
                 future.set_exception(exc)
             return
