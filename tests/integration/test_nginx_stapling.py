@@ -3,7 +3,9 @@ ssl_stapling_verify on`, fetches its status from Candor's OCSP responder (the UR
 staples it: `openssl s_client -status` sees a good response. After a revocation (and an nginx reload, which
 drops nginx's cached staple) nginx fetches the revoked response; nginx staples only "good" responses
 (ngx_event_openssl_stapling.c logs any other status and sends none), so the client sees the good staple
-disappear and nginx's log names the revoked status Candor answered."""
+disappear and nginx's log names the revoked status Candor answered. nginx does staple a revoked response an
+operator fetches from Candor's responder and hands it as `ssl_stapling_file` (which nginx staples as it is):
+`openssl s_client -status` then sees Candor's revoked response, reason and time included."""
 
 from __future__ import annotations
 
@@ -60,8 +62,11 @@ def _issue(served: Served, work: Path) -> tuple[x509.Certificate, Path, Path, Pa
     return certificates[0], fullchain, keyfile, trusted
 
 
-def _config(work: Path, port: int, fullchain: Path, keyfile: Path, trusted: Path) -> Path:
+def _config(
+    work: Path, port: int, fullchain: Path, keyfile: Path, trusted: Path, stapling_file: Path | None = None
+) -> Path:
     conf = work / "nginx.conf"
+    from_file = f"ssl_stapling_file {stapling_file};" if stapling_file is not None else ""
     conf.write_text(f"""\
 daemon off;
 master_process on;
@@ -84,6 +89,7 @@ http {{
         ssl_stapling on;
         ssl_stapling_verify on;
         ssl_trusted_certificate {trusted};
+        {from_file}
         return 200 "ok";
     }}
 }}
@@ -167,6 +173,19 @@ def test_nginx_staples_candors_good_then_revoked_response(tmp_path: Path) -> Non
                 time.sleep(0.5)
             after = _stapled(port, served.root_pem)
             assert "Cert Status: good" not in after and "OCSP response: no response sent" in after
+
+            # the operator's route for a revoked staple: Candor's revoked response, fetched from its responder
+            # over HTTP, as nginx's ssl_stapling_file
+            fetched = work / "revoked.der"
+            subprocess.run(
+                ["openssl", "ocsp", "-issuer", str(work / "issuer.pem"), "-cert", str(work / "leaf.pem"),
+                 "-url", url, "-no_nonce", "-CAfile", str(served.root_pem), "-respout", str(fetched)],
+                capture_output=True, text=True, timeout=30, check=True,
+            )  # fmt: skip
+            _config(work, port, fullchain, keyfile, trusted, stapling_file=fetched)
+            os.kill(process.pid, signal.SIGHUP)
+            stapled = _until(port, served.root_pem, "Cert Status: revoked", 30)
+            assert "Reason: keyCompromise" in stapled and "OCSP Response Status: successful" in stapled
         finally:
             process.terminate()
             process.wait(timeout=20)
