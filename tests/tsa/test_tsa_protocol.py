@@ -82,6 +82,11 @@ def test_without_a_nonce_the_token_has_none_and_without_cert_req_no_certificates
     assert reply.status == 0 and reply.token is not None
     assert not tst_info(reply.token)["nonce"].isValue
     assert token_certificates(reply.token) == []
+    # an explicit certReq FALSE (BER: DER omits the DEFAULT) means the same
+    plain = request(nonce=None, cert_req=False)
+    explicit = plain[:1] + bytes([plain[1] + 3]) + plain[2:] + b"\x01\x01\x00"
+    reply = read_reply(post(url, explicit)[2])
+    assert reply.status == 0 and reply.token is not None and token_certificates(reply.token) == []
 
 
 def test_gen_time_never_has_trailing_zeros_and_serials_differ(url: str) -> None:
@@ -121,7 +126,7 @@ def _ber_indefinite(der: bytes) -> bytes:
         pytest.param(request()[:-3], "badDataFormat", id="truncated"),
         pytest.param(_ber_indefinite(request()), "badDataFormat", id="ber-indefinite-length"),
         pytest.param(request(cert_req=False)[:1] + bytes([request(cert_req=False)[1] + 3])
-                     + request(cert_req=False)[2:] + b"\x01\x01\x00", "badDataFormat", id="explicit-certreq-false"),
+                     + request(cert_req=False)[2:] + b"\x01\x01\x01", "badDataFormat", id="certreq-neither-00-nor-ff"),
         pytest.param(encode(SEQUENCE, integer(1) + message_imprint(sha256(b"x")) + b"\x02\x02\x00\x01"),
                      "badDataFormat", id="non-minimal-nonce"),
         pytest.param(encode(SEQUENCE, integer(1) + message_imprint(sha256(b"x")) + b"\x01\x01\xff" + integer(5)),

@@ -10,8 +10,10 @@
        certReq         BOOLEAN DEFAULT FALSE,
        extensions      [0] IMPLICIT Extensions OPTIONAL }
 
-Bytes that are not exactly one DER TimeStampReq (BER lengths, trailing bytes, fields out of order, an explicit
-certReq FALSE, a non-minimal INTEGER) are refused with badDataFormat. Then, in this order: a version other
+Bytes that are not exactly one DER TimeStampReq (BER lengths, trailing bytes, fields out of order, a BOOLEAN
+other than 00 or FF, a non-minimal INTEGER) are refused with badDataFormat. One BER habit is accepted: an
+explicit certReq FALSE (DER omits a value equal to its DEFAULT; some encoders write it anyway, and it is
+unambiguous). Then, in this order: a version other
 than v1 (badRequest), a hash algorithm that is not SHA-2 or SHA-3 (badAlg: SHA-1 by CSBR 6.8, MD5 and the
 unknown alike), an imprint whose length is not its algorithm's (badDataFormat), a reqPolicy other than the
 TSA's (unacceptedPolicy) and any extension, critical or not (unacceptedExtension: RFC 3161 2.4.1 says a
@@ -119,9 +121,10 @@ def _parse(data: bytes, tsa_policy: str) -> TimeStampRequest:
             _integer(data, content, position, "nonce")
             nonce = data[field_start:position]
         elif tag == BOOLEAN:
-            if data[content:position] != b"\xff":  # DER: TRUE is FF, and a FALSE equal to the DEFAULT is omitted
-                raise _malformed("certReq must be omitted when FALSE and FF when TRUE")
-            cert_req = True
+            value = data[content:position]
+            if value not in (b"\xff", b"\x00"):  # DER: TRUE is FF; an explicit FALSE (BER) is taken as written
+                raise _malformed("certReq must be FF (TRUE) or 00 (FALSE)")
+            cert_req = value == b"\xff"
         else:
             extensions = _extensions(data, content, position)
 
