@@ -99,7 +99,7 @@ def test_tls_subordinates_follow_br_7_1_2_6(home: Path) -> None:
 def test_file_keys_are_encrypted_pkcs8_readable_only_by_owner(home: Path) -> None:
     passphrase = (home / "secrets" / "key-passphrase").read_text().splitlines()[0]
     key_files = sorted((home / "keys").glob("*.key"))
-    assert len(key_files) == 8
+    assert len(key_files) == 9  # the ceremony's 8 and the first TSA unit's, which candor init certifies after it
     for path in key_files:
         assert path.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -113,8 +113,11 @@ def test_every_ceremony_step_is_an_audit_event(database: Database) -> None:
     with database.session() as session:
         events = list(session.query(AuditEvent).order_by(AuditEvent.seq))
         assert verify_chain(session).ok
-    actions = [e.action for e in events]
-    assert actions[0] == "ceremony.start" and actions[-1] == "ceremony.complete"
+    everything = [e.action for e in events]
+    # the clock watch's verdict comes first (the ceremony signs only on a confirmed clock), the first TSA unit after
+    assert everything[0] == "clock.trusted" and everything[-1] == "tsa.unit.certify"
+    first, last = everything.index("ceremony.start"), everything.index("ceremony.complete")
+    actions = everything[first : last + 1]
     assert actions.count("key.generate") == 8
     assert actions.count("certificate.sign") == 6  # root, 2 TLS CAs, TSA CA, 2 OCSP responders
     assert actions.count("crl.sign") == 1
@@ -146,4 +149,4 @@ def test_a_second_ceremony_never_replaces_the_hierarchy(home: Path) -> None:
 def test_keys_verify_signs_with_every_recorded_key(home: Path) -> None:
     result = run_cli("--data-dir", home, "keys", "verify")
     assert result.code == 0, result.err
-    assert "8 key(s) usable" in result.out
+    assert "9 key(s) usable" in result.out  # the ceremony's 8 and the first TSA unit's
