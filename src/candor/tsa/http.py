@@ -8,22 +8,11 @@ HTTP 200 with a TimeStampResp: a rejection with its PKIFailureInfo (RFC 3161 2.4
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
+from candor.asgi import BodyTooLarge, Receive, Scope, Send, plain, read_body
 from candor.tsa.service import TsaService
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 QUERY_TYPE = b"application/timestamp-query"
 REPLY_HEADERS = [(b"content-type", b"application/timestamp-reply"), (b"cache-control", b"no-store")]
-
-
-class TooLarge(Exception):
-    pass
 
 
 class TsaApp:
@@ -38,10 +27,10 @@ class TsaApp:
         if scope["type"] != "http":
             return
         if scope["path"] != self.path:
-            await _plain(send, 404, b"not found")
+            await plain(send, 404, b"not found")
             return
         if scope["method"] != "POST":
-            await _plain(send, 405, b"method not allowed: POST a TimeStampReq", [(b"allow", b"POST")])
+            await plain(send, 405, b"method not allowed: POST a TimeStampReq", [(b"allow", b"POST")])
             return
         length: int | None = None
         media_type = b""
@@ -51,18 +40,18 @@ class TsaApp:
             elif name == b"content-length":
                 length = int(value) if value.isdigit() else -1
         if media_type != QUERY_TYPE:
-            await _plain(send, 415, b"unsupported media type: send application/timestamp-query")
+            await plain(send, 415, b"unsupported media type: send application/timestamp-query")
             return
         if length == -1:
-            await _plain(send, 400, b"bad content-length")
+            await plain(send, 400, b"bad content-length")
             return
         if length is not None and length > self.max_request_bytes:
-            await _plain(send, 413, b"request too large")
+            await plain(send, 413, b"request too large")
             return
         try:
-            body = await _read_body(receive, self.max_request_bytes)
-        except TooLarge:
-            await _plain(send, 413, b"request too large")
+            body = await read_body(receive, self.max_request_bytes)
+        except BodyTooLarge:
+            await plain(send, 413, b"request too large")
             return
         if body is None:  # the client went away
             return
@@ -70,32 +59,3 @@ class TsaApp:
         headers = [*REPLY_HEADERS, (b"content-length", b"%d" % len(reply))]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": reply})
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    message = await receive()
-    if message["type"] != "http.request":
-        return None
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):  # the common case: the whole request in one message
-        if len(body) > limit:
-            raise TooLarge
-        return body
-    chunks = [body]
-    size = len(body)
-    while message.get("more_body", False):
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body)), *(extra or [])]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

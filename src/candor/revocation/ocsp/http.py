@@ -15,11 +15,11 @@ from __future__ import annotations
 import binascii
 import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from starlette.routing import Mount
 
+from candor.asgi import ASGIApp, BodyTooLarge, Receive, Scope, Send, plain, read_body
 from candor.clock import Clock, SystemClock
 from candor.revocation.ocsp import der
 from candor.revocation.ocsp.entries import Entry
@@ -28,11 +28,6 @@ from candor.revocation.ocsp.settings import OcspSettings
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ISSUER_SEGMENT = re.compile(r"^[a-z0-9-]{1,64}/")  # /ocsp/{issuer}/{base64}: the AIA URL Candor bakes in
 CACHE_CONTROL = b"public, no-transform, must-revalidate"  # after max-age (Boulder's; RFC 5019 6.2: no no-cache)
@@ -90,7 +85,7 @@ class OcspApp:
             if self.fallback is not None:
                 await self.fallback(scope, receive, send)
             else:
-                await _plain(send, 404, b"not found")
+                await plain(send, 404, b"not found")
             return
         method = scope["method"]
         if method == "GET":
@@ -98,7 +93,7 @@ class OcspApp:
         elif method == "POST":
             raw = await _read_body(scope, receive, self._max)
         else:
-            await _plain(send, 405, b"method not allowed", [(b"allow", b"GET, POST")])
+            await plain(send, 405, b"method not allowed", [(b"allow", b"GET, POST")])
             return
         if raw is None:
             await _error(send, der.MALFORMED_REQUEST)
@@ -179,6 +174,7 @@ def _decode_get(encoded: str, limit: int) -> bytes | None:
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The POSTed request, or None when it is larger than *limit* (malformedRequest, RFC 6960 2.3) or never came."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -186,30 +182,14 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None
                     return None
             except ValueError:
                 return None
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)
+    try:
+        return await read_body(receive, limit)
+    except BodyTooLarge:
+        return None
 
 
 async def _error(send: Send, body: bytes) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": ERROR_HEADERS_5})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body)), *(extra or [])]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
