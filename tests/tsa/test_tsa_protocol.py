@@ -176,6 +176,25 @@ def test_a_token_whose_record_cannot_be_written_is_never_returned(tsa: Harness, 
     assert status == 200 and reply.failures == {"systemFailure"} and reply.token is None
 
 
+def test_an_unexpected_database_failure_fails_those_tokens_and_the_recorder_keeps_recording(
+    tsa: Harness, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a CandorError (a pool timeout, a lock file): the tokens in that batch get systemFailure, no token
+    leaves without its record, and the recorder thread lives on to record the next ones."""
+    recorder = tsa.tsa.recorder
+    real = recorder._db.connection
+
+    def broken() -> object:
+        raise TimeoutError("QueuePool limit reached")
+
+    monkeypatch.setattr(recorder._db, "connection", broken)
+    reply = read_reply(post(url, request())[2])
+    assert reply.failures == {"systemFailure"} and reply.token is None
+    monkeypatch.setattr(recorder._db, "connection", real)
+    reply = read_reply(post(url, request())[2])
+    assert reply.status == 0 and reply.token is not None
+
+
 @pytest.mark.parametrize(
     ("method", "content_type", "body", "expected"),
     [

@@ -149,6 +149,10 @@ class TokenRecorder:
             if exc.kind is not ErrorKind.CONFLICT or len(rows) == 1:
                 log.error("tsa: recording %d token(s) failed: %s", len(rows), exc.message)
                 return [exc] * len(rows)
+        except Exception as exc:  # a pool timeout, a lock file, a driver bug: these tokens fail, the recorder lives
+            log.exception("tsa: recording %d token(s) failed", len(rows))
+            failed = CandorError(ErrorKind.UNAVAILABLE, f"the token record could not be written: {type(exc).__name__}")
+            return [failed] * len(rows)
         return [self._write([row])[0] for row in rows]
 
 
