@@ -81,6 +81,20 @@ def test_an_unknown_kid_is_account_does_not_exist(harness: AcmeHarness) -> None:
     expect_problem(client.post("/acme/new-order", {"identifiers": []}, alg="ES384"), "accountDoesNotExist", 400)
 
 
+@pytest.mark.parametrize("account", ["\u00b2", "1" * 40, str(2**63)])
+def test_a_kid_that_is_not_a_64_bit_account_id_is_account_does_not_exist(harness: AcmeHarness, account: str) -> None:
+    """ "²" passes str.isdigit() but not int(); a 40-digit id overflows the database's integer: never a 500."""
+    client = Raw(harness, "p384")
+    client.kid = client.origin + "/acme/acct/" + account
+    expect_problem(client.post("/acme/new-order", {"identifiers": []}, alg="ES384"), "accountDoesNotExist", 400)
+
+
+@pytest.mark.parametrize("path", ["/acme/order/", "/acme/authz/", "/acme/chall/", "/acme/cert/", "/acme/acct/"])
+def test_an_object_id_beyond_64_bits_is_not_found(harness: AcmeHarness, path: str) -> None:
+    client = Raw(harness, "p256").register()
+    expect_problem(client.post(path + "9" * 30, None), "malformed", 404)
+
+
 def test_new_account_with_kid_is_malformed(harness: AcmeHarness) -> None:
     client = Raw(harness, "p256").register()
     expect_problem(client.post("/acme/new-account", {}), "malformed", 400)

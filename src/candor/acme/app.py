@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
+from candor.acme.core import MAX_ID
 from candor.acme.jws import MAX_BODY_BYTES, verify_request
 from candor.acme.nonces import NonceStore
 from candor.acme.problems import AcmeProblem, from_error
@@ -91,6 +92,8 @@ def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
                 body = await _bounded_body(request)
                 url = f"{service.settings.base_url}{request.url.path}"
                 object_id = int(request.path_params["id"]) if with_id else None
+                if object_id is not None and object_id > MAX_ID:
+                    raise AcmeProblem("malformed", "no such ACME resource", 404)
                 (status, content, _extra), reply_headers = await run_in_threadpool(run)
             except Exception as error:  # mapped to a problem document; internal details are logged, not sent
                 response = from_error(error)

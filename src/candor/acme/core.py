@@ -31,6 +31,8 @@ Reply = tuple[int, Any, dict[str, str]]
 CAA_RECHECK_AFTER = CAA_MAX_AGE  # BR 3.2.2.8; the signer refuses an older check on a public issuer too
 _ACCOUNT_KEY = select(Account.status, Account.jwk).where(Account.id == bindparam("id"))  # built once
 
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in every database Candor runs on
+
 
 class Finalizer(Protocol):
     """The signer as the ACME front end sees it."""
@@ -117,9 +119,11 @@ class ServiceCore:
         """The key of the valid account whose URL is *kid* (for JWS verification), or None. Every request asks
         this: one Core SELECT, in a read-only transaction (:mod:`candor.acme.app`)."""
         prefix = f"{self.settings.base}/acct/"
-        if not kid.startswith(prefix) or not kid[len(prefix) :].isdigit():
+        account = kid[len(prefix) :] if kid.startswith(prefix) else ""
+        # ASCII digits only (str.isdigit() takes "²", which int() refuses), and within the id column's 64 bits
+        if not (account.isascii() and account.isdigit()) or int(account) > MAX_ID:
             return None
-        row = connection.execute(_ACCOUNT_KEY, {"id": int(kid[len(prefix) :])}).one_or_none()
+        row = connection.execute(_ACCOUNT_KEY, {"id": int(account)}).one_or_none()
         if row is None or row.jwk is None:
             return None
         if row.status != "valid":

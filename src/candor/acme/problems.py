@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from candor.acme.jwk import JwsError
 from candor.errors import CandorError, ErrorKind, RateLimitError
+from candor.storage.group_commit import Overloaded
 
 log = logging.getLogger(__name__)
 URN = "urn:ietf:params:acme:error:"
@@ -71,6 +72,10 @@ def from_error(error: Exception) -> Response:
     if isinstance(error, RateLimitError):  # RFC 8555 6.6: rateLimited, with Retry-After
         response = problem("rateLimited", error.message, 429)
         response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    if isinstance(error, Overloaded):  # a write queue is full: retry later
+        response = problem("serverInternal", "the server is busy; retry later", 503)
+        response.headers["Retry-After"] = "1"
         return response
     if isinstance(error, CandorError) and error.kind in _BY_KIND:
         acme_type, status = _BY_KIND[error.kind]
