@@ -3,6 +3,8 @@ and a helper that dies or is inherited by a fork never lets anything through unl
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from subscriber_pki import issuing_ca, request, template
 from candor import signing
 from candor.errors import CandorError, ErrorKind
 from candor.lint import CertificateKind, require_clean
+from candor.lint.certificates import lint_certificate
 from candor.policy.algorithms import KeyAlgorithm
 from candor.profiles import precertificate, to_builder
 from candor.signing import lint_process
@@ -60,9 +63,40 @@ def test_a_helper_that_dies_on_a_request_fails_closed_and_is_replaced(
     monkeypatch.setattr(lint_process, "HELPER", "import sys; sys.stdin.readline(); sys.exit(3)")
     with pytest.raises(CandorError) as caught:
         helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x")
-    assert caught.value.kind is ErrorKind.LINT and "exited with code 3" in caught.value.message
+    # the linter could not run: nothing is signed, and the order is left ready (UNAVAILABLE, not a LINT verdict)
+    assert caught.value.kind is ErrorKind.UNAVAILABLE and "exited with code 3" in caught.value.message
     monkeypatch.undo()
     assert helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x").ok  # a new, real helper
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ['{}', '{"kind": "dv-precertificate"}', '{"kind": "no such kind", "findings": []}', '[1, 2]',
+     '{"kind": "dv-precertificate", "findings": [{"bogus": 1}]}'],
+)  # fmt: skip
+def test_a_helper_answering_outside_its_protocol_fails_closed_and_is_replaced(
+    helper: LintProcess, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    der = _draft()
+    monkeypatch.setattr(lint_process, "HELPER", f"import sys\nfor _ in sys.stdin: print({answer!r}, flush=True)")
+    with pytest.raises(CandorError) as caught:
+        helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x")
+    assert caught.value.kind is ErrorKind.UNAVAILABLE
+    monkeypatch.undo()
+    assert helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x").ok  # a new, real helper
+
+
+def test_a_helper_that_says_clean_but_lists_errors_is_not_believed(
+    helper: LintProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    der = _draft(final=True)  # pkilint's errors for this draft, as the helper would list them
+    report = lint_certificate(der, CertificateKind.DV_PRECERTIFICATE)
+    assert report.errors
+    answer = json.dumps({"kind": report.kind.value, "findings": [dataclasses.asdict(f) for f in report.findings]})
+    monkeypatch.setattr(lint_process, "HELPER", f"import sys\nfor _ in sys.stdin: print({answer!r}, flush=True)")
+    with pytest.raises(CandorError) as caught:
+        helper.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x")
+    assert caught.value.kind is ErrorKind.LINT
 
 
 def test_a_helper_that_ended_between_lints_is_replaced(helper: LintProcess) -> None:

@@ -201,7 +201,9 @@ class Signer:
                 ErrorKind.CONFLICT, f"{SERIAL_ATTEMPTS} serials drawn for issuer {issuer.name!r} were all taken"
             )
         except CandorError as exc:
-            if exc.kind is not ErrorKind.CONFLICT:
+            # a refusal ends the order; a conflict or a part that could not run (UNAVAILABLE: the lint process,
+            # the clock) leaves it ready for a retry
+            if exc.kind not in (ErrorKind.CONFLICT, ErrorKind.UNAVAILABLE):
                 self._fail_order(order.id, exc)
             raise
 

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from candor.errors import CandorError, ErrorKind
 from candor.lint import CertificateKind, Finding, LintReport, require_clean
+from candor.lint.certificates import is_local_url_finding
 
 log = logging.getLogger(__name__)
 LINT_TIMEOUT_SECONDS = 60.0
@@ -53,11 +54,21 @@ class LintProcess:
             except (OSError, ValueError, TimeoutError) as exc:
                 self._stop()
                 log.warning("the lint process failed (%s); the next lint starts a new one", exc)
-                raise CandorError(ErrorKind.LINT, f"{what}: the lint process failed ({exc})") from None
-        if "refused" in answer:
-            raise CandorError(ErrorKind(answer["refused"]), str(answer["message"]))
-        findings = tuple(Finding(**finding) for finding in answer["findings"])
-        return LintReport(kind=CertificateKind(answer["kind"]), findings=findings)
+                # the linter could not run (fail closed: nothing is signed); not a verdict on the certificate, so
+                # UNAVAILABLE, which leaves the order ready for a retry
+                raise CandorError(ErrorKind.UNAVAILABLE, f"{what}: the lint process failed ({exc})") from None
+            try:
+                if "refused" in answer:
+                    raise CandorError(ErrorKind(answer["refused"]), str(answer["message"]))
+                findings = tuple(Finding(**finding) for finding in answer["findings"])
+                report = LintReport(kind=CertificateKind(answer["kind"]), findings=findings)
+            except (KeyError, TypeError, ValueError) as exc:  # a reply that is not the helper's protocol
+                self._stop()
+                raise CandorError(ErrorKind.UNAVAILABLE, f"{what}: the lint process answered garbage") from exc
+        errors = [f for f in report.errors if not (allow_local_urls and is_local_url_finding(f))]
+        if errors:  # the helper said clean, yet reports errors: the parent does not take its word for it
+            raise CandorError(ErrorKind.LINT, f"{what}: pkilint reports {len(errors)} error(s): {errors[0]}")
+        return report
 
     def close(self) -> None:
         with self._lock:
