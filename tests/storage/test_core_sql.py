@@ -102,6 +102,28 @@ def test_a_challenge_is_started_once_and_orders_follow_their_authorizations(db: 
         )  # fmt: skip
 
 
+def test_a_validation_finishing_after_the_client_deactivated_the_authorization_does_not_revive_it(
+    db: Database, hierarchy: Hierarchy
+) -> None:
+    account_id, order_id = _order(db, hierarchy, ["late.example.com"], status="pending")
+    with db.session() as session:
+        connection = session.connection()
+        authorization_id = acme_sql.insert_authorization(
+            connection, account_id=account_id, identifier=("dns", "late.example.com"), wildcard=False,
+            created_at=NOW, expires_at=NOW + timedelta(days=7),
+        )  # fmt: skip
+        acme_sql.link_authorizations(connection, order_id, [authorization_id])
+        acme_sql.insert_challenges(connection, authorization_id, [("http-01", "token-late")])
+    with db.session() as session:
+        connection = session.connection()
+        (challenge,) = acme_views.challenges_of(connection, authorization_id)
+        assert acme_views.start_challenge(connection, challenge.id)
+        acme_views.deactivate_authorization(connection, authorization_id)  # while the validation runs
+        acme_views.record_validation(connection, challenge, method="3.2.2.4.19", checked_at=NOW, error=None)
+        authorization = acme_views.authorization_view(connection, authorization_id)
+        assert authorization is not None and authorization.status == "deactivated"
+
+
 def test_an_invalid_authorization_makes_its_pending_orders_invalid(db: Database, hierarchy: Hierarchy) -> None:
     account_id, order_id = _order(db, hierarchy, ["bad.example.com"], status="pending")
     with db.session() as session:

@@ -89,6 +89,9 @@ _ACCOUNT_JWK = select(Account.jwk).where(Account.id == bindparam("b_id"))
 _CHALLENGE_IF = update(Challenge).where(Challenge.id == bindparam("b_id"), Challenge.status == bindparam("b_status"))
 _CHALLENGE_SET = update(Challenge).where(Challenge.id == bindparam("b_id"))
 _AUTHORIZATION_SET = update(Authorization).where(Authorization.id == bindparam("b_id"))
+# a validation's outcome lands only on an authorization still pending: one the client deactivated meanwhile stays
+# deactivated (RFC 8555 7.5.2), and is never revived as valid for reuse
+_PENDING_AUTHORIZATION_SET = _AUTHORIZATION_SET.where(Authorization.status == "pending")
 _PENDING_ORDERS = (
     select(Order.id)
     .join(OrderAuthorization, OrderAuthorization.order_id == Order.id)
@@ -168,7 +171,7 @@ def record_validation(
     values: dict[str, object] = {"b_id": challenge.authorization_id, "status": status}
     if error is None:
         values.update(method=method, validated_at=checked_at, caa_checked_at=checked_at)
-    connection.execute(_AUTHORIZATION_SET, values)
+    connection.execute(_PENDING_AUTHORIZATION_SET, values)
     return ChallengeView(challenge.id, challenge.authorization_id, challenge.type, challenge.token, status,
                          checked_at, error)  # fmt: skip
 
