@@ -96,3 +96,33 @@ def test_two_responder_nodes_serve_what_the_signer_put_in_redis_and_follow_a_rev
     assert entry is not None
     single = next(iter(x509_ocsp.load_der_ocsp_response(entry.der).responses))
     assert single.revocation_reason is x509.ReasonFlags.key_compromise
+
+
+def test_a_value_in_redis_that_is_not_a_response_is_a_miss_and_the_follower_lives_on(
+    ocsp: Ocsp, shared: object
+) -> None:
+    """Another writer under the prefix, a truncated write: a miss on the request path (never a 500), and the
+    follower thread keeps following what is announced after it."""
+    import asyncio
+
+    from candor.revocation.ocsp.shared import RedisResponses
+
+    assert isinstance(shared, RedisResponses)
+    bad_key = b"\x01" * 24
+    shared._sync.set(shared._key(bad_key), b"\x00\x01garbage")
+    assert asyncio.run(shared.get(bad_key)) is None
+    assert shared.get_sync(bad_key) is None
+    index = ResponseIndex()
+    follower = shared.follow(index)
+    try:
+        time.sleep(0.3)  # subscribed
+        shared._sync.publish(shared.channel, bytes((len(bad_key),)) + bad_key)  # announces the garbage
+        ocsp.ca.issue(["after-garbage.example.com"])
+        ocsp.signer.sinks.append(shared)
+        assert ocsp.signer.presign_new() >= 1
+        deadline = time.monotonic() + 5
+        while not index.by_key and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert follower._thread.is_alive() and index.by_key, "the follower stopped following"
+    finally:
+        follower.stop()

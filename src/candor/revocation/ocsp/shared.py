@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -51,7 +52,7 @@ class RedisResponses:
 
     def get_sync(self, key: bytes) -> Entry | None:
         value = self._sync.get(self._key(key))
-        return None if value is None else Entry.from_bytes(value)
+        return None if value is None else _decoded(value)
 
     async def get(self, key: bytes) -> Entry | None:
         # The (thread-safe) blocking client in a worker thread: only memory misses come here, and no
@@ -61,7 +62,7 @@ class RedisResponses:
         except Exception as exc:  # Redis down: answer from memory only (the miss becomes unauthorized)
             log.warning("OCSP: Redis lookup failed: %s", exc)
             return None
-        return None if value is None else Entry.from_bytes(value)
+        return None if value is None else _decoded(value)
 
     def follow(self, index: ResponseIndex) -> Follower:
         """Keep *index* current with every response published from now on (a daemon thread)."""
@@ -97,12 +98,15 @@ class Follower:
                 continue
             if message is None or message.get("type") != "message":
                 continue
-            self._apply(message["data"])
+            try:  # a Redis error or a bad value must not end the thread: this node would stop following
+                self._apply(message["data"])
+            except Exception:
+                log.exception("OCSP: applying announced responses failed")
 
     def _apply(self, announced: bytes) -> None:
         keys = _split_keys(announced)
         values = self.shared._sync.mget([self.shared._key(k) for k in keys])
-        self.index.publish([Entry.from_bytes(v) for v in values if v is not None])
+        self.index.publish([e for e in (_decoded(v) for v in values if v is not None) if e is not None])
 
     def stop(self) -> None:
         self._stop.set()
@@ -120,3 +124,13 @@ def _split_keys(announced: bytes) -> list[bytes]:
         keys.append(announced[offset + 1 : offset + 1 + size])
         offset += 1 + size
     return keys
+
+
+def _decoded(value: bytes) -> Entry | None:
+    """A stored entry, or None for a value that is not one (another writer under the prefix, a truncated write):
+    a miss, never an exception on the request path."""
+    try:
+        return Entry.from_bytes(value)
+    except (ValueError, IndexError, OverflowError, OSError, struct.error):
+        log.warning("OCSP: a value in Redis is not a stored response (%d bytes); ignored", len(value))
+        return None
