@@ -92,3 +92,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         report.longrepr = f"skipped under CANDOR_REQUIRE_ALL=1: {report.longrepr}"
     return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> object:
+    """The same for a whole module skipped while it is collected (a module-level ``pytest.importorskip``), which
+    never reaches :func:`pytest_runtest_makereport`."""
+    report = yield
+    if os.environ.get("CANDOR_REQUIRE_ALL") == "1" and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CANDOR_REQUIRE_ALL=1: {report.longrepr}"
+    return report
