@@ -217,3 +217,20 @@ def test_a_unit_key_is_never_used_outside_its_usage_period_even_if_chosen(tsa: H
     tsa.tsa.keeper.units._choice = (unit, unit.record.signs_from, datetime.max.replace(tzinfo=UTC))  # a stale choice
     reply = read_reply(asyncio.run(tsa.respond(request())))
     assert reply.failures == {"systemFailure"}
+
+
+def test_a_usage_period_the_row_stretches_past_15_months_is_refused_from_the_certificate(tsa: Harness) -> None:
+    """CSBR 6.3.2 is checked against the certificate, not only the tsa_units row: a row edited (or imported) to let
+    the key sign until its certificate's notAfter is refused before the unit signs anything."""
+    import dataclasses
+
+    from candor.tsa.units import prepare_unit
+
+    keeper = tsa.tsa.keeper
+    record = keeper.units.units[0].record
+    stretched = dataclasses.replace(record, usable_until=record.certificate.not_valid_after_utc)
+    assert stretched.usable_until > add_months(record.certificate.not_valid_before_utc, 15)
+    with pytest.raises(CandorError) as refused:
+        prepare_unit(stretched, keeper.load_key, keeper.options)
+    assert "15 months" in refused.value.message
+    assert prepare_unit(record, keeper.load_key, keeper.options).record is record  # the row as certified is fine

@@ -140,9 +140,6 @@ class UnitKeeper:
             )  # fmt: skip
             self._event("tsa.unit.rotation_due", current.record.name, "info", usable_until=until)
 
-    def _has_successor(self, unit: Unit) -> bool:
-        return self.units.successor(unit) is not None
-
     def _refusing(self, now: datetime) -> None:
         log.error("tsa: no unit may sign at %s: every request is refused (systemFailure) until one is certified", now)
         self._event(

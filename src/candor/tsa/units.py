@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from candor.errors import CandorError, ErrorKind
 from candor.policy.algorithms import CAPrivateKey
 from candor.profiles import timestamp_certificate_problems
+from candor.profiles.tsa import usable_until
 from candor.storage.models import Issuer
 from candor.storage.models_tsa import TsaUnit
 from candor.tsa.token import TokenOptions, TokenSigner
@@ -113,6 +114,16 @@ def prepare_unit(record: UnitRecord, load_key: KeyLoader, options: TokenOptions)
         raise CandorError(
             ErrorKind.POLICY,
             f"TSA unit {record.name}: not a compliant Timestamp certificate: {'; '.join(problems)}",
+        )
+    # CSBR 6.3.2 from the certificate itself, not only from the row: the key signs at most 15 months after notBefore
+    certified = record.certificate.not_valid_before_utc
+    if record.usable_until > usable_until(certified, record.certificate.not_valid_after_utc) or (
+        record.signs_from < certified
+    ):
+        raise CandorError(
+            ErrorKind.POLICY,
+            f"TSA unit {record.name}: its recorded usage period is not within 15 months of its certificate's "
+            "notBefore (CSBR 6.3.2)",
         )
     if record.chain:
         issuer = record.chain[0]
