@@ -26,7 +26,7 @@ from candor.errors import CandorError, ErrorKind
 from candor.storage import Database
 from candor.storage.models_tsa import TsaUnit
 from candor.tsa.token import TokenOptions
-from candor.tsa.units import KeyLoader, Unit, UnitRecord, UnitSet, load_unit_records, prepare_unit, unit_statuses
+from candor.tsa.units import KeyLoader, UnitRecord, UnitSet, load_unit_records, prepare_unit, unit_statuses
 
 log = logging.getLogger(__name__)
 ACTOR = "tsa"
