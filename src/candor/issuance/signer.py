@@ -45,6 +45,7 @@ from candor.policy.dated import CAA_MAX_AGE, rules_at
 from candor.policy.keys import check_subscriber_key
 from candor.policy.names import Identifier, check_common_name, check_identifiers
 from candor.profiles import SubscriberRequest, precertificate, subscriber_certificate
+from candor.revocation.crl.shards import shard_of, shard_url
 from candor.signing.der import assemble_certificate
 from candor.storage import Database, issuance_sql, orders, serial_to_hex
 from candor.storage.issuance_sql import OrderFacts
@@ -272,7 +273,7 @@ class Signer:
             now=now,
             max_validity=max_validity,
             backdate=self.settings.backdate,
-            crl_url=f"{self.settings.base_url}/crl/{issuer.name}/{serial % issuer.crl_shards}.crl",
+            crl_url=shard_url(self.settings.base_url, issuer.name, shard_of(serial, issuer.crl_shards)),
             ocsp_url=f"{self.settings.base_url}/ocsp/{issuer.name}" if self.settings.ocsp_urls else None,
         )
         token = signing.prepare(

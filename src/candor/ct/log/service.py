@@ -192,11 +192,13 @@ class CtLog:
         def sign(ts: int, entry: tls.SignedEntry, extensions: bytes) -> bytes:
             return sign_sct(self._signer, ts, entry, extensions)
 
-        with self._db.connection() as connection:
+        known = set(self._known_issuers)  # taken as stored only once the batch commits: a rolled-back issuer
+        with self._db.connection() as connection:  # would otherwise never be inserted, and get-entries would fail
             logged = store.append_batch(
                 connection, self._row, submissions, now_ms=lambda: now_ms(self._clock), sign=sign,
-                known_issuers=self._known_issuers,
+                known_issuers=known,
             )  # fmt: skip
+        self._known_issuers = known
         with self._size_lock:
             self._stored_size = max(self._stored_size, max(e.leaf_index for e in logged) + 1)
         if self.pending() >= self.parameters.integrate_batch:
