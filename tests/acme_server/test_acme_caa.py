@@ -90,6 +90,19 @@ def _finalize(client: Raw, order: dict[str, Any], name: str) -> tuple[int, Any, 
     return client.post(urlsplit(order["finalize"]).path, {"csr": csr})
 
 
+def test_caa_is_checked_again_a_little_before_the_signers_eight_hours(harness: AcmeHarness, lookups: Lookups) -> None:
+    """A check 7 h 55 min old would turn 8 hours old while finalize runs, and the signer refuses that on a public
+    issuer: the RA looks again first, so the order is issued, not made invalid."""
+    client = Raw(harness, "p256_caa_margin").register()
+    order, answered = _validated_order(harness, client, "www.example.com")
+    assert answered["status"] == "valid"
+    harness.ca.clock.advance(timedelta(hours=7, minutes=55))
+    before = len(lookups.climbs)
+    status, finished, _ = _finalize(client, order, "www.example.com")
+    assert status == 200 and finished["status"] == "valid", finished
+    assert len(lookups.climbs) > before and lookups.climbs[-1] == "www.example.com"  # rechecked
+
+
 def test_caa_is_checked_again_at_finalization_after_eight_hours(harness: AcmeHarness, lookups: Lookups) -> None:
     """BR 3.2.2.8: the check must be no older than 8 hours at issuance. Within 8 hours the validation's own
     CAA check stands; after 8 hours finalization looks again, and a record that now names another CA stops

@@ -302,8 +302,11 @@ class Signer:
                 current = issuance_sql.order_facts(connection, order.id)
                 status = current.status if current is not None else "missing"
                 raise CandorError(ErrorKind.CONFLICT, f"order {order.id} is not ready for finalization ({status})")
-            self.issuers.for_order(session, order, now=now, with_ct=self.sct_source is not None)
-            self._check_request(session, order, parsed, issuer, now=now)
+            # re-checked at the moment of the claim, not at *now* (read before the lint and the wait for the write
+            # lock): an authorization or a CAA check that expired meanwhile is refused (BR 3.2.2.8, 4.2.1)
+            checked_at = max(now, self.clock.now())
+            self.issuers.for_order(session, order, now=checked_at, with_ct=self.sct_source is not None)
+            self._check_request(session, order, parsed, issuer, now=checked_at)
             serial_id = issuance_sql.reserve_serial(
                 connection, issuer_id=issuer.id, serial_hex=serial_hex, order_ref=str(order.id), created_at=now
             )
