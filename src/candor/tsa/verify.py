@@ -125,7 +125,12 @@ def verify_token(
     signed_attributes = bytearray(encoder.encode(signer_info["signedAttrs"]))
     signed_attributes[0] = 0x31  # RFC 5652 5.4: the signature is over the SET OF, not the [0] IMPLICIT
     _check_signature(signer, bytes(signed_attributes), bytes(signer_info["signature"]), digest_algorithm)
-    gen_time = tst["genTime"].asDateTime
+    try:
+        gen_time = tst["genTime"].asDateTime
+    except (PyAsn1Error, ValueError) as exc:
+        raise _fail(f"the token's genTime cannot be read ({exc})") from None
+    if gen_time.tzinfo is None or gen_time.utcoffset() is None:
+        raise _fail("the token's genTime is not UTC (RFC 3161 2.4.2: GeneralizedTime in Zulu)")
     problems = timestamp_certificate_problems(signer)
     if problems:
         raise _fail(f"the signer is not a Timestamp certificate: {'; '.join(problems)}")
@@ -197,10 +202,16 @@ def _check_signing_certificate(attributes: dict[str, bytes], signer: x509.Certif
     der = signer.public_bytes(Encoding.DER)
     v2 = attributes.get(str(rfc5035.id_aa_signingCertificateV2))
     if v2 is not None:
-        first = _decode(v2, rfc5035.SigningCertificateV2(), "signing-certificate-v2")["certs"][0]
+        certs = _decode(v2, rfc5035.SigningCertificateV2(), "signing-certificate-v2")["certs"]
+        if not len(certs):
+            raise _fail("the signing-certificate-v2 attribute names no certificate")
+        first = certs[0]
         algorithm = _hash(str(first["hashAlgorithm"]["algorithm"]))
     elif (v1 := attributes.get(str(rfc2634.id_aa_signingCertificate))) is not None:
-        first = _decode(v1, rfc2634.SigningCertificate(), "signing-certificate")["certs"][0]
+        certs = _decode(v1, rfc2634.SigningCertificate(), "signing-certificate")["certs"]
+        if not len(certs):
+            raise _fail("the signing-certificate attribute names no certificate")
+        first = certs[0]
         algorithm = HashAlgorithm("SHA-1", _SHA1, 20, hashes.SHA1)
     else:
         raise _fail("no signing-certificate(-v2) attribute binds the signer's certificate (RFC 3161 2.4.2, RFC 5816)")
