@@ -157,3 +157,17 @@ def test_the_key_ceremony_signs_nothing_while_the_clock_is_off(private_home: Pat
         assert clock_events(home)[-1] == ("clock.untrusted", "failure", "clock-watch")
     finally:
         (home / "candor.toml").write_text(config)
+
+
+def test_candor_crl_generate_signs_nothing_while_the_clock_is_off(private_home: Path, ntp: NtpServer) -> None:
+    home = private_home
+    config = (home / "candor.toml").read_text()
+    try:
+        use_ntp(home, ntp)
+        ntp.behaviour.offset = 4.0
+        for flags in ((), ("--all",), ("--issuer", "tls-e1")):
+            result = run_cli("--data-dir", home, "crl", "generate", *flags)
+            assert result.code == EXIT_UNAVAILABLE, (flags, result.err)  # not 4, the exit code of a lint refusal
+            assert result.err.strip().splitlines()[-1] == f"candor: error: {SUSPENDED}"
+    finally:
+        (home / "candor.toml").write_text(config)

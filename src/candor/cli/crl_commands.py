@@ -67,11 +67,13 @@ def crl_loop_task(
 
 def crl_generate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from candor.cli.clock_edge import open_watch
+    from candor.timekeeping import require_trustworthy
 
     with open_context(data_dir_from(args.data_dir, environ), environ) as context:
         stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ=context.environ)
         try:
             watch = open_watch(context)  # WS-08e: no CRL is signed on a clock its sources do not confirm
+            require_trustworthy(watch, "CRLs")  # refused as such (exit 9), not counted as lint refusals (exit 4)
             generator = crl_generator(context, stores, progress=_print_progress, clock_watch=watch)
             if args.all:
                 chosen = [generator.issuer_id(args.issuer)] if args.issuer else generator.crl_issuers()
