@@ -30,7 +30,7 @@ from candor.audit import AuditLog
 from candor.clock import Clock, ensure_utc
 from candor.errors import CandorError, ErrorKind
 from candor.files import write_atomically
-from candor.keys import CAPublicKey, KeyAlgorithm, KeyStores
+from candor.keys import CAPrivateKey, CAPublicKey, KeyAlgorithm, KeyStores
 from candor.lint import CertificateKind
 from candor.profiles import IssuerInfo, timestamp_certificate
 from candor.profiles.tsa import MAX_VALIDITY_MONTHS, add_months, key_problem, usable_until
@@ -107,10 +107,12 @@ class UnitCertifier:
             raise CandorError(
                 ErrorKind.CONFIG, f"CSBR 6.3.2: a Timestamp certificate is valid 1 to {MAX_VALIDITY_MONTHS} months"
             )
-        issuer_store = self.stores.get(store)  # a wrong passphrase or PIN stops us before any key exists
+        unit_store = self.stores.get(store)  # a wrong passphrase or PIN stops us before any key exists
         with self.db.session() as session:
             issuer = self._issuer(session)
             issuer_not_after = issuer.not_after
+            # the sub-CA's key too: a store it cannot be loaded from must not leave a generated unit key behind
+            issuer_key = self.stores.get(issuer.key.store).load(issuer.key.handle, KeyAlgorithm(issuer.key.algorithm))
             name = self._next_name(session, issuer)
         end = min(add_months(start, validity_months), issuer_not_after)
         if usable_until(start, end) <= start:
@@ -120,26 +122,26 @@ class UnitCertifier:
                 ErrorKind.CONFIG,
                 "a unit takes over between now and the end of its key usage period (CSBR 6.3.2: 15 months from now)",
             )
-        generated = issuer_store.generate(name, algorithm)
+        generated = unit_store.generate(name, algorithm)
         spki = generated.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         problem = key_problem(generated.public_key)
         if problem is not None:  # a key store that made something else than asked
             raise CandorError(ErrorKind.KEY, f"the key store made {problem}")
         with self.db.session() as session:
             key = repositories.add_key(
-                session, label=name, store=store, backend=issuer_store.backend_type, algorithm=algorithm.value,
+                session, label=name, store=store, backend=unit_store.backend_type, algorithm=algorithm.value,
                 handle=generated.handle, public_key_der=spki, purpose="tsa-unit", created_at=now,
             )  # fmt: skip
             self.audit.record(
                 session, actor=self.actor, action="key.generate", subject=name, outcome="success",
                 details={"store": store, "algorithm": algorithm.value, "purpose": "tsa-unit",
                          "spki_sha256": hashlib.sha256(spki).hexdigest(),
-                         "location": issuer_store.protection(generated.handle).location},
+                         "location": unit_store.protection(generated.handle).location},
             )  # fmt: skip
             session.flush()
             key_id = key.id
         with self.db.session() as session:
-            return self._sign(session, name, key_id, generated.public_key, start, end, now, takes_over)
+            return self._sign(session, name, key_id, generated.public_key, start, end, now, takes_over, issuer_key)
 
     def _issuer(self, session: Session) -> Issuer:
         issuer = repositories.issuer_by_name(session, self.issuer_name)
@@ -166,6 +168,7 @@ class UnitCertifier:
         end: datetime,
         now: datetime,
         takes_over: datetime,
+        issuer_key: CAPrivateKey,
     ) -> CertifiedUnit:
         issuer = self._issuer(session)
         issuer_certificate = x509.load_der_x509_certificate(issuer.certificate_der)
@@ -191,7 +194,6 @@ class UnitCertifier:
             session, actor=self.actor, action="certificate.sign.intent", subject=name, outcome="info",
             details={"tbs_sha256": token.tbs_sha256},
         )  # fmt: skip
-        issuer_key = self.stores.get(issuer.key.store).load(issuer.key.handle, issuer_algorithm)
         certificate = signing.sign(token, issuer_key, issuer_key=issuer_certificate.public_key())  # type: ignore[arg-type]
         der = certificate.public_bytes(Encoding.DER)
         self.audit.record(
