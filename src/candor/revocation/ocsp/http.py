@@ -110,7 +110,9 @@ class OcspApp:
                 entry = await self.remote.get(parsed.key)
                 if entry is not None:
                     self.index.publish([entry])
-            if entry is None:  # never issued, or not ours: never "good" (BR 4.9.9), and nothing to sign on demand
+            # Never issued, or not ours (an unknown issuerKeyHash, or our key under another issuer's name, RFC 6960
+            # 4.1.1): never "good" (BR 4.9.9), and nothing to sign on demand
+            if entry is None or not parsed.names_issuer_of(entry):
                 await _error(send, der.UNAUTHORIZED)
                 return
             if (

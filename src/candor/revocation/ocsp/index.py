@@ -35,6 +35,15 @@ class ParsedRequest:
     nonce: bytes | None
     serial: int = 0
     sha256: bool = False  # the CertID is hashed with SHA-256 (else SHA-1)
+    issuer: bytes = b""  # the CertID's issuerNameHash and issuerKeyHash, each as its OCTET STRING TLV
+
+    def names_issuer_of(self, entry: Entry) -> bool:
+        """Whether this request's CertID names the issuer of *entry* by both hashes (RFC 6960 4.1.1): found by
+        issuerKeyHash and serial, a response may still be for another issuer, one with the same key and another
+        name. The entry's no-nonce requests hold its CertIDs (SHA-1, and SHA-256 when signed with it); the
+        issuerNameHash OCTET STRING followed by the issuerKeyHash one occurs in a request only there."""
+        issuer = self.issuer
+        return any(issuer in request for request in entry.requests)
 
 
 class Malformed(ValueError):
@@ -48,6 +57,7 @@ def parse_request(raw: bytes) -> ParsedRequest:
         request = ocsp.load_der_ocsp_request(raw)
         algorithm = request.hash_algorithm.name
         key_hash = request.issuer_key_hash
+        name_hash = request.issuer_name_hash
         serial = request.serial_number
         nonce = None
         for extension in request.extensions:
@@ -55,12 +65,13 @@ def parse_request(raw: bytes) -> ParsedRequest:
                 nonce = extension.value.nonce
     except Exception as exc:  # cryptography raises ValueError and UnsupportedAlgorithm, among others
         raise Malformed(str(exc)) from None
-    if SUPPORTED_HASHES.get(algorithm) != len(key_hash) or serial < 0:
+    if not SUPPORTED_HASHES.get(algorithm) == len(key_hash) == len(name_hash) or serial < 0:
         raise Malformed(f"unsupported CertID hash {algorithm}")
     if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE:
         raise Malformed(f"RFC 9654 2.1: a nonce of {len(nonce)} octets")
     key = key_hash + der.integer_content(serial)
-    return ParsedRequest(key=key, nonce=nonce, serial=serial, sha256=algorithm == "sha256")
+    issuer = der.octet_string(name_hash) + der.octet_string(key_hash)
+    return ParsedRequest(key=key, nonce=nonce, serial=serial, sha256=algorithm == "sha256", issuer=issuer)
 
 
 class ResponseIndex:
