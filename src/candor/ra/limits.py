@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from candor.errors import RateLimitError
@@ -40,17 +40,37 @@ def _refuse(what: str, limit: int, window: timedelta, oldest: datetime | None, n
     return RateLimitError(f"rate limit: {what} (at most {limit} per {hours:g} h)", retry_after=retry)
 
 
-def _count_since(session: Session, query: Any, column: Any, since: datetime) -> tuple[int, datetime | None]:
-    row = session.execute(query.where(column > since).with_only_columns(func.count(), func.min(column))).one()
+def _window(query: Any, column: Any) -> Any:
+    """count(*) and the oldest *column* of *query*'s rows newer than :since, built once (building a statement
+    and its cache key costs several times executing a built one, and these run on every newOrder)."""
+    return query.where(column > bindparam("since")).with_only_columns(func.count(), func.min(column))
+
+
+_ACCOUNTS_FROM = _window(select(Account).where(Account.created_ip == bindparam("address")), Account.created_at)
+_ORDERS_OF = _window(select(Order).where(Order.account_id == bindparam("account_id")), Order.created_at)
+_PENDING_OF = select(func.count()).where(
+    Authorization.account_id == bindparam("account_id"),
+    Authorization.status == "pending",
+    Authorization.expires_at > bindparam("now"),
+)
+_ISSUED_FOR = _window(select(IssuedName).where(IssuedName.registered_domain == bindparam("key")), IssuedName.issued_at)
+_FAILED_FOR = _window(
+    select(Challenge)
+    .join(Authorization, Authorization.id == Challenge.authorization_id)
+    .where(Authorization.identifier_value == bindparam("name"), Challenge.status == "invalid"),
+    Challenge.validated_at,
+)
+
+
+def _count_since(session: Session, query: Any, params: dict[str, Any]) -> tuple[int, datetime | None]:
+    row = session.execute(query, params).one()
     return int(row[0]), row[1]
 
 
 def check_new_account(session: Session, *, address: str | None, now: datetime, limits: Limits) -> None:
     if address is None:
         return
-    count, oldest = _count_since(
-        session, select(Account).where(Account.created_ip == address), Account.created_at, now - limits.accounts_window
-    )
+    count, oldest = _count_since(session, _ACCOUNTS_FROM, {"address": address, "since": now - limits.accounts_window})
     if count >= limits.accounts_per_address:
         raise _refuse(f"new accounts from {address}", limits.accounts_per_address, limits.accounts_window, oldest, now)
 
@@ -58,26 +78,15 @@ def check_new_account(session: Session, *, address: str | None, now: datetime, l
 def check_new_order(
     session: Session, *, account_id: int, identifiers: Sequence[Identifier], now: datetime, limits: Limits
 ) -> None:
-    count, oldest = _count_since(
-        session, select(Order).where(Order.account_id == account_id), Order.created_at, now - limits.orders_window
-    )
+    count, oldest = _count_since(session, _ORDERS_OF, {"account_id": account_id, "since": now - limits.orders_window})
     if count >= limits.orders_per_account:
         raise _refuse("new orders for this account", limits.orders_per_account, limits.orders_window, oldest, now)
-    pending = session.scalar(
-        select(func.count()).where(
-            Authorization.account_id == account_id, Authorization.status == "pending", Authorization.expires_at > now
-        )
-    )
+    pending = session.scalar(_PENDING_OF, {"account_id": account_id, "now": now})
     if (pending or 0) + len(identifiers) > limits.pending_authorizations_per_account:
         most = limits.pending_authorizations_per_account
         raise RateLimitError(f"rate limit: pending authorizations for this account (at most {most})", retry_after=3600)
     for key in rate_keys(identifiers):
-        count, oldest = _count_since(
-            session,
-            select(IssuedName).where(IssuedName.registered_domain == key),
-            IssuedName.issued_at,
-            now - limits.certificates_window,
-        )
+        count, oldest = _count_since(session, _ISSUED_FOR, {"key": key, "since": now - limits.certificates_window})
         if count >= limits.certificates_per_registered_domain:
             raise _refuse(
                 f"certificates for {key}",
@@ -89,12 +98,7 @@ def check_new_order(
 
 
 def check_validation_attempt(session: Session, *, name: str, now: datetime, limits: Limits) -> None:
-    query = (
-        select(Challenge)
-        .join(Authorization, Authorization.id == Challenge.authorization_id)
-        .where(Authorization.identifier_value == name, Challenge.status == "invalid")
-    )
-    count, oldest = _count_since(session, query, Challenge.validated_at, now - limits.failed_validations_window)
+    count, oldest = _count_since(session, _FAILED_FOR, {"name": name, "since": now - limits.failed_validations_window})
     if count >= limits.failed_validations_per_name:
         raise _refuse(
             f"failed validations for {name}",
