@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -31,14 +32,17 @@ from candor.clock import SystemClock
 from candor.ct.log import tls
 from candor.ct.submit.client import CtSubmitter
 from candor.ct.submit.final import FinalSubmissions, run_drain_loop
+from candor.ct.submit.local import LocalLog, LocalLogs
+from candor.ct.submit.loglist import load_log_list
 from candor.ct.submit.sct import embedded_scts, precert_entry, verify_sct
 from candor.ct.submit.settings import CtLogOverride, CtSubmitSettings
+from candor.ct.submit.transport import HttpAnswer, TransportError
 from candor.errors import CandorError, ErrorKind
 from candor.issuance import Signer
 from candor.revocation import RevocationReason, revoke
 from candor.signing.der import assemble_certificate
-from candor.storage import orders, repositories
-from candor.storage.models import SerialRecord
+from candor.storage import orders, repositories, serial_to_hex
+from candor.storage.models import AuditEvent, SerialRecord
 from candor.storage.models_ct_submit import CtSubmission
 from support import openssl
 
@@ -253,6 +257,117 @@ def test_with_one_log_down_issuance_fails_closed_and_the_precertificate_stays_re
         assert revoked
         record = session.get(SerialRecord, serial_id)
         assert record is not None and record.status == "revoked"
+
+
+# -- logs served by this process (candor serve's embedded default) -------------------------------------------
+class Served(LocalLogs):
+    """The logs handed to the submitter as `candor serve` hands its own (by submission URL), with every POST that
+    reaches the transport counted; nothing goes over HTTP."""
+
+    def __init__(self, logs: dict[str, LocalLog]) -> None:
+        super().__init__(logs, fallback=NoHttp())
+        self.posts: list[str] = []
+
+    def post_json(self, url: str, body: bytes, *, timeout: float) -> HttpAnswer:
+        self.posts.append(url)
+        return super().post_json(url, body, timeout=timeout)
+
+
+class NoHttp:
+    def post_json(self, url: str, body: bytes, *, timeout: float) -> HttpAnswer:
+        raise TransportError(f"no HTTP in this test: {url}")
+
+
+class StoresLateOnce:
+    """A log served here whose first write fails after it took the chain (its database was busy)."""
+
+    def __init__(self, ct_log: LocalLog) -> None:
+        self.ct_log, self.failed = ct_log, False
+
+    def check(self, ders: list[bytes], *, precertificate: bool) -> object:
+        return self.ct_log.check(ders, precertificate=precertificate)
+
+    def submit(self, submission: object) -> Future[object]:
+        if self.failed:
+            return self.ct_log.submit(submission)
+        self.failed = True
+        failed: Future[object] = Future()
+        failed.set_exception(CandorError(ErrorKind.UNAVAILABLE, "database is locked"))
+        return failed
+
+    def add_chain(self, ders: list[bytes], *, precertificate: bool, timeout: float = 30.0) -> object:
+        return self.ct_log.add_chain(ders, precertificate=precertificate, timeout=timeout)
+
+
+def served_here(world: World, transport: Served, log_list: Path | None = None) -> tuple[CtSubmitter, CA]:
+    """A submitter reaching *world*'s logs through *transport*, and the CA with a signer that uses it."""
+    submitter = CtSubmitter(
+        load_log_list(log_list or world.log_list), clock=world.ca.clock,
+        settings=CtSubmitSettings(**SETTINGS),  # type: ignore[arg-type]
+        ca_certificates=ca_certificates(world.ca), transport=transport, db=world.ca.db,
+    )  # fmt: skip
+    old = world.ca.signer
+    signer = Signer(db=old.db, issuers=old.issuers, clock=old.clock, settings=old.settings, actor="test",
+                    sct_source=submitter)  # fmt: skip
+    return submitter, replace(world.ca, signer=signer)
+
+
+def test_the_logs_served_here_are_handed_each_chain_directly_and_their_scts_are_verified(world: World) -> None:
+    """candor serve's own logs get the precertificate and the final certificate from the caller's thread, without
+    a POST through the transport (no JSON, no thread hop); the SCTs are embedded only once verified."""
+    transport = Served({log.url: log.ct_log for log in world.logs})
+    submitter, ca = served_here(world, transport)
+    try:
+        final = ca.issue(["ct-local.example.com"]).certificate
+        report = FinalSubmissions(db=ca.db, submitter=submitter, clock=ca.clock).drain(ca.clock.now())
+    finally:
+        submitter.close()
+    assert transport.posts == []
+    assert {s.log_id for s in embedded_scts(final)} == {log.ct_log.log_id for log in world.logs}
+    assert (report.submitted, report.failed, report.pending) == (2, 0, 0)
+    for log in world.logs:
+        assert final.public_bytes(Encoding.DER) in logged_certificates(log)
+
+
+def test_an_sct_from_a_log_served_here_counts_only_if_it_verifies_with_the_listed_key(
+    world: World, tmp_path: Path
+) -> None:
+    """The log list names log-b with another key than the one log-b signs with: its SCT is refused, as any log's
+    would be, the policy (two operators) is not met, and nothing is finalised."""
+    log_a, log_b = world.logs
+    impostor = replace(log_b, key=ec.generate_private_key(ec.SECP256R1()))
+    listed = write_log_list(tmp_path / "listed.json", [(log_a, log_a.url), (impostor, log_b.url)])
+    transport = Served({log.url: log.ct_log for log in world.logs})
+    submitter, ca = served_here(world, transport, listed)
+    try:
+        with pytest.raises(CandorError) as caught:
+            ca.issue(["ct-impostor.example.com"])
+    finally:
+        submitter.close()
+    assert caught.value.kind is ErrorKind.UNAVAILABLE
+    assert "log-b: rejected SCT: the SCT's log ID is not this log's" in caught.value.message
+    assert transport.posts == []
+
+
+def test_a_log_served_here_that_fails_to_store_is_asked_again_through_the_transport(world: World) -> None:
+    log_a, log_b = world.logs
+    transport = Served({log_a.url: log_a.ct_log, log_b.url: StoresLateOnce(log_b.ct_log)})
+    submitter, ca = served_here(world, transport)
+    try:
+        final = ca.issue(["ct-retried.example.com"]).certificate
+    finally:
+        submitter.close()
+    assert len(embedded_scts(final)) == 2
+    assert transport.posts == [f"{log_b.url}ct/v1/add-pre-chain"]  # the second attempt, after the backoff
+    with ca.db.session() as session:
+        event = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action == "ct.precertificate.submitted",
+                AuditEvent.subject == f"serial {serial_to_hex(final.serial_number)}",
+            )
+        ).one()
+    logs = {entry["log"]: entry for entry in json.loads(event.details)["logs"]}
+    assert (logs["log-a"]["attempts"], logs["log-b"]["attempts"]) == (1, 2)
 
 
 # -- OpenSSL, as an independent CT validator ------------------------------------------------------------------

@@ -9,6 +9,10 @@ SCT is verified against its log's key (RFC 6962 3.2) before it counts. Submissio
 met by then, ``obtain`` raises ``CandorError(UNAVAILABLE)`` naming each log that failed and why, and the signer
 builds no final certificate (fail closed; the precertificate stays stored and revocable).
 
+A log this process serves itself (a :class:`~candor.ct.submit.local.LocalLogs` transport names it) is handed the
+chain directly from the caller's thread (:class:`InFlight`); any other log is asked over the transport on the
+submitter's threads. Either way the SCT is checked the same way (:meth:`CtSubmitter.checked`).
+
 Each log's outcome is a structured log line (``ct.submit ...``) and, when a database is given, one audit event
 per submission (``ct.precertificate.submitted``) listing every log's outcome.
 """
@@ -20,11 +24,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -33,10 +38,20 @@ from sqlalchemy import Connection
 from candor.audit import AuditLog
 from candor.clock import Clock
 from candor.ct.log import tls
+from candor.ct.submit.local import LocalLog, LocalLogs
 from candor.ct.submit.loglist import LogInfo, LogList, load_log_list
 from candor.ct.submit.owed import log_ids_of, queue_owed
 from candor.ct.submit.policy import MAX_SCT_AFTER_NOT_BEFORE, evaluate
-from candor.ct.submit.sct import SctError, VerifiedSct, parse_sct_response, precert_entry, sct_list, verify_sct
+from candor.ct.submit.sct import (
+    Sct,
+    SctError,
+    VerifiedSct,
+    parse_sct_response,
+    parse_serialized_sct,
+    precert_entry,
+    sct_list,
+    verify_sct,
+)
 from candor.ct.submit.settings import CtSubmitSettings
 from candor.ct.submit.transport import HttpTransport, Transport, TransportError
 from candor.errors import CandorError, ErrorKind
@@ -95,6 +110,7 @@ class CtSubmitter:
         self.settings = settings or CtSubmitSettings()
         self._clock = clock
         self._transport = transport or HttpTransport()
+        self._local = transport if isinstance(transport, LocalLogs) else None
         self._by_subject = {c.subject.public_bytes(): c for c in ca_certificates}
         self._db = db
         self._audit = AuditLog(clock) if db is not None else None
@@ -205,15 +221,23 @@ class CtSubmitter:
         cancel: threading.Event,
         deadline: float,
         attempts_allowed: int | None = None,
+        tried: str | None = None,
     ) -> LogOutcome:
         """One log: attempts with backoff until an SCT verifies, the log refuses, or attempts/deadline run out.
-        With *not_before*, an SCT more than 48 h after it is refused (WS-08c: only for SCTs to embed)."""
+        With *not_before*, an SCT more than 48 h after it is refused (WS-08c: only for SCTs to embed). *tried*:
+        why a first attempt made elsewhere (:class:`InFlight`, to a log served here) failed; it counts as an
+        attempt, and the next waits the backoff."""
         endpoint = "add-pre-chain" if precertificate else "add-chain"
         url = f"{target.submission_url}ct/v1/{endpoint}"
         body = json.dumps({"chain": [base64.b64encode(d).decode() for d in ders]}).encode()
         settings, started = self.settings, time.monotonic()
         delay, attempts, error = settings.backoff_seconds, 0, "not attempted"
         allowed = attempts_allowed or settings.attempts
+        if tried is not None:
+            attempts, error = 1, tried
+            if attempts < allowed and delay < _left(deadline):
+                cancel.wait(delay)
+                delay = min(delay * 2, settings.max_backoff_seconds)
         while attempts < allowed and not cancel.is_set():
             attempts += 1
             pause = delay
@@ -223,7 +247,12 @@ class CtSubmitter:
                 error = str(exc)
             else:
                 if answer.status == 200:
-                    return self._checked(target, answer.body, entry, not_before, attempts, started)
+                    try:
+                        sct = parse_sct_response(answer.body)
+                    except SctError as exc:
+                        seconds = time.monotonic() - started
+                        return LogOutcome(target.log, None, attempts, seconds, f"rejected SCT: {exc}")
+                    return self.checked(target, sct, entry, not_before, attempts, started)
                 error = f"HTTP {answer.status}{_log_error(answer.body)}"
                 if answer.status != 429 and answer.status < 500:
                     break  # RFC 6962 4: a 4xx is the log's refusal of this chain; retrying changes nothing
@@ -245,6 +274,30 @@ class CtSubmitter:
         """:meth:`submit_to` on this submitter's threads (the logs are asked in parallel)."""
         return self._pool.submit(self.submit_to, target, ders, entry, **options)  # type: ignore[arg-type]
 
+    def local_log(self, target: Target) -> LocalLog | None:
+        """The log object behind *target* when this process serves it (the submission URL is one of its own)."""
+        return self._local.log_for(target.submission_url) if self._local is not None else None
+
+    def checked(
+        self,
+        target: Target,
+        sct: Sct,
+        entry: tls.SignedEntry,
+        not_before: datetime | None,
+        attempts: int,
+        started: float,
+    ) -> LogOutcome:
+        """The outcome of an SCT *target* returned for *entry*: it counts only if it verifies with the listed log's
+        key (RFC 6962 3.2), is not from the future, and (SCTs to embed) is within 48 h of notBefore."""
+        skew = timedelta(seconds=self.settings.max_future_skew_seconds)
+        try:
+            verified = verify_sct(sct, target.log, entry, now=self._clock.now(), max_skew=skew)
+            if not_before is not None and sct.time - not_before > MAX_SCT_AFTER_NOT_BEFORE:
+                raise SctError("the SCT is more than 48 h after notBefore (WS-08c, BR 7.1.2.7)")
+        except SctError as exc:  # a log that signs wrongly is not asked again
+            return LogOutcome(target.log, None, attempts, time.monotonic() - started, f"rejected SCT: {exc}")
+        return LogOutcome(target.log, verified, attempts, time.monotonic() - started)
+
     # -- internals ------------------------------------------------------------------------------------------
     def _collect(
         self,
@@ -258,24 +311,19 @@ class CtSubmitter:
     ) -> tuple[list[LogOutcome], list[VerifiedSct]]:
         cancel = threading.Event()
         deadline = time.monotonic() + self.settings.deadline_seconds
-        futures: dict[Future[LogOutcome], Target] = {}
+        flight: InFlight[Target] = InFlight(self, cancel=cancel, deadline=deadline)
         for target in targets:
             ders = [leaf, *chain, *([root] if target.include_root and root is not None else [])]
-            future = self.submit_in_pool(
-                target, ders, entry, precertificate=True, not_before=not_before, cancel=cancel, deadline=deadline
-            )
-            futures[future] = target
+            flight.start(target, target, ders, entry, precertificate=True, not_before=not_before)
         needed = evaluate([], not_before=not_before, not_after=not_after).required.scts
         wanted = min(needed + self.settings.margin, len(targets))
         outcomes: list[LogOutcome] = []
         verified: list[VerifiedSct] = []
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=_left(deadline), return_when=FIRST_COMPLETED)
+        while flight.running():
+            done = flight.collect()
             if not done:
                 break
-            for future in done:
-                outcome = future.result()
+            for _, outcome in done:
                 outcomes.append(outcome)
                 log_line("add-pre-chain", outcome)
                 if outcome.sct is not None:
@@ -285,30 +333,10 @@ class CtSubmitter:
                 break
         cancel.set()
         met = evaluate(verified, not_before=not_before, not_after=not_after).met
-        for future in pending:
-            target = futures[future]
+        for target in flight.running():
             reason = "not awaited: the policy was met" if met else "no answer before the deadline"
             outcomes.append(LogOutcome(target.log, None, 0, self.settings.deadline_seconds, reason))
         return outcomes, verified
-
-    def _checked(
-        self,
-        target: Target,
-        body: bytes,
-        entry: tls.SignedEntry,
-        not_before: datetime | None,
-        attempts: int,
-        started: float,
-    ) -> LogOutcome:
-        skew = timedelta(seconds=self.settings.max_future_skew_seconds)
-        try:
-            sct = parse_sct_response(body)
-            verified = verify_sct(sct, target.log, entry, now=self._clock.now(), max_skew=skew)
-            if not_before is not None and sct.time - not_before > MAX_SCT_AFTER_NOT_BEFORE:
-                raise SctError("the SCT is more than 48 h after notBefore (WS-08c, BR 7.1.2.7)")
-        except SctError as exc:  # a log that signs wrongly is not asked again
-            return LogOutcome(target.log, None, attempts, time.monotonic() - started, f"rejected SCT: {exc}")
-        return LogOutcome(target.log, verified, attempts, time.monotonic() - started)
 
     def _record(
         self, serial: str, issuer: x509.Certificate, outcomes: Sequence[LogOutcome], policy: str, *, met: bool
@@ -332,6 +360,114 @@ class CtSubmitter:
                 )
         except CandorError as exc:  # the signer audits its own stages; this record is for the operator
             log.warning("ct.submit audit event for serial %s not written: %s", serial, exc)
+
+
+K = TypeVar("K")
+
+
+class InFlight(Generic[K]):
+    """Submissions under way, each under a key of the caller's. A log this process serves is handed the chain
+    from the caller's thread (its own chain checks, then its batch writer: no thread hop, no JSON round trip);
+    any other log is asked over the transport on the submitter's threads. The SCT a log served here returns is
+    read from its RFC 6962 3.3 serialization and checked by :meth:`CtSubmitter.checked`, as any log's is. If
+    that log cannot take the chain or store it, the attempt is made again through the transport (which answers
+    for it with the same JSON as its HTTP endpoints), with the usual backoff, attempts and refusals."""
+
+    def __init__(self, submitter: CtSubmitter, *, cancel: threading.Event, deadline: float) -> None:
+        self._submitter = submitter
+        self._cancel = cancel
+        self._deadline = deadline
+        self._running: dict[Future[Any], tuple[K, Target, Callable[[Future[Any]], LogOutcome | None]]] = {}
+
+    def start(
+        self,
+        key: K,
+        target: Target,
+        ders: Sequence[bytes],
+        entry: tls.SignedEntry,
+        *,
+        precertificate: bool,
+        not_before: datetime | None,
+        attempts_allowed: int | None = None,
+    ) -> None:
+        options: dict[str, Any] = {
+            "precertificate": precertificate, "not_before": not_before, "attempts_allowed": attempts_allowed,
+        }  # fmt: skip
+        local = self._submitter.local_log(target)
+        if local is None or not self._direct(key, target, local, ders, entry, options):
+            self._pool(key, target, ders, entry, options)
+
+    def running(self) -> list[K]:
+        """The keys of the submissions not finished yet."""
+        return [key for key, _, _ in self._running.values()]
+
+    def collect(self) -> list[tuple[K, LogOutcome]]:
+        """Wait until at least one submission has finished, or the deadline; the outcomes finished ([] at the
+        deadline: what is still running is in :meth:`running`)."""
+        while self._running:
+            done, _ = wait(list(self._running), timeout=_left(self._deadline), return_when=FIRST_COMPLETED)
+            if not done:
+                return []
+            finished = []
+            for future in done:
+                key, _, finish = self._running.pop(future)
+                outcome = finish(future)
+                if outcome is not None:  # None: tried again under the same key
+                    finished.append((key, outcome))
+            if finished:
+                return finished
+        return []
+
+    def _direct(
+        self,
+        key: K,
+        target: Target,
+        local: LocalLog,
+        ders: Sequence[bytes],
+        entry: tls.SignedEntry,
+        options: dict[str, Any],
+    ) -> bool:
+        """Hand the chain to *local*; False if it refused it or cannot take it now (the transport's attempt then
+        says which, in the log's own words, and retries what is worth retrying)."""
+        started = time.monotonic()
+        try:
+            stored = local.submit(local.check(ders, precertificate=options["precertificate"]))
+        except Exception:
+            return False
+
+        def landed(future: Future[Any]) -> LogOutcome | None:
+            return self._landed(key, target, ders, entry, started, options, future)
+
+        self._running[stored] = (key, target, landed)
+        return True
+
+    def _pool(self, key: K, target: Target, ders: Sequence[bytes], entry: tls.SignedEntry,
+              options: dict[str, Any]) -> None:  # fmt: skip
+        future = self._submitter.submit_in_pool(
+            target, ders, entry, cancel=self._cancel, deadline=self._deadline, **options
+        )
+        self._running[future] = (key, target, Future.result)
+
+    def _landed(
+        self,
+        key: K,
+        target: Target,
+        ders: Sequence[bytes],
+        entry: tls.SignedEntry,
+        started: float,
+        options: dict[str, Any],
+        future: Future[Any],
+    ) -> LogOutcome | None:
+        error = future.exception()
+        if error is None:
+            try:
+                sct = parse_serialized_sct(future.result().serialize())
+            except SctError as exc:
+                return LogOutcome(target.log, None, 1, time.monotonic() - started, f"rejected SCT: {exc}")
+            return self._submitter.checked(target, sct, entry, options["not_before"], 1, started)
+        reason = f"the log did not store the entry ({type(error).__name__})"
+        self._pool(key, target, ders, entry, {**options, "tried": reason})
+        return None
 
 
 def _left(deadline: float) -> float:
@@ -362,4 +498,4 @@ def log_line(endpoint: str, outcome: LogOutcome) -> None:
         )  # fmt: skip
 
 
-__all__ = ["CtSubmitter", "LogOutcome", "Target"]
+__all__ = ["CtSubmitter", "InFlight", "LogOutcome", "Target"]

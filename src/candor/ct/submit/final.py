@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from candor.clock import Clock
 from candor.ct.log import tls
-from candor.ct.submit.client import CtSubmitter, LogOutcome, log_line
+from candor.ct.submit.client import CtSubmitter, InFlight, LogOutcome, Target, log_line
 from candor.ct.submit.owed import queue_owed
 from candor.ct.submit.sct import SctError, embedded_scts
 from candor.errors import CandorError, ErrorKind
@@ -179,28 +178,34 @@ class FinalSubmissions:
     def _run(self, owed: Sequence[_Owed], now: datetime) -> list[LogOutcome]:
         if not owed:
             return []
-        work: list[tuple[_Owed, Future[LogOutcome] | None]] = []
-        cancel = threading.Event()
-        deadline = time.monotonic() + self._submitter.settings.deadline_seconds
+        started = time.monotonic()
+        deadline = started + self._submitter.settings.deadline_seconds
+        flight: InFlight[_Owed] = InFlight(self._submitter, cancel=threading.Event(), deadline=deadline)
+        targets: dict[int, Target] = {}
+        outcomes: dict[int, LogOutcome] = {}
         for item in owed:
             known = self._submitter.log_list.by_id(item.log_id)
             target = self._submitter.target(known) if known is not None else None
             if target is None:
-                work.append((item, None))
                 continue
+            targets[item.row_id] = target
             ders = [item.certificate, *item.chain, *([item.root] if target.include_root and item.root else [])]
             entry = tls.SignedEntry(tls.EntryType.X509, certificate=item.certificate)  # RFC 6962 3.2 x509_entry
-            future = self._submitter.submit_in_pool(
-                target, ders, entry, precertificate=False, not_before=None,
-                cancel=cancel, deadline=deadline, attempts_allowed=1,
-            )  # fmt: skip
-            work.append((item, future))
+            flight.start(item, target, ders, entry, precertificate=False, not_before=None, attempts_allowed=1)
+        while flight.running():
+            done = flight.collect()
+            if not done:
+                break
+            for item, finished in done:
+                log_line("add-chain", finished)
+                outcomes[item.row_id] = finished
+        for item in flight.running():  # the deadline passed: due again after the backoff
+            late = LogOutcome(targets[item.row_id].log, None, 1, deadline - started, "no answer before the deadline")
+            outcomes[item.row_id] = late
         settled: list[tuple[_Owed, LogOutcome | None, str | None]] = []
-        for item, pending in work:
-            outcome = pending.result() if pending is not None else None
-            if outcome is not None:
-                log_line("add-chain", outcome)
-            problem = "the log is not in the log list, or is disabled" if pending is None else None
+        for item in owed:
+            outcome = outcomes.get(item.row_id)
+            problem = "the log is not in the log list, or is disabled" if item.row_id not in targets else None
             settled.append((item, outcome, problem if outcome is None else outcome.error))
         self._settle(settled, now)
         return [outcome for _, outcome, _ in settled if outcome is not None]

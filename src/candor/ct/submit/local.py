@@ -1,10 +1,12 @@
 """Submission to the logs this process itself serves, without a round trip through its own HTTP listener.
 
 ``candor serve`` runs its own logs and must be able to log a precertificate before its listeners accept
-connections (the ACME listener's own certificate is issued at start-up). :class:`LocalLogs` answers the
-submitter's POSTs for those logs' submission URLs by calling the log directly, with the same JSON in and out
-as the RFC 6962 4.1/4.2 endpoints, so that the submitter checks these SCTs exactly as it checks any other
-log's; every other URL goes to the next transport (HTTP).
+connections (the ACME listener's own certificate is issued at start-up). The submitter hands a submission for
+one of those logs' submission URLs to the log object itself (:meth:`LocalLogs.log_for`: the log's own chain
+checks, then its writer's future; no thread hop, no JSON) and checks the SCT that comes back exactly as it
+checks any other log's (:class:`candor.ct.submit.client.InFlight`). As a transport, :class:`LocalLogs` answers
+POSTs for those URLs by calling the log directly, with the same JSON in and out as the RFC 6962 4.1/4.2
+endpoints (the submitter's retries go this way); every other URL goes to the next transport (HTTP).
 """
 
 from __future__ import annotations
@@ -12,19 +14,32 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Protocol
+from typing import Any, Protocol
 
 from candor.ct.submit.transport import HttpAnswer, HttpTransport, Transport
 
 ADD_CHAIN, ADD_PRE_CHAIN = "ct/v1/add-chain", "ct/v1/add-pre-chain"
 
 
+class LocalSct(Protocol):
+    """What the submitter reads of an SCT a log in this process returns (:class:`candor.ct.log.Sct`)."""
+
+    def serialize(self) -> bytes: ...  # RFC 6962 3.3 SerializedSCT: parsed and verified like any other
+
+    def to_json(self) -> dict[str, object]: ...  # RFC 6962 4.1 add-chain response
+
+
 class LocalLog(Protocol):
     """What :class:`LocalLogs` needs of :class:`candor.ct.log.CtLog`."""
 
-    def add_chain(self, ders: list[bytes], *, precertificate: bool, timeout: float = 30.0) -> object: ...
+    def add_chain(self, ders: Sequence[bytes], *, precertificate: bool, timeout: float = 30.0) -> LocalSct: ...
+
+    def check(self, ders: Sequence[bytes], *, precertificate: bool) -> Any: ...  # a Submission, or SubmissionError
+
+    def submit(self, submission: Any) -> Future[Any]: ...  # resolves to a LocalSct once the entry is stored
 
 
 def _error(status: int, message: str) -> HttpAnswer:
@@ -41,6 +56,10 @@ class LocalLogs:
                 raise ValueError(f"a log's submission URL ends with '/': {prefix}")
         self._logs = dict(logs)
         self._fallback = fallback or HttpTransport()
+
+    def log_for(self, submission_url: str) -> LocalLog | None:
+        """The log served here whose submission URL (ending in '/') is *submission_url*, if any."""
+        return self._logs.get(submission_url)
 
     def post_json(self, url: str, body: bytes, *, timeout: float) -> HttpAnswer:
         for prefix, log in self._logs.items():
@@ -65,7 +84,4 @@ class LocalLogs:
             return _error(503, "the log did not store the entry in time")
         except Exception as exc:  # the log's queue is full or its database is down: retry later, as over HTTP
             return _error(503, f"the log cannot take submissions now ({type(exc).__name__})")
-        to_json = getattr(sct, "to_json", None)
-        if to_json is None:
-            return _error(500, "the log returned no SCT")
-        return HttpAnswer(200, json.dumps(to_json()).encode())
+        return HttpAnswer(200, json.dumps(sct.to_json()).encode())
