@@ -74,6 +74,16 @@ def _sqlite_on_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_relaxed_on_connect(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_on_connect(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL with NORMAL: no fsync per commit, never corrupt; a power loss may undo the last commits.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
 def _sqlite_reader_on_connect(dbapi_connection: Any, record: Any) -> None:
     _sqlite_on_connect(dbapi_connection, record)
     cursor = dbapi_connection.cursor()
@@ -89,9 +99,13 @@ def _sqlite_reader_on_begin(connection: Connection) -> None:
 
 
 class Database:
-    """One database, given by an SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
+    """One database, given by an SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``).
 
-    def __init__(self, url: str) -> None:
+    ``durable=False`` (SQLite only, for data that may be lost, e.g. the ACME nonces' own file): commits are not
+    synced to disk one by one (``PRAGMA synchronous = NORMAL``), so an operating-system crash or power loss may
+    undo the last ones; the file is never corrupted."""
+
+    def __init__(self, url: str, *, durable: bool = True) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -110,7 +124,7 @@ class Database:
         try:
             if backend == "sqlite":
                 self.engine: Engine = create_engine(parsed)
-                event.listen(self.engine, "connect", _sqlite_on_connect)
+                event.listen(self.engine, "connect", _sqlite_on_connect if durable else _sqlite_relaxed_on_connect)
                 event.listen(self.engine, "begin", _sqlite_on_begin)
                 self._read_engine: Engine = create_engine(parsed)  # Database.reader()'s own pool
                 event.listen(self._read_engine, "connect", _sqlite_reader_on_connect)
