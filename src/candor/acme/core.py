@@ -24,6 +24,7 @@ from candor.policy.dated import CAA_MAX_AGE
 from candor.policy.names import Identifier
 from candor.ra.limits import Limits
 from candor.storage import Database
+from candor.storage.fastsql import run
 from candor.storage.models_issuance import Account
 from candor.validation import ValidationResult
 
@@ -126,7 +127,7 @@ class ServiceCore:
         # ASCII digits only (str.isdigit() takes "²", which int() refuses), and within the id column's 64 bits
         if not (account.isascii() and account.isdigit()) or int(account) > MAX_ID:
             return None
-        row = connection.execute(_ACCOUNT_KEY, {"id": int(account)}).one_or_none()
+        row = run(connection, _ACCOUNT_KEY, {"id": int(account)}).one_or_none()
         if row is None or row.jwk is None:
             return None
         if row.status != "valid":

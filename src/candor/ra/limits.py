@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from candor.errors import RateLimitError
 from candor.policy.names import Identifier, rate_limit_key
+from candor.storage.fastsql import run
 from candor.storage.models_acme import Challenge
 from candor.storage.models_issuance import Account, Authorization, IssuedName, Order
 
@@ -63,7 +64,7 @@ _FAILED_FOR = _window(
 
 
 def _count_since(session: Session, query: Any, params: dict[str, Any]) -> tuple[int, datetime | None]:
-    row = session.execute(query, params).one()
+    row = run(session.connection(), query, params).one()
     return int(row[0]), row[1]
 
 
@@ -81,7 +82,7 @@ def check_new_order(
     count, oldest = _count_since(session, _ORDERS_OF, {"account_id": account_id, "since": now - limits.orders_window})
     if count >= limits.orders_per_account:
         raise _refuse("new orders for this account", limits.orders_per_account, limits.orders_window, oldest, now)
-    pending = session.scalar(_PENDING_OF, {"account_id": account_id, "now": now})
+    pending = run(session.connection(), _PENDING_OF, {"account_id": account_id, "now": now}).scalar()
     if (pending or 0) + len(identifiers) > limits.pending_authorizations_per_account:
         most = limits.pending_authorizations_per_account
         raise RateLimitError(f"rate limit: pending authorizations for this account (at most {most})", retry_after=3600)

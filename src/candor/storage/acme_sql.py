@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Row, bindparam, insert, select
 
+from candor.storage.fastsql import run
 from candor.storage.models_acme import Challenge, OrderAuthorization
 from candor.storage.models_issuance import Authorization, Order
 from candor.storage.orders import IdentifierPair, encode_identifiers
@@ -35,7 +36,7 @@ def insert_order(
         "profile": profile, "issuer_id": issuer_id, "created_at": created_at, "expires_at": expires_at,
         "updated_at": created_at, "replaces": replaces,
     }  # fmt: skip
-    return int(connection.execute(_INSERT_ORDER, values).scalar_one())
+    return int(run(connection, _INSERT_ORDER, values).scalar_one())
 
 
 def insert_authorization(
@@ -52,7 +53,7 @@ def insert_authorization(
         "account_id": account_id, "identifier_type": identifier[0], "identifier_value": identifier[1],
         "wildcard": wildcard, "status": "pending", "expires_at": expires_at, "created_at": created_at,
     }  # fmt: skip
-    return int(connection.execute(_INSERT_AUTHORIZATION, values).scalar_one())
+    return int(run(connection, _INSERT_AUTHORIZATION, values).scalar_one())
 
 
 def insert_challenges(connection: Connection, authorization_id: int, challenges: Sequence[tuple[str, str]]) -> None:
@@ -61,13 +62,13 @@ def insert_challenges(connection: Connection, authorization_id: int, challenges:
         {"authorization_id": authorization_id, "type": t, "token": token, "status": "pending"}
         for t, token in challenges
     ]
-    connection.execute(_INSERT_CHALLENGE, rows)
+    run(connection, _INSERT_CHALLENGE, rows)
 
 
 def link_authorizations(connection: Connection, order_id: int, authorization_ids: Sequence[int]) -> None:
     """The authorizations *order_id* rests on."""
     rows = [{"order_id": order_id, "authorization_id": a} for a in authorization_ids]
-    connection.execute(_INSERT_LINK, rows)
+    run(connection, _INSERT_LINK, rows)
 
 
 def reusable_authorizations(

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from candor.storage.fastsql import run
 from candor.storage.models import CertificateRecord, Issuer, SerialRecord
 from candor.storage.models_acme import Challenge, OrderAuthorization
 from candor.storage.models_issuance import Account, Authorization, Issuance, Order
@@ -112,31 +113,31 @@ _CERTIFICATE_OF_ORDER = (
 
 
 def order_view(connection: Connection, order_id: int) -> OrderView | None:
-    row = connection.execute(_ORDER_VIEW, {"b_id": order_id}).one_or_none()
+    row = run(connection, _ORDER_VIEW, {"b_id": order_id}).one_or_none()
     return OrderView(*row) if row is not None else None
 
 
 def order_authorizations(connection: Connection, order_id: int) -> list[AuthorizationView]:
     """The authorizations *order_id* rests on, oldest first."""
-    return [AuthorizationView(*row) for row in connection.execute(_ORDER_AUTHORIZATIONS, {"b_order": order_id})]
+    return [AuthorizationView(*row) for row in run(connection, _ORDER_AUTHORIZATIONS, {"b_order": order_id})]
 
 
 def has_issuance(connection: Connection, order_id: int) -> bool:
-    return connection.execute(_HAS_ISSUANCE, {"b_order": order_id}).first() is not None
+    return run(connection, _HAS_ISSUANCE, {"b_order": order_id}).first() is not None
 
 
 def authorization_view(connection: Connection, authorization_id: int) -> AuthorizationView | None:
-    row = connection.execute(_AUTHORIZATION_VIEW, {"b_id": authorization_id}).one_or_none()
+    row = run(connection, _AUTHORIZATION_VIEW, {"b_id": authorization_id}).one_or_none()
     return AuthorizationView(*row) if row is not None else None
 
 
 def challenges_of(connection: Connection, authorization_id: int) -> list[ChallengeView]:
-    return [ChallengeView(*row) for row in connection.execute(_CHALLENGES, {"b_authorization": authorization_id})]
+    return [ChallengeView(*row) for row in run(connection, _CHALLENGES, {"b_authorization": authorization_id})]
 
 
 def challenge_view(connection: Connection, challenge_id: int) -> tuple[ChallengeView, AuthorizationView] | None:
     """A challenge and its authorization, in one statement."""
-    row = connection.execute(_CHALLENGE_VIEW, {"b_id": challenge_id}).one_or_none()
+    row = run(connection, _CHALLENGE_VIEW, {"b_id": challenge_id}).one_or_none()
     if row is None:
         return None
     values: tuple[Any, ...] = tuple(row)
@@ -144,12 +145,13 @@ def challenge_view(connection: Connection, challenge_id: int) -> tuple[Challenge
 
 
 def account_jwk(connection: Connection, account_id: int) -> str | None:
-    return connection.execute(_ACCOUNT_JWK, {"b_id": account_id}).scalar_one_or_none()
+    jwk: str | None = run(connection, _ACCOUNT_JWK, {"b_id": account_id}).scalar_one_or_none()
+    return jwk
 
 
 def start_challenge(connection: Connection, challenge_id: int) -> bool:
     """pending -> processing (RFC 8555 7.1.6); False if another request started it first."""
-    result = connection.execute(_CHALLENGE_IF, {"b_id": challenge_id, "b_status": "pending", "status": "processing"})
+    result = run(connection, _CHALLENGE_IF, {"b_id": challenge_id, "b_status": "pending", "status": "processing"})
     return bool(result.rowcount == 1)
 
 
@@ -165,38 +167,38 @@ def record_validation(
     valid authorization records the BR method and, since CAA is part of every successful validation, when CAA
     was checked. The challenge as it now is."""
     status = "valid" if error is None else "invalid"
-    connection.execute(
-        _CHALLENGE_SET, {"b_id": challenge.id, "status": status, "validated_at": checked_at, "error": error}
+    run(
+        connection, _CHALLENGE_SET, {"b_id": challenge.id, "status": status, "validated_at": checked_at, "error": error}
     )
     values: dict[str, object] = {"b_id": challenge.authorization_id, "status": status}
     if error is None:
         values.update(method=method, validated_at=checked_at, caa_checked_at=checked_at)
-    connection.execute(_PENDING_AUTHORIZATION_SET, values)
+    run(connection, _PENDING_AUTHORIZATION_SET, values)
     return ChallengeView(challenge.id, challenge.authorization_id, challenge.type, challenge.token, status,
                          checked_at, error)  # fmt: skip
 
 
 def deactivate_authorization(connection: Connection, authorization_id: int) -> None:
-    connection.execute(_AUTHORIZATION_SET, {"b_id": authorization_id, "status": "deactivated"})
+    run(connection, _AUTHORIZATION_SET, {"b_id": authorization_id, "status": "deactivated"})
 
 
 def refresh_orders(connection: Connection, authorization_id: int) -> None:
     """RFC 8555 7.1.6 for each pending order resting on the authorization: ready once every authorization is
     valid, invalid once one is invalid, deactivated, expired or revoked."""
-    for order_id in list(connection.execute(_PENDING_ORDERS, {"b_authorization": authorization_id}).scalars()):
-        statuses = set(connection.execute(_STATUSES_OF_ORDER, {"b_order": order_id}).scalars())
+    for order_id in list(run(connection, _PENDING_ORDERS, {"b_authorization": authorization_id}).scalars()):
+        statuses = set(run(connection, _STATUSES_OF_ORDER, {"b_order": order_id}).scalars())
         if statuses & set(INVALIDATING):
             status = "invalid"
         elif statuses == {"valid"}:
             status = "ready"
         else:
             continue
-        connection.execute(_ORDER_IF, {"b_id": order_id, "b_status": "pending", "status": status})
+        run(connection, _ORDER_IF, {"b_id": order_id, "b_status": "pending", "status": status})
 
 
 def certificate_of_order(connection: Connection, order_id: int) -> tuple[bytes, int] | None:
     """The final certificate issued for *order_id* (DER) and its issuer's id, once there is one."""
-    row = connection.execute(_CERTIFICATE_OF_ORDER, {"b_order": order_id}).one_or_none()
+    row = run(connection, _CERTIFICATE_OF_ORDER, {"b_order": order_id}).one_or_none()
     return (row.der, row.issuer_id) if row is not None else None
 
 
@@ -206,7 +208,7 @@ def chain_below_root(connection: Connection, issuer_id: int) -> list[bytes]:
     chain: list[bytes] = []
     current: int | None = issuer_id
     while current is not None:
-        row = connection.execute(
+        row = connection.execute(  # built per call: callers cache the chain per issuer
             select(Issuer.kind, Issuer.certificate_der, Issuer.parent_id).where(Issuer.id == current)
         ).one_or_none()
         if row is None or row.kind == "root":

@@ -71,7 +71,15 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # On the driver's connection: through exec_driver_sql this one statement cost as much as the rest of a short
+    # transaction (an execution context per BEGIN, ~30 transactions per ACME order).
+    _driver(connection).execute("BEGIN IMMEDIATE")
+
+
+def _driver(connection: Connection) -> Any:
+    dbapi_connection = connection.connection.dbapi_connection
+    assert dbapi_connection is not None
+    return dbapi_connection
 
 
 def _sqlite_relaxed_on_connect(dbapi_connection: Any, record: Any) -> None:
@@ -95,7 +103,7 @@ def _sqlite_reader_on_connect(dbapi_connection: Any, record: Any) -> None:
 
 def _sqlite_reader_on_begin(connection: Connection) -> None:
     # Deferred: the first SELECT takes a WAL snapshot, and no write lock is taken.
-    connection.exec_driver_sql("BEGIN")
+    _driver(connection).execute("BEGIN")
 
 
 class Database:

@@ -15,12 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from candor.errors import CandorError, ErrorKind
+from candor.storage.fastsql import run
 from candor.storage.models import CertificateRecord, Issuer, SerialRecord
 from candor.storage.models_issuance import Authorization, BlockedKey, Issuance, IssuedName, Order
 
@@ -46,25 +48,26 @@ _ORDER_SET = update(Order).where(Order.id == bindparam("b_id"))
 
 
 def order_facts(connection: Connection, order_id: int) -> OrderFacts | None:
-    row = connection.execute(_ORDER, {"b_id": order_id}).one_or_none()
+    row = run(connection, _ORDER, {"b_id": order_id}).one_or_none()
     return OrderFacts(*row) if row is not None else None
 
 
 def issuance_id_for_order(connection: Connection, order_id: int) -> int | None:
-    return connection.execute(_ISSUANCE_OF_ORDER, {"b_order": order_id}).scalar_one_or_none()
+    found: int | None = run(connection, _ISSUANCE_OF_ORDER, {"b_order": order_id}).scalar_one_or_none()
+    return found
 
 
 def claim_order(connection: Connection, order_id: int, *, now: datetime) -> bool:
     """Move a ready order to processing; False if it is not ready (another finalization got there first). The
     conditional UPDATE is the lock: of two concurrent finalizations exactly one changes the row."""
     values = {"b_id": order_id, "b_status": "ready", "status": "processing", "updated_at": now}
-    return bool(connection.execute(_ORDER_IF, values).rowcount == 1)
+    return bool(run(connection, _ORDER_IF, values).rowcount == 1)
 
 
 def finish_order(
     connection: Connection, order_id: int, *, status: str, now: datetime, error: str | None = None
 ) -> None:
-    connection.execute(_ORDER_SET, {"b_id": order_id, "status": status, "error": error, "updated_at": now})
+    run(connection, _ORDER_SET, {"b_id": order_id, "status": status, "error": error, "updated_at": now})
 
 
 def valid_authorizations(
@@ -93,12 +96,21 @@ _ISSUER_STATE = select(Issuer.name, Issuer.kind, Issuer.status, Issuer.not_befor
 
 
 def key_blocked(connection: Connection, spki_sha256: str) -> bool:
-    return connection.execute(_BLOCKED, {"b_spki": spki_sha256}).first() is not None
+    return run(connection, _BLOCKED, {"b_spki": spki_sha256}).first() is not None
 
 
-def issuer_state(connection: Connection, issuer_id: int) -> Row[str, str, str, datetime, datetime] | None:
+class IssuerState(NamedTuple):
+    name: str
+    kind: str
+    status: str
+    not_before: datetime
+    not_after: datetime
+
+
+def issuer_state(connection: Connection, issuer_id: int) -> IssuerState | None:
     """(name, kind, status, not_before, not_after) of an issuer, read fresh (its status may change)."""
-    return connection.execute(_ISSUER_STATE, {"b_id": issuer_id}).one_or_none()
+    row = run(connection, _ISSUER_STATE, {"b_id": issuer_id}).one_or_none()
+    return None if row is None else IssuerState(*row)
 
 
 def reserve_serial(
@@ -110,7 +122,7 @@ def reserve_serial(
         "created_at": created_at,
     }  # fmt: skip
     statement = _RESERVE_PG if connection.dialect.name == "postgresql" else _RESERVE_SQLITE
-    found = connection.execute(statement, values).scalar_one_or_none()
+    found = run(connection, statement, values).scalar_one_or_none()
     return int(found) if found is not None else None
 
 
@@ -141,7 +153,7 @@ def insert_issuance(
         "state": "intent", "precert_tbs": precert_tbs, "precert_tbs_sha256": precert_tbs_sha256, "created_at": now,
         "updated_at": now,
     }  # fmt: skip
-    return int(connection.execute(_INSERT_ISSUANCE, values).scalar_one())
+    return int(run(connection, _INSERT_ISSUANCE, values).scalar_one())
 
 
 _INSERT_ISSUANCE = insert(Issuance).returning(Issuance.id)
@@ -153,16 +165,16 @@ def move_issuance(
 ) -> bool:
     """Advance an issuance from state *old* to *new* (with *values*); False if another process moved it first."""
     parameters = {"b_id": issuance_id, "b_old": old, "state": new, "updated_at": now, **values}
-    return bool(connection.execute(_MOVE, parameters).rowcount == 1)
+    return bool(run(connection, _MOVE, parameters).rowcount == 1)
 
 
 def store_certificate(connection: Connection, values: dict[str, object], *, serial_hex: str) -> None:
     """Insert a checked ``certificates`` row (:func:`candor.storage.repositories.certificate_values`; a second of
     one kind for a serial is refused by UNIQUE(serial_id, kind)) and mark its serial issued until the
     certificate expires (a precertificate counts as issuance, BR 7.1.2.9). A revoked serial is refused."""
-    connection.execute(_INSERT_CERTIFICATE, values)
-    marked = connection.execute(
-        _MARK_ISSUED, {"b_id": values["serial_id"], "status": "issued", "expires_at": values["not_after"]}
+    run(connection, _INSERT_CERTIFICATE, values)
+    marked = run(
+        connection, _MARK_ISSUED, {"b_id": values["serial_id"], "status": "issued", "expires_at": values["not_after"]}
     )
     if marked.rowcount != 1:
         raise CandorError(ErrorKind.POLICY, f"serial {serial_hex} is revoked")
@@ -176,7 +188,7 @@ def record_issued_names(connection: Connection, issuance_id: int, keys: Iterable
     """The registered domains a completed issuance named (the certificates-per-domain rate limit)."""
     rows = [{"registered_domain": key, "issuance_id": issuance_id, "issued_at": now} for key in sorted(set(keys))]
     if rows:
-        connection.execute(_INSERT_ISSUED_NAME, rows)
+        run(connection, _INSERT_ISSUED_NAME, rows)
 
 
 _INSERT_ISSUED_NAME = insert(IssuedName)
