@@ -81,7 +81,8 @@ def acme_server(
         finalizer=ca.signer,
         validator=validator,
     )
-    app = Starlette(routes=acme_routes(service, NonceStore(ca.db, ca.clock, group_commit=True)))
+    nonces = NonceStore.beside(ca.db, ca.clock, group_commit=True)  # candor serve's: their own file on SQLite
+    app = Starlette(routes=acme_routes(service, nonces))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -97,5 +98,6 @@ def acme_server(
         responder.close()
         server.should_exit = True
         thread.join(timeout=10)
+        nonces.close()
         ca.stores.close()
         ca.db.dispose()

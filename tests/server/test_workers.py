@@ -9,12 +9,13 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,3 +205,48 @@ def test_supervisor_gives_up_on_workers_that_die_at_start(monkeypatch: pytest.Mo
     started = time.monotonic()
     assert workers.supervise(1, lambda _slot: 3) == 1
     assert time.monotonic() - started < 10
+
+
+def _new_nonce(served: Served, trust: Path) -> tuple[str, int | None]:
+    """A nonce from the ACME listener (HEAD new-nonce), and which worker gave it."""
+    context = ssl.create_default_context(cafile=str(trust))
+    connection = http.client.HTTPSConnection("127.0.0.1", served.acme_port, timeout=10, context=context)
+    try:
+        connection.request("HEAD", "/acme/new-nonce")
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200 and connection.sock is not None
+        return response.headers["Replay-Nonce"], _owner(connection.sock, served.workers())
+    finally:
+        connection.close()
+
+
+def _stored_nonces(path: Path) -> set[str]:
+    with closing(sqlite3.connect(path)) as connection:
+        return {value for (value,) in connection.execute("SELECT value FROM nonces")}
+
+
+def test_serve_empties_the_nonce_file_when_it_starts_and_a_replaced_worker_does_not(home: Path) -> None:
+    """The nonces' own file beside the SQLite database (no fsync per commit: a power loss may undo deletions) is
+    emptied by `candor serve` before its workers start, so no nonce from before is accepted again; a worker the
+    supervisor replaces leaves the others' live nonces alone. The CA's own database holds no nonce."""
+    trust = home / "public" / "issuers" / "root-x1.pem"
+    nonces = home / "candor.db.nonces"
+    with serving(home) as served:
+        first = served.workers()
+        issued = {_new_nonce(served, trust)[0] for _ in range(8)}
+        assert issued <= _stored_nonces(nonces)
+        os.kill(first[1], signal.SIGKILL)
+        _wait_for(lambda: len(served.workers()) == 2 and first[1] not in served.workers(), "a replacement worker")
+        replacement = next(pid for pid in served.workers() if pid not in first)
+        for _ in range(200):  # until the replacement has built its ACME listener and answers
+            nonce, owner = _new_nonce(served, trust)
+            issued.add(nonce)
+            if owner == replacement:
+                break
+        assert owner == replacement
+        assert issued <= _stored_nonces(nonces)
+    assert _stored_nonces(home / "candor.db") == set()
+    with serving(home) as served:  # the first run was killed (SIGKILL): a crash
+        assert not issued & _stored_nonces(nonces)
+        assert _new_nonce(served, trust)[0] in _stored_nonces(nonces)

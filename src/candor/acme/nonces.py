@@ -9,6 +9,19 @@ both at once. With ``group_commit`` (``candor serve``) the exchanges of concurre
 transaction (:class:`candor.storage.group_commit.BatchWriter`): one ``DELETE ... RETURNING`` for the nonces
 presented, one insert for the fresh ones, one commit. bench/acme.py measured a transaction per request at a
 quarter of the time SQLite's write lock was held; a request's answer still waits for its nonce's commit.
+
+Where they live (:meth:`NonceStore.beside`): on PostgreSQL in the CA's database, which has no global write lock.
+On SQLite, whose one write lock every write of the CA queues for (bench/acme.py: held 87-95 % of the time, about
+3 of an order's 19 write transactions were nonce commits, each with its own fsync), in a file of their own beside
+it (``<database>.nonces``), with its own write queue and lock (:class:`candor.storage.Database` queues per file)
+and without an fsync per commit (``durable=False``: WAL, ``synchronous = NORMAL``). Nonces need no durability:
+RFC 8555 6.5 asks only that a nonce be accepted at most once, and a lost nonce is a badNonce the client retries
+with the fresh Replay-Nonce that comes with it (RFC 8555 6.5, 7.2: every client handles it). A crash of the
+process loses nothing committed; an operating-system crash or power loss may undo the last commits, deletions of
+used nonces among them, which would make them acceptable again. So ``candor serve`` empties the file when it
+starts (:meth:`NonceStore.empty_at_start`, in the parent before any worker forks), after which every nonce issued
+before is badNonce; a worker the supervisor replaces must not empty it (the others' nonces are live, and nothing
+was undone: the machine did not go down).
 """
 
 from __future__ import annotations
@@ -21,8 +34,9 @@ import secrets
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import Connection, bindparam, delete, insert
+from sqlalchemy import Connection, Table, bindparam, delete, insert
 
 from candor.clock import Clock
 from candor.storage import Database
@@ -32,7 +46,9 @@ from candor.storage.models_acme import Nonce
 NONCE_BYTES = 16
 PRUNE_EVERY = 500  # issued nonces between sweeps of expired ones, so the table stays bounded
 MAX_BATCH = 256
+NONCE_FILE_SUFFIX = ".nonces"  # on SQLite: <database>.nonces beside the CA's database
 _FORM = re.compile(r"^[A-Za-z0-9_-]{22}$")  # 16 bytes in base64url without padding
+_TABLE = cast(Table, Nonce.__table__)
 _INSERT = insert(Nonce)  # statements built once
 _REDEEM = (
     delete(Nonce)
@@ -53,6 +69,45 @@ class NonceStore:
         self._writer: BatchWriter[str | None, tuple[bool, str]] | None = None
         self._writer_pid = 0
         self._lock = threading.Lock()
+        self._own_db = False  # a database this store opened (beside), disposed by close()
+
+    @classmethod
+    def beside(
+        cls, db: Database, clock: Clock, *, lifetime: timedelta = timedelta(hours=1), group_commit: bool = False
+    ) -> NonceStore:
+        """The nonces of the CA whose database is *db*: in *db* itself on PostgreSQL, in a file of their own on
+        SQLite (see the module's docstring), its table created if missing (it is not part of the CA's
+        migrations). No connection stays open: a parent that forks workers after this holds none."""
+        if db.dialect != "sqlite":
+            return cls(db, clock, lifetime=lifetime, group_commit=group_commit)
+        nonces = Database(f"sqlite:///{db.engine.url.database}{NONCE_FILE_SUFFIX}", durable=False)
+        try:
+            with nonces.connection() as connection:  # in the file's write queue: workers may start together
+                _TABLE.create(connection, checkfirst=True)
+        finally:
+            nonces.dispose()
+        store = cls(nonces, clock, lifetime=lifetime, group_commit=group_commit)
+        store._own_db = True
+        return store
+
+    def empty_at_start(self) -> int:
+        """Forget every nonce, when ``candor serve`` starts and only then (never in a replaced worker): a file
+        without an fsync per commit may have lost deletions to a power loss (see the module's docstring). Only
+        for a store of its own: on PostgreSQL the nonces are as durable as the CA's database and may be other
+        nodes' live ones, so nothing is deleted. Returns how many were deleted."""
+        if not self._own_db:
+            return 0
+        with self._db.connection() as connection:
+            return int(connection.execute(delete(Nonce)).rowcount)
+
+    def close(self) -> None:
+        """Stop this process's group-commit writer and close the database this store opened, if any."""
+        with self._lock:
+            if self._writer is not None and self._writer_pid == os.getpid():
+                self._writer.stop()
+            self._writer = None
+        if self._own_db:
+            self._db.dispose()
 
     def issue(self) -> str:
         return self.exchange(None)[1]

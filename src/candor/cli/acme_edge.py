@@ -78,13 +78,28 @@ def acme_listener(context: Context, signer: ChainFinalizer, *, host: str) -> Acm
     certfile, keyfile, password = _listener_certificate(context) or _server_certificate(context, signer)
     lint_in_helper_process()
     return AcmeListener(
-        routes=acme_routes(service, NonceStore(context.db, context.clock, group_commit=True)),
+        routes=acme_routes(service, NonceStore.beside(context.db, context.clock, group_commit=True)),
         port=config.https_port,
         certfile=certfile,
         keyfile=keyfile,
         keyfile_password=password,
         directory_url=f"{origin}/acme/directory",
     )
+
+
+def empty_nonces_at_start(context: Context) -> None:
+    """``candor serve``'s start-up, in the parent before any worker forks and never in a worker (a replaced one
+    must leave the others' nonces live): the nonces' own file is written without an fsync per commit, so an
+    operating-system crash or power loss may have undone deletions of used nonces; forgetting every nonce keeps
+    each accepted at most once (RFC 8555 6.5), and a client that presents an old one gets badNonce with a fresh
+    Replay-Nonce to retry with (RFC 8555 6.5, 7.2). See :mod:`candor.acme.nonces`."""
+    if not context.config.acme.enabled:
+        return
+    store = NonceStore.beside(context.db, context.clock)
+    try:
+        store.empty_at_start()
+    finally:
+        store.close()
 
 
 class _HostsThenDns:

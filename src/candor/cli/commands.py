@@ -134,7 +134,7 @@ def db_upgrade(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from candor.cli.acme_edge import acme_listener
+    from candor.cli.acme_edge import acme_listener, empty_nonces_at_start
     from candor.cli.clock_edge import serving_clock
     from candor.cli.context import build_signer
     from candor.cli.crl_commands import crl_loop_task
@@ -159,6 +159,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             for note in signer.reconcile():
                 _say(f"reconciled: {note}")
             finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
+            empty_nonces_at_start(context)  # here, before the workers: never in a worker (a replacement)
             acme = acme_listener(context, finalizer, host=host)
             for settings, _ in own.logs:
                 _say(f"  CT log {settings.name}: {context.config.server.public_base_url}{settings.prefix}/ct/v1/")
