@@ -478,6 +478,29 @@ def _postgres_database(args: argparse.Namespace) -> Iterator[tuple[str | None, C
         subprocess.run(["dropdb", *server, "--force", name], check=False)
 
 
+@contextlib.contextmanager
+def _profiler(args: argparse.Namespace, pid: int) -> Iterator[None]:
+    """With ``--profile``: py-spy attached to ``candor serve`` (and its workers) for the duration of the block,
+    raw folded stacks written when it is stopped."""
+    if not args.profile:
+        yield
+        return
+    # --nonblocking: with py-spy pausing the threads of two workers to sample them, runs ended on a dropped
+    # keep-alive connection (cause not found); sampling without pausing does not disturb them
+    spy = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--rate", "250", "-f", "raw", "-o", args.profile]
+    spy += ["--nonblocking", "--pid", str(pid), *(["--subprocesses"] if args.workers > 1 else [])]
+    spy += ["--gil"] if args.gil else ["--idle"]
+    recorder = subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes its profile and exits
+        try:
+            recorder.wait(60)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+
+
 def _wait_for_first_crls(database_url: str, timeout: float = 180.0) -> None:
     """Wait until a fresh ``candor serve`` has published every CRL shard once (BR 4.9.7: at once for a shard never
     published; the 16 shards of each TLS issuer and the TSA CA's one, each linted). That is start-up work a CA does
@@ -521,26 +544,16 @@ async def bench_candor(args: argparse.Namespace) -> Result:
         responder = Responder()
         await responder.start(address, 80)
         command = [str(PYTHON), "-m", "candor", "--data-dir", str(home), "serve"]
-        if args.profile:
-            # --nonblocking: with py-spy pausing the threads of two workers to sample them, runs ended on a
-            # dropped keep-alive connection (cause not found); sampling without pausing does not disturb them
-            spy = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--rate", "250", "-f", "raw", "-o", args.profile]
-            spy += ["--nonblocking"]
-            spy += ["--subprocesses"] if args.workers > 1 else []
-            command = [*spy, *(["--gil"] if args.gil else ["--idle"]), "--", *command]
         with _process(command) as server:
             directory_url = _wait_for_line(server, r"ACME directory: (\S+)", 120, "candor serve")
             _drain(server)
             _wait_for_first_crls(database_url or f"sqlite:///{home / 'candor.db'}")
             trust = ssl.create_default_context(cafile=str(home / "public" / "issuers" / "root-x1.pem"))
-            result = await run_load(
-                directory_url, trust, responder.answer, iter(names), clients=args.clients, duration=args.duration,
-                orders=args.orders, warmup=args.warmup, server_pids=lambda: _descendants(server.pid) + backends(),
-            )  # fmt: skip
-            if args.profile:
-                os.kill(server.pid, signal.SIGINT)  # py-spy writes its profile when the child ends
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    server.wait(60)
+            with _profiler(args, server.pid):  # attached now: the profile is the load, not the start-up
+                result = await run_load(
+                    directory_url, trust, responder.answer, iter(names), clients=args.clients, duration=args.duration,
+                    orders=args.orders, warmup=args.warmup, server_pids=lambda: _descendants(server.pid) + backends(),
+                )  # fmt: skip
         assert responder.server is not None
         responder.server.close()
     return result
