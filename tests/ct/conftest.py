@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ct_pki import NOW, Pki, make_pki
 
 from candor.clock import Clock, FakeClock
-from candor.ct.log.service import CtLog, LogParameters
+from candor.ct.log.service import CtLog, LogParameters, SharedWriter
 from candor.ct.log.signer import EcdsaSigner
 from candor.storage import Database, add_key
 
@@ -100,3 +100,23 @@ def make_log(
 @pytest.fixture
 def ct_log(make_log: Callable[..., CtLog]) -> CtLog:
     return make_log()
+
+
+@pytest.fixture
+def shared_logs(db: Database, pki: Pki, clock: FakeClock) -> Iterator[list[tuple[CtLog, ec.EllipticCurvePrivateKey]]]:
+    """Two started logs (log-a, log-b: own keys) on the ``db`` fixture's database, storing their submissions
+    through one SharedWriter as `candor serve`'s own logs do; integrated by hand."""
+    writer = SharedWriter(db)
+    opened: list[tuple[CtLog, ec.EllipticCurvePrivateKey]] = []
+    for name in ("log-a", "log-b"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        record_log_key(db, key, name)
+        ct_log = CtLog(
+            parameters(None, name=name, key_label=name, origin=f"ct.example.test/ct/{name}"),
+            db=db, clock=clock, signer=EcdsaSigner(key), roots=[pki.root.certificate], writer=writer,
+        )  # fmt: skip
+        ct_log.start(background=False)
+        opened.append((ct_log, key))
+    yield opened
+    for ct_log, _ in opened:
+        ct_log.close()

@@ -216,3 +216,62 @@ def test_a_second_process_stores_submissions_and_follows_the_tree_heads_it_never
     newer = primary.integrate()
     assert follower.consistency(6, 7) == primary.consistency(6, 7)  # tree 7 is newer than the follower's
     assert follower.head() == newer
+
+
+def test_logs_sharing_a_writer_store_what_both_were_given_meanwhile_in_one_transaction(
+    shared_logs: list[tuple[CtLog, ec.EllipticCurvePrivateKey]],
+    db: Database,
+    pki: Pki,
+    serial: Serial,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`candor serve`'s two logs share the CA's database: a batch holding submissions to both is one transaction
+    (one commit, one turn of SQLite's write lock) instead of one per log, and each log still gets exactly its
+    own entries, contiguous leaf indexes and SCTs signed with its own key."""
+    from sqlalchemy import event
+
+    from candor.ct.log import store
+
+    commits = itertools.count()
+    committed = [0]
+    event.listen(db.engine, "commit", lambda _connection: committed.__setitem__(0, next(commits) + 1))
+    appended: list[tuple[int, int]] = []  # (transactions committed before, log row)
+    real_append = store.append_batch
+
+    def append_batch(connection, log, submissions, **kwargs):  # type: ignore[no-untyped-def]
+        appended.append((committed[0], log))
+        return real_append(connection, log, submissions, **kwargs)
+
+    monkeypatch.setattr(store, "append_batch", append_batch)
+    chains = [[precertificate(pki.issuer, serial()), pki.issuer.der] for _ in range(40)]
+    futures = [
+        (ct_log, key, chain, ct_log.submit(ct_log.check(chain, precertificate=True)))
+        for chain in chains
+        for ct_log, key in shared_logs
+    ]
+    by_log: dict[bytes, list[int]] = {}
+    for ct_log, key, _chain, future in futures:
+        sct = future.result(timeout=30)
+        assert sct.log_id == ct_log.log_id
+        _verify(key, sct.signature, ct_log_sct_input(sct, _chain, pki))
+        index = leaf_index_of(sct.extensions)
+        assert index is not None
+        by_log.setdefault(ct_log.log_id, []).append(index)
+    for ct_log, _ in shared_logs:
+        assert sorted(by_log[ct_log.log_id]) == list(range(40))
+        assert ct_log.integrate().tree_size == 40
+    rows = {ct_log.row for ct_log, _ in shared_logs}
+    per_transaction: dict[int, set[int]] = {}
+    for before, row in appended:
+        per_transaction.setdefault(before, set()).add(row)
+    assert any(logs == rows for logs in per_transaction.values()), per_transaction
+    assert len(per_transaction) < 80
+
+
+def ct_log_sct_input(sct: Sct, chain: list[bytes], pki: Pki) -> bytes:
+    """RFC 6962 3.2: the input an SCT for the precertificate *chain*[0] signs (reference implementation)."""
+    from cryptography import x509
+
+    precert = x509.load_der_x509_certificate(chain[0])
+    tbs = leaf_builder(pki.issuer.name, precert.serial_number).sign(pki.issuer.key, hashes.SHA256())
+    return ref_precert_sct_input(sct.timestamp, pki.issuer.spki_sha256, tbs.tbs_certificate_bytes, sct.extensions)

@@ -61,14 +61,15 @@ def open_own_logs(context: Context, stores: KeyStores, *, sequence: bool = True)
     """Open and start every configured log. With *sequence* (one process at a time: ``candor serve`` itself,
     then its primary worker) each log integrates and signs tree heads; the other workers store submissions and
     give SCTs too, and follow the tree heads stored (:meth:`candor.ct.log.CtLog.start`)."""
-    from candor.ct.log import open_log
+    from candor.ct.log import SharedWriter, open_log
 
     own = OwnLogs()
+    writer = SharedWriter(context.db)  # the logs share the CA's database: one transaction per batch for all
     try:
         for settings in context.config.ct.logs:
             ct_log = open_log(
                 settings, db=context.db, clock=context.clock, stores=stores, data_dir=context.data_dir,
-                public_base_url=context.config.server.public_base_url,
+                public_base_url=context.config.server.public_base_url, writer=writer,
             )  # fmt: skip
             ct_log.start(sequence=sequence)
             own.logs.append((settings, ct_log))

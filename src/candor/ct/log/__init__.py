@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from candor.ct.log.chain import Submission, SubmissionError
     from candor.ct.log.keys import log_signer, open_log
     from candor.ct.log.merkle import ProofError, verify_consistency, verify_inclusion
-    from candor.ct.log.service import CtLog, LogParameters, LogRequestError, Sct
+    from candor.ct.log.service import CtLog, LogParameters, LogRequestError, Sct, SharedWriter
     from candor.ct.log.settings import CtConfig, CtLogSettings
     from candor.ct.log.signer import EcdsaSigner, LogSigner, SignedTreeHead
 
@@ -39,6 +39,7 @@ _WHERE = {
     "LogParameters": "service",
     "LogRequestError": "service",
     "Sct": "service",
+    "SharedWriter": "service",
     "CtConfig": "settings",
     "CtLogSettings": "settings",
     "EcdsaSigner": "signer",
@@ -56,6 +57,7 @@ __all__ = [
     "LogSigner",
     "ProofError",
     "Sct",
+    "SharedWriter",
     "SignedTreeHead",
     "Submission",
     "SubmissionError",

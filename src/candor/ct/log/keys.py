@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from candor.clock import Clock
 from candor.ct.log.chain import load_roots
-from candor.ct.log.service import CtLog, LogParameters
+from candor.ct.log.service import CtLog, LogParameters, SharedWriter
 from candor.ct.log.settings import CtLogSettings
 from candor.ct.log.signer import EcdsaSigner, LogSigner
 from candor.errors import CandorError, ErrorKind
@@ -41,13 +41,21 @@ def log_signer(stores: KeyStores, db: Database, label: str) -> LogSigner:
 
 
 def open_log(
-    settings: CtLogSettings, *, db: Database, clock: Clock, stores: KeyStores, data_dir: Path, public_base_url: str
+    settings: CtLogSettings,
+    *,
+    db: Database,
+    clock: Clock,
+    stores: KeyStores,
+    data_dir: Path,
+    public_base_url: str,
+    writer: SharedWriter | None = None,
 ) -> CtLog:
-    """A configured log, ready for :meth:`CtLog.start` and :func:`candor.ct.log.ct_log_routes`."""
+    """A configured log, ready for :meth:`CtLog.start` and :func:`candor.ct.log.ct_log_routes`; with *writer*, it
+    stores its submissions with the other logs of that writer (:class:`~candor.ct.log.service.SharedWriter`)."""
     try:
         roots = load_roots(settings.root_paths(data_dir))
     except ValueError as exc:
         raise CandorError(ErrorKind.CONFIG, f"ct.logs {settings.name!r}: {exc}") from None
     parameters = LogParameters.from_settings(settings, data_dir=data_dir, public_base_url=public_base_url)
     signer = log_signer(stores, db, parameters.key_label)
-    return CtLog(parameters, db=db, clock=clock, signer=signer, roots=roots)
+    return CtLog(parameters, db=db, clock=clock, signer=signer, roots=roots, writer=writer)

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from cryptography import x509
+from sqlalchemy import Connection
 
 from candor.clock import Clock
 from candor.ct.log import store, tls
@@ -86,6 +87,54 @@ class Sct:
         return tls.serialized_sct(self.log_id, self.timestamp, self.extensions, self.signature)
 
 
+class SharedWriter:
+    """One batch writer for the logs that share a database (``candor serve``'s own): whatever is queued for any of
+    them meanwhile is stored in one transaction, one commit and one turn of SQLite's write lock, instead of one
+    per log (a certificate goes to two logs at once). Each log's part is exactly what its own writer would store
+    (:func:`candor.ct.log.store.append_batch` under that log row's lock, taken in row order so that processes
+    appending to the same logs never wait on each other in a cycle), and no SCT is released before the commit.
+    A batch that fails fails for every log in it, as one log's batch does. Stopped by the first of its logs to
+    close: close them together (:meth:`CtLog.close`)."""
+
+    def __init__(self, db: Database, *, max_batch: int = 1024, max_queued: int = 40_000, name: str = "ct-writer"):
+        self._db = db
+        self._writer: BatchWriter[tuple[CtLog, Submission], store.Logged] = BatchWriter(
+            self._store, max_batch=max_batch, max_queued=max_queued, name=name
+        )
+        self._lock = threading.Lock()
+        self._state = "new"
+
+    def start(self) -> None:
+        with self._lock:
+            if self._state == "new":
+                self._writer.start()
+                self._state = "running"
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._state == "running":
+                self._writer.stop()
+                self._state = "stopped"
+
+    def submit(self, log: CtLog, submission: Submission) -> Future[store.Logged]:
+        return self._writer.submit((log, submission))
+
+    def _store(self, items: Sequence[tuple[CtLog, Submission]]) -> list[store.Logged]:
+        by_log: dict[int, tuple[CtLog, list[Submission]]] = {}
+        for log, submission in items:
+            by_log.setdefault(log.row, (log, []))[1].append(submission)
+        staged = []
+        with self._db.connection() as connection:
+            for row in sorted(by_log):
+                log, submissions = by_log[row]
+                staged.append((log, *log.append(connection, submissions)))
+        found: dict[tuple[int, bytes], store.Logged] = {}
+        for log, logged, known in staged:
+            log.stored(logged, known)
+            found.update(((log.row, s.identity), entry) for s, entry in zip(by_log[log.row][1], logged, strict=True))
+        return [found[(log.row, submission.identity)] for log, submission in items]
+
+
 class CtLog:
     def __init__(
         self,
@@ -95,6 +144,7 @@ class CtLog:
         clock: Clock,
         signer: LogSigner,
         roots: Sequence[x509.Certificate],
+        writer: SharedWriter | None = None,
     ) -> None:
         if parameters.integrate_interval >= parameters.mmd:
             raise ValueError("the integration interval must be shorter than the maximum merge delay")
@@ -113,6 +163,9 @@ class CtLog:
             static = StaticTree(parameters.static_dir, origin=parameters.origin, log_id=self.log_id)
         refresh = min(parameters.mmd / 2, timedelta(minutes=1))  # a fresh tree head at least this often
         self._sequencer = Sequencer(db, self._row, signer=signer, clock=clock, static=static, refresh=refresh)
+        if writer is not None and writer._db is not db:
+            raise ValueError("logs share a writer only when they share a database")
+        self._shared = writer
         self._writer: BatchWriter[Submission, store.Logged] = BatchWriter(
             self._store_batch, max_batch=parameters.max_batch, max_queued=parameters.max_queued,
             name=f"ct-{parameters.name}-writer",
@@ -136,7 +189,10 @@ class CtLog:
         other workers): it stores submissions and gives SCTs (leaf indexes are allocated under the log row's
         lock in the database, :func:`candor.ct.log.store.append_batch`), and its reads follow the tree heads the
         sequencing process stores, never older than the integration interval; it never signs a tree head."""
-        self._writer.start()
+        if self._shared is not None:
+            self._shared.start()
+        else:
+            self._writer.start()
         if not sequence:
             self._following = True
             self._follow()
@@ -153,7 +209,10 @@ class CtLog:
             self._background.start()
 
     def close(self) -> None:
-        """Stop taking submissions, store what was queued, integrate it, and stop."""
+        """Stop taking submissions, store what was queued, integrate it, and stop. A shared writer stops for all
+        its logs (they close together)."""
+        if self._shared is not None:
+            self._shared.stop()
         self._writer.stop()
         self._stop.set()
         self._wake.set()
@@ -170,7 +229,7 @@ class CtLog:
 
     def submit(self, submission: Submission) -> Future[Sct]:
         """Queue a checked submission; the future resolves to its SCT once the entry is stored."""
-        logged: Future[store.Logged] = self._writer.submit(submission)
+        logged = self._shared.submit(self, submission) if self._shared is not None else self._writer.submit(submission)
         result: Future[Sct] = Future()
 
         def done(finished: Future[store.Logged]) -> None:
@@ -188,22 +247,39 @@ class CtLog:
         """Check, store and answer in one blocking call (for in-process submitters and tests)."""
         return self.submit(self.check(ders, precertificate=precertificate)).result(timeout=timeout)
 
+    @property
+    def row(self) -> int:
+        """The log's row id in the database."""
+        return self._row
+
     def _store_batch(self, submissions: Sequence[Submission]) -> list[store.Logged]:
+        with self._db.connection() as connection:
+            logged, known = self.append(connection, submissions)
+        self.stored(logged, known)
+        return logged
+
+    def append(
+        self, connection: Connection, submissions: Sequence[Submission]
+    ) -> tuple[list[store.Logged], set[bytes]]:
+        """Store *submissions* in the caller's transaction (:func:`candor.ct.log.store.append_batch`); after it
+        commits, hand what this returns to :meth:`stored` (and only then release the SCTs)."""
+
         def sign(ts: int, entry: tls.SignedEntry, extensions: bytes) -> bytes:
             return sign_sct(self._signer, ts, entry, extensions)
 
         known = set(self._known_issuers)  # taken as stored only once the batch commits: a rolled-back issuer
-        with self._db.connection() as connection:  # would otherwise never be inserted, and get-entries would fail
-            logged = store.append_batch(
-                connection, self._row, submissions, now_ms=lambda: now_ms(self._clock), sign=sign,
-                known_issuers=known,
-            )  # fmt: skip
+        logged = store.append_batch(  # would otherwise never be inserted, and get-entries would fail
+            connection, self._row, submissions, now_ms=lambda: now_ms(self._clock), sign=sign, known_issuers=known
+        )
+        return logged, known
+
+    def stored(self, logged: Sequence[store.Logged], known: set[bytes]) -> None:
+        """The batch :meth:`append` stored has committed."""
         self._known_issuers = known
         with self._size_lock:
             self._stored_size = max(self._stored_size, max(e.leaf_index for e in logged) + 1)
         if self.pending() >= self.parameters.integrate_batch:
             self._wake.set()
-        return logged
 
     def pending(self) -> int:
         """Entries stored (SCTs given) but not yet in a signed tree head."""
@@ -276,4 +352,4 @@ class CtLog:
             raise LogRequestError(f"need 1 <= tree_size <= {size}")
 
 
-__all__ = ["CtLog", "LogParameters", "LogRequestError", "ProofError", "Sct"]
+__all__ = ["CtLog", "LogParameters", "LogRequestError", "ProofError", "Sct", "SharedWriter"]
