@@ -259,6 +259,44 @@ def test_with_one_log_down_issuance_fails_closed_and_the_precertificate_stays_re
         assert record is not None and record.status == "revoked"
 
 
+def test_the_audit_event_of_a_submission_is_written_with_the_final_intent_that_stores_its_scts(world: World) -> None:
+    """The submitter as the signer's RecordingSctSource: its ct.precertificate.submitted event is written in the
+    transaction that stores the SCT list, one write transaction less per certificate than through a plain
+    SctSource (which writes it in a transaction of its own). A failure is recorded at once (test above)."""
+    from sqlalchemy import event
+
+    commits = [0]
+
+    def count(_connection: object) -> None:
+        commits[0] += 1
+
+    old = world.ca.signer
+    direct = Signer(db=old.db, issuers=old.issuers, clock=old.clock, settings=old.settings, actor="test",
+                    sct_source=world.submitter)  # fmt: skip
+    event.listen(world.ca.db.engine, "commit", count)
+    try:
+        counted = {}
+        for label, ca in (("plain", world.ca), ("recording", replace(world.ca, signer=direct))):
+            before = commits[0]
+            final = ca.issue([f"ct-{label}-audit.example.com"]).certificate
+            counted[label] = commits[0] - before
+            with world.ca.db.session() as session:
+                events = session.scalars(
+                    select(AuditEvent)
+                    .where(
+                        AuditEvent.action.in_(["ct.precertificate.submitted", "issuance.final_intent"]),
+                        AuditEvent.details.contains(serial_to_hex(final.serial_number)),
+                    )
+                    .order_by(AuditEvent.seq)
+                ).all()
+            assert [(e.action, e.outcome) for e in events] == [
+                ("ct.precertificate.submitted", "success"), ("issuance.final_intent", "info")
+            ]  # fmt: skip
+    finally:
+        event.remove(world.ca.db.engine, "commit", count)
+    assert counted["recording"] == counted["plain"] - 1, counted
+
+
 # -- logs served by this process (candor serve's embedded default) -------------------------------------------
 class Served(LocalLogs):
     """The logs handed to the submitter as `candor serve` hands its own (by submission URL), with every POST that

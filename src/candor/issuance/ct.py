@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from cryptography import x509
 from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 
 class SctSource(Protocol):
@@ -18,6 +19,25 @@ class SctSource(Protocol):
         """A TLS-encoded SignedCertificateTimestampList (RFC 6962 3.3) meeting the CT policy, or raise
         ``CandorError(ErrorKind.UNAVAILABLE, ...)``: the signer then builds no final certificate."""
         ...
+
+
+class ObtainedScts(Protocol):
+    """An SCT list meeting the CT policy, and the CT role's record of how it was obtained (its audit event: every
+    log's outcome), to be written by ``record(session)`` in the transaction that stores the list."""
+
+    @property
+    def sct_list(self) -> bytes: ...
+
+    def record(self, session: Session) -> None: ...
+
+
+@runtime_checkable
+class RecordingSctSource(Protocol):
+    """An SctSource whose record of a success can go into the signer's own transaction (one write less per
+    certificate): the signer writes it with the final intent that stores the SCT list. A failure is recorded by
+    the source at once, as ``obtain`` records both."""
+
+    def obtain_unrecorded(self, precertificate: x509.Certificate, issuer: x509.Certificate) -> ObtainedScts: ...
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ from candor import signing
 from candor.audit import AuditLog
 from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
-from candor.issuance.ct import FinalQueue, SctSource
+from candor.issuance.ct import FinalQueue, ObtainedScts, RecordingSctSource, SctSource
 from candor.issuance.issuers import IssuerContext, IssuerResolver
 from candor.policy.names import Identifier, rate_limit_key
 from candor.storage import Database, issuance_sql, orders
@@ -118,7 +118,11 @@ class Stages:
     def _final_intent(self, progress: Progress) -> None:
         issuer = progress.issuer
         scts: bytes | None = None
-        if self.sct_source is not None:
+        obtained: ObtainedScts | None = None
+        if isinstance(self.sct_source, RecordingSctSource):  # its audit event goes into the final intent's transaction
+            obtained = self.sct_source.obtain_unrecorded(progress.stored["precertificate"], issuer.certificate)
+            scts = obtained.sct_list
+        elif self.sct_source is not None:
             scts = self.sct_source.obtain(progress.stored["precertificate"], issuer.certificate)
         elif not issuer.private:
             raise CandorError(ErrorKind.POLICY, "a publicly trusted issuer needs CT: no SCT source is configured")
@@ -136,6 +140,8 @@ class Stages:
                 scts=scts, final_tbs=token.tbs, final_tbs_sha256=token.tbs_sha256,
             )  # fmt: skip
             if moved:
+                if obtained is not None:
+                    obtained.record(session)
                 self._event(
                     session, "issuance.final_intent", progress,
                     tbs_sha256=token.tbs_sha256, sct_list_bytes=len(scts) if scts else 0,
@@ -144,6 +150,9 @@ class Stages:
         if moved:
             progress.final_tbs, progress.scts = token.tbs, scts
         else:
+            if obtained is not None:  # another process stored its own SCTs: these were obtained all the same
+                with self.db.session() as session:
+                    obtained.record(session)
             self._reload(progress)
 
     def _final(self, progress: Progress) -> None:

@@ -14,12 +14,16 @@ chain directly from the caller's thread (:class:`InFlight`); any other log is as
 submitter's threads. Either way the SCT is checked the same way (:meth:`CtSubmitter.checked`).
 
 Each log's outcome is a structured log line (``ct.submit ...``) and, when a database is given, one audit event
-per submission (``ct.precertificate.submitted``) listing every log's outcome.
+per submission (``ct.precertificate.submitted``) listing every log's outcome: written at once by ``obtain`` and
+for a failure, or, for a success through ``obtain_unrecorded`` (:class:`~candor.issuance.ct.RecordingSctSource`),
+by the signer in the transaction that stores the SCT list (one write transaction less per certificate; if that
+transaction never commits, the issuance obtains its SCTs again and that submission is recorded then).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import threading
@@ -34,6 +38,7 @@ from typing import Any, Generic, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from candor.audit import AuditLog
 from candor.clock import Clock
@@ -91,6 +96,14 @@ class LogOutcome:
         }
 
 
+@dataclass(frozen=True)
+class Obtained:
+    """:class:`~candor.issuance.ct.ObtainedScts`: the SCT list, and the audit event to write with it."""
+
+    sct_list: bytes
+    record: Callable[[Session], None]
+
+
 class CtSubmitter:
     """Submits to the logs of a log list; implements ``SctSource`` for the signer."""
 
@@ -138,6 +151,12 @@ class CtSubmitter:
 
     # -- SctSource ----------------------------------------------------------------------------------------
     def obtain(self, precertificate: x509.Certificate, issuer: x509.Certificate) -> bytes:
+        obtained = self.obtain_unrecorded(precertificate, issuer)
+        self._record_alone(obtained.record, precertificate)
+        return obtained.sct_list
+
+    # -- RecordingSctSource: the signer writes the audit event of a success in its final-intent transaction ----
+    def obtain_unrecorded(self, precertificate: x509.Certificate, issuer: x509.Certificate) -> Obtained:
         not_before, not_after = precertificate.not_valid_before_utc, precertificate.not_valid_after_utc
         serial = serial_to_hex(precertificate.serial_number)
         targets = self.targets_for(not_after)
@@ -150,8 +169,10 @@ class CtSubmitter:
         leaf = precertificate.public_bytes(Encoding.DER)
         outcomes, verified = self._collect(targets, leaf, chain, root, entry, not_before, not_after)
         verdict = evaluate(verified, not_before=not_before, not_after=not_after)
-        self._record(serial, issuer, outcomes, verdict.explain(), met=verdict.met)
+        record = functools.partial(self._record, serial=serial, issuer=issuer, outcomes=outcomes,
+                                   policy=verdict.explain(), met=verdict.met)  # fmt: skip
         if not verdict.met:
+            self._record_alone(record, precertificate)
             failures = "; ".join(f"{o.log.description}: {o.error}" for o in outcomes if o.sct is None)
             raise CandorError(
                 ErrorKind.UNAVAILABLE,
@@ -159,7 +180,7 @@ class CtSubmitter:
                 + (f" (failed: {failures})" if failures else ""),
             )
         ordered = sorted(verified, key=lambda v: (v.sct.timestamp, v.log.log_id))
-        return sct_list([v.sct for v in ordered])
+        return Obtained(sct_list([v.sct for v in ordered]), record)
 
     # -- FinalQueue: the signer's last stage --------------------------------------------------------------
     def queue_final(
@@ -339,26 +360,40 @@ class CtSubmitter:
         return outcomes, verified
 
     def _record(
-        self, serial: str, issuer: x509.Certificate, outcomes: Sequence[LogOutcome], policy: str, *, met: bool
+        self,
+        session: Session,
+        *,
+        serial: str,
+        issuer: x509.Certificate,
+        outcomes: Sequence[LogOutcome],
+        policy: str,
+        met: bool,
     ) -> None:
+        """The audit event of one precertificate's submission (every log's outcome), in *session*'s transaction."""
+        if self._audit is None:
+            return
+        self._audit.record(
+            session,
+            actor=self._actor,
+            action="ct.precertificate.submitted",
+            subject=f"serial {serial}",
+            outcome="success" if met else "failure",
+            details={
+                "issuer": issuer.subject.rfc4514_string(),
+                "serial": serial,
+                "policy": policy,
+                "logs": [o.summary() for o in outcomes],
+            },
+        )
+
+    def _record_alone(self, record: Callable[[Session], None], precertificate: x509.Certificate) -> None:
         if self._db is None or self._audit is None:
             return
         try:
             with self._db.session() as session:
-                self._audit.record(
-                    session,
-                    actor=self._actor,
-                    action="ct.precertificate.submitted",
-                    subject=f"serial {serial}",
-                    outcome="success" if met else "failure",
-                    details={
-                        "issuer": issuer.subject.rfc4514_string(),
-                        "serial": serial,
-                        "policy": policy,
-                        "logs": [o.summary() for o in outcomes],
-                    },
-                )
+                record(session)
         except CandorError as exc:  # the signer audits its own stages; this record is for the operator
+            serial = serial_to_hex(precertificate.serial_number)
             log.warning("ct.submit audit event for serial %s not written: %s", serial, exc)
 
 
@@ -498,4 +533,4 @@ def log_line(endpoint: str, outcome: LogOutcome) -> None:
         )  # fmt: skip
 
 
-__all__ = ["CtSubmitter", "InFlight", "LogOutcome", "Target"]
+__all__ = ["CtSubmitter", "InFlight", "LogOutcome", "Obtained", "Target"]
