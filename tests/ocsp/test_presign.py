@@ -3,6 +3,7 @@ who signs them (BR 7.1.2.8), checked by cryptography, openssl and pkilint."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -219,3 +220,18 @@ def test_on_postgresql_new_refreshed_and_revoked_responses_are_written_and_read_
     finally:
         ca.stores.close()
         ca.db.dispose()
+
+
+def test_a_pass_with_nothing_due_reads_without_the_write_lock(ocsp: Ocsp) -> None:
+    """candor serve runs a pass twice a second beside the ACME writers: its scan is a read-only transaction, and
+    what it stores goes through the database's write queue, so a pass with nothing due neither waits for SQLite's
+    one write lock nor takes it (it used to BEGIN IMMEDIATE outside the queue and wait in SQLite's busy handler)."""
+    ocsp.ca.issue(["quiet.example.com"])
+    ocsp.signer.presign_new()  # now nothing is due
+    assert ocsp.ca.db.dialect == "sqlite"
+    passes: list[int] = []
+    with ocsp.ca.db.connection():  # another writer holds the write lock
+        thread = threading.Thread(target=lambda: passes.append(ocsp.signer.presign_new()), daemon=True)
+        thread.start()
+        thread.join(5)
+    assert passes == [0]

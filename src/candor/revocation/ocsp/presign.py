@@ -81,7 +81,7 @@ class OcspSigner:
         identities = self._load_identities(now)
         if not identities:
             return 0
-        with self.db.engine.connect() as connection:
+        with self.db.reader() as connection:  # a read: no write transaction
             rows = connection.execute(_work_query(list(identities), now, limit)).all()
         return self._sign_rows(rows, identities, now)
 
@@ -101,7 +101,7 @@ class OcspSigner:
         ]
         if not clauses:
             return 0
-        with self.db.engine.connect() as connection:
+        with self.db.reader() as connection:  # a read: no write transaction
             rows = connection.execute(_columns().where(or_(*clauses), S.c.status.in_(("issued", "revoked")))).all()
         return self._sign_rows(rows, identities, now)
 
@@ -156,7 +156,7 @@ class OcspSigner:
             batches.append(batch)
         if not batches:
             return 0
-        with self.db.engine.begin() as connection:
+        with self.db.connection() as connection:  # queued with the other writers (SQLite: one write lock)
             writer.insert.run(connection, inserts)
             writer.update.run(connection, updates)
         self._audit(batches)
