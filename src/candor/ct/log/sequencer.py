@@ -1,6 +1,7 @@
 """Integration: stored entries go into the Merkle tree (RFC 6962 2.1) in batches, and a tree head is signed.
 
-One round reads the entries stored since the last tree head, appends their leaf hashes to the tiled tree,
+One round reads the entries stored since the last tree head (in a read-only transaction: on SQLite outside the
+write lock, which a round then takes once, to store its tree head), appends their leaf hashes to the tiled tree,
 writes the static files (data tiles, hash tiles, issuers), signs a tree head (3.5) whose timestamp is no older
 than any entry it covers, stores the changed tiles and the head in one transaction, and then writes the
 checkpoint. Rounds run every ``interval``, or as soon as ``batch`` entries wait, so every entry is in a signed
@@ -74,7 +75,7 @@ class Sequencer:
 
     # -- integration --------------------------------------------------------------------------------------
     def _load(self) -> None:
-        with self._db.connection() as connection:
+        with self._db.reader() as connection:
             tiles = store.tiles(connection, self._log)
             head = store.latest_tree_head(connection, self._log)
             tree = TiledTree(tiles)
@@ -97,7 +98,7 @@ class Sequencer:
 
     def _integrate(self) -> SignedTreeHead:
         size = self._tree.size
-        with self._db.connection() as connection:
+        with self._db.reader() as connection:
             new = store.entries(connection, self._log, size, size + READ_LIMIT)
         previous = self._head
         if not new and previous is not None and now_ms(self._clock) - previous.timestamp < self._refresh_ms:
@@ -139,7 +140,7 @@ class Sequencer:
     def _follow(self) -> SignedTreeHead:
         size = self._tree.size
         new: list[store.StoredEntry] = []
-        with self._db.connection() as connection:
+        with self._db.reader() as connection:
             head = store.latest_tree_head(connection, self._log)
             if head is None:
                 raise RuntimeError("the log has no tree head yet")
@@ -168,7 +169,7 @@ class Sequencer:
         fingerprints = [f for entry in new for f in entry.chain]
         missing = self._static.missing_issuers(fingerprints)
         if missing:
-            with self._db.connection() as connection:
+            with self._db.reader() as connection:
                 found = store.issuers(connection, missing)
             for fingerprint in missing:
                 self._static.write_issuer(fingerprint, found[fingerprint])

@@ -315,7 +315,7 @@ class CtLog:
     def proof_by_hash(self, value: bytes, tree_size: int) -> tuple[int, list[bytes]]:
         """RFC 6962 4.5: the leaf index and audit path of the leaf whose hash is *value*."""
         self._tree_size_ok(tree_size)
-        with self._db.connection() as connection:
+        with self._db.reader() as connection:
             index = store.index_of_leaf_hash(connection, self._row, value, tree_size)
         if index is None:
             raise LogRequestError(f"no leaf with that hash in the tree of size {tree_size}")
@@ -327,7 +327,7 @@ class CtLog:
         if start < 0 or end < start or start >= size:
             raise LogRequestError(f"need 0 <= start <= end and start < {size}")
         end = min(end, start + MAX_ENTRIES_PER_REQUEST - 1, size - 1)
-        with self._db.connection() as connection:
+        with self._db.reader() as connection:
             found = store.entries(connection, self._row, start, end + 1)
             issuers = store.issuers(connection, {f for entry in found for f in entry.chain})
         return [

@@ -157,18 +157,22 @@ def _insert_ignoring_duplicates(connection: Connection, rows: list[dict[str, obj
 
 def entries(connection: Connection, log: int, start: int, end: int) -> list[StoredEntry]:
     """Entries with leaf indexes in [start, end), in order."""
-    rows = connection.execute(
-        select(ENTRIES.c.leaf_index, ENTRIES.c.leaf_input, ENTRIES.c.entry_type, ENTRIES.c.precertificate,
-               ENTRIES.c.chain)
-        .where(ENTRIES.c.ct_log_id == log, ENTRIES.c.leaf_index >= start, ENTRIES.c.leaf_index < end)
-        .order_by(ENTRIES.c.leaf_index)
-    )  # fmt: skip
+    rows = connection.execute(_ENTRIES, {"b_log": log, "b_start": start, "b_end": end})
     return [
         StoredEntry(
             index, leaf_input, tls.EntryType(kind), precert, tuple(chain[i : i + 32] for i in range(0, len(chain), 32))
         )
         for index, leaf_input, kind, precert, chain in rows
     ]
+
+
+_ENTRIES = (  # built once: the sequencer reads new entries every round
+    select(ENTRIES.c.leaf_index, ENTRIES.c.leaf_input, ENTRIES.c.entry_type, ENTRIES.c.precertificate,
+           ENTRIES.c.chain)
+    .where(ENTRIES.c.ct_log_id == bindparam("b_log"), ENTRIES.c.leaf_index >= bindparam("b_start"),
+           ENTRIES.c.leaf_index < bindparam("b_end"))
+    .order_by(ENTRIES.c.leaf_index)
+)  # fmt: skip
 
 
 def index_of_leaf_hash(connection: Connection, log: int, value: bytes, below: int) -> int | None:
@@ -216,21 +220,21 @@ def save_tree_head(
     connection: Connection, log: int, head: SignedTreeHead, changed: Sequence[tuple[int, int, bytes]]
 ) -> None:
     """Store the tiles that changed and the tree head covering them, in the caller's transaction."""
-    for level, index, _ in changed:
-        connection.execute(
-            delete(TILES).where(TILES.c.ct_log_id == log, TILES.c.level == level, TILES.c.tile_index == index)
-        )
     if changed:
+        connection.execute(_DELETE_TILE, [{"b_log": log, "b_level": lv, "b_index": ix} for lv, ix, _ in changed])
         connection.execute(
-            insert(TILES),
-            [{"ct_log_id": log, "level": lv, "tile_index": ix, "hashes": hs} for lv, ix, hs in changed],
+            _INSERT_TILE, [{"ct_log_id": log, "level": lv, "tile_index": ix, "hashes": hs} for lv, ix, hs in changed]
         )
-    connection.execute(
-        insert(HEADS).values(
-            ct_log_id=log,
-            tree_size=head.tree_size,
-            timestamp=head.timestamp,
-            root_hash=head.root_hash,
-            signature=head.signature,
-        )
-    )
+    values = {"ct_log_id": log, "tree_size": head.tree_size, "timestamp": head.timestamp,
+              "root_hash": head.root_hash, "signature": head.signature}  # fmt: skip
+    connection.execute(_INSERT_HEAD, values)
+
+
+# save_tree_head's statements, built once (every integration round of every log)
+_DELETE_TILE = delete(TILES).where(
+    TILES.c.ct_log_id == bindparam("b_log"),
+    TILES.c.level == bindparam("b_level"),
+    TILES.c.tile_index == bindparam("b_index"),
+)
+_INSERT_TILE = insert(TILES)
+_INSERT_HEAD = insert(HEADS)
