@@ -130,8 +130,9 @@ class Transparency:
             log.warning("ct.submit.final: %s (queued for retry)", exc.message)
 
     def drain_until(self, stop: threading.Event) -> None:
-        """Submit the queued final certificates until *stop* (or :meth:`close`) is set: at once when this process
-        queued one (:meth:`FinalSubmissions.wake`), else every DRAIN_POLL (what the other workers queued)."""
+        """Submit the queued final certificates until *stop* (or :meth:`close`) is set: soon after this process
+        queued one (:meth:`FinalSubmissions.wake`, which gathers a batch first), else every DRAIN_POLL (what the
+        other workers queued)."""
         from candor.ct.submit.final import run_drain_loop
 
         run_drain_loop(self.final, clock=self.clock, stop=stop, interval=DRAIN_POLL)

@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = timedelta(seconds=30)
 LEASE = timedelta(minutes=5)  # a claimed row is not retried by another drainer for this long
-GATHER_SECONDS = 0.2  # after a wake-up, let a few more certificates join the batch
+# After a wake-up, let more certificates join the batch: a pass costs two write transactions (claim, settle) and
+# the logs' one, whatever its size, and nothing waits on it (the SCTs are embedded already).
+GATHER_SECONDS = 1.0
 STOP_POLL_SECONDS = 0.5  # how soon the drain loop notices it is asked to stop
 
 
@@ -100,15 +102,13 @@ class FinalSubmissions:
     def drain(self, now: datetime) -> DrainReport:
         """Try every queued submission due at *now* (one attempt each, a batch at a time); report what happened."""
         outcomes: list[LogOutcome] = []
-        while True:
+        while self._any_due(now):  # looked for read-only first: a pass that finds nothing due writes nothing
             claimed = self._claim(now)
             outcomes += self._run(claimed, now)
             if len(claimed) < self._batch:
                 break
-        with self._db.connection() as connection:
-            pending = connection.execute(
-                select(func.count()).select_from(CtSubmission).where(CtSubmission.done.is_(False))
-            ).scalar_one()
+        with self._db.reader() as connection:
+            pending = connection.execute(_PENDING).scalar_one()
         done = sum(1 for o in outcomes if o.sct is not None)
         return DrainReport(submitted=done, failed=len(outcomes) - done, pending=pending)
 
@@ -131,6 +131,10 @@ class FinalSubmissions:
             self._due.clear()  # what was queued so far is committed: the next pass claims it
 
     # -- internals ------------------------------------------------------------------------------------------
+    def _any_due(self, now: datetime) -> bool:
+        with self._db.reader() as connection:
+            return connection.execute(_DUE, {"b_now": now, "b_limit": 1}).first() is not None
+
     def _claim(self, now: datetime, *, serial_id: int | None = None) -> list[_Owed]:
         """Rows due at *now*, moved out of other drainers' reach for LEASE by one conditional update (a row
         another drainer claimed meanwhile no longer matches it), with what submitting them needs."""
@@ -214,21 +218,29 @@ class FinalSubmissions:
         """Every outcome of a pass, in one transaction: done with the SCT's timestamp, or due again later."""
         cap = timedelta(seconds=self._submitter.settings.final_retry_max_seconds)
         updated_at = self._clock.now()
+        done = [(item, outcome) for item, outcome, _ in settled if outcome is not None and outcome.sct is not None]
+        failed = [(item, outcome, error) for item, outcome, error in settled if outcome is None or outcome.sct is None]
         with self._db.connection() as connection:
-            rows = [item.row_id for item, _, _ in settled]
+            if done:  # the usual case: one statement for all, attempts counted up in place
+                connection.execute(_SETTLE_DONE, [
+                    {"b_id": item.row_id, "b_attempts": outcome.attempts, "updated_at": updated_at, "done": True,
+                     "last_error": None, "sct_timestamp": outcome.sct.sct.timestamp}
+                    for item, outcome in done if outcome.sct is not None
+                ])  # fmt: skip
+            if not failed:
+                return
+            rows = [item.row_id for item, _, _ in failed]
             attempts_before = {row_id: attempts for row_id, attempts in connection.execute(_ATTEMPTS, {"b_ids": rows})}
-            for item, outcome, error in settled:
+            for item, outcome, error in failed:
                 attempts = attempts_before[item.row_id] + (outcome.attempts if outcome is not None else 1)
-                values: dict[str, object] = {"attempts": attempts, "updated_at": updated_at}
-                if outcome is not None and outcome.sct is not None:
-                    values.update(done=True, last_error=None, sct_timestamp=outcome.sct.sct.timestamp)
-                else:
-                    next_attempt_at = now + min(cap, FIRST_RETRY * (2 ** min(attempts - 1, 20)))
-                    values.update(last_error=(error or "failed")[:500], next_attempt_at=next_attempt_at)
-                    log.warning(
-                        "ct.submit.final log=%r row=%d attempts=%d next_attempt_at=%s error=%r",
-                        item.description, item.row_id, attempts, next_attempt_at.isoformat(), values["last_error"],
-                    )  # fmt: skip
+                next_attempt_at = now + min(cap, FIRST_RETRY * (2 ** min(attempts - 1, 20)))
+                last_error = (error or "failed")[:500]
+                log.warning(
+                    "ct.submit.final log=%r row=%d attempts=%d next_attempt_at=%s error=%r",
+                    item.description, item.row_id, attempts, next_attempt_at.isoformat(), last_error,
+                )  # fmt: skip
+                values = {"attempts": attempts, "updated_at": updated_at, "last_error": last_error,
+                          "next_attempt_at": next_attempt_at}  # fmt: skip
                 connection.execute(_SETTLE, {"b_id": item.row_id, **values})
 
 
@@ -255,10 +267,12 @@ _CERTIFICATES = (
     .where(CertificateRecord.serial_id.in_(bindparam("b_serials", expanding=True)))
     .where(CertificateRecord.kind == "certificate")
 )
+_PENDING = select(func.count()).select_from(CtSubmission).where(CtSubmission.done.is_(False))
 _ATTEMPTS = select(CtSubmission.id, CtSubmission.attempts).where(
     CtSubmission.id.in_(bindparam("b_ids", expanding=True))
 )
 _SETTLE = update(CtSubmission).where(CtSubmission.id == bindparam("b_id"))
+_SETTLE_DONE = _SETTLE.values(attempts=CtSubmission.attempts + bindparam("b_attempts"))
 
 
 def run_drain_loop(
