@@ -1,4 +1,6 @@
-"""A responder on a loopback port: the OCSP ASGI app under uvicorn (httptools), in a thread."""
+"""A responder on a loopback port: the OCSP ASGI app under uvicorn, in a thread, with the protocol ``candor serve``
+uses (httptools, pre-signed answers from the parser's callbacks: candor.revocation.ocsp.protocol) or, with
+*quick* False, uvicorn's own httptools protocol."""
 
 from __future__ import annotations
 
@@ -11,14 +13,16 @@ from contextlib import contextmanager
 import uvicorn
 
 from candor.revocation.ocsp.http import OcspApp
+from candor.revocation.ocsp.protocol import OcspProtocol
 
 
 @contextmanager
-def serving(app: OcspApp) -> Iterator[str]:
+def serving(app: OcspApp, *, quick: bool = True) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", http="httptools", lifespan="off")
+    http = OcspProtocol.serving([app]) if quick else "httptools"
+    config = uvicorn.Config(app, log_level="warning", http=http, lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

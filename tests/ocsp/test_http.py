@@ -187,11 +187,11 @@ def test_gnutls_ocsptool_agrees(ocsp: Ocsp, url: str, tmp_path: Path) -> None:
 def test_a_get_path_whose_base64_ends_in_a_slash_is_decoded_whole() -> None:
     """'/' is base64's 63rd digit: an unpadded request can end in it (about one in 64 serials did, and the
     responder once stripped it and answered malformedRequest). A DER request starts with 0x30, so base64 'M'."""
-    from candor.revocation.ocsp.http import _decode_get
+    from candor.revocation.ocsp.http import decode_get
 
     for data in (b"\x30\x01\x3f", b"\x30\x04\x00\x00\x00\xff", b"\x30\x02\x05\x00"):
         encoded = base64.b64encode(data).decode()
-        assert _decode_get(encoded.rstrip("="), 10_000) == data
-        assert _decode_get("/" + encoded, 10_000) == data  # a doubled slash after the prefix
-        assert _decode_get("tls-e1/" + urllib.parse.quote(encoded, safe=""), 10_000) == data
+        assert decode_get(encoded.rstrip("="), 10_000) == data
+        assert decode_get("/" + encoded, 10_000) == data  # a doubled slash after the prefix
+        assert decode_get("tls-e1/" + urllib.parse.quote(encoded, safe=""), 10_000) == data
     assert base64.b64encode(b"\x30\x01\x3f").decode() == "MAE/"

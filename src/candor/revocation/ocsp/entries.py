@@ -30,6 +30,9 @@ class Entry:
     etag: bytes = b""  # quoted hex SHA-256, as sent; computed from der unless given
     next_update_ts: float = field(init=False)
     headers: tuple[tuple[bytes, bytes], ...] = field(init=False)
+    # The header lines other than the ETag, as HTTP/1.1 sends them (shared, as their pairs are; see
+    # candor.revocation.ocsp.protocol)
+    lines: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         etag = self.etag or b'"' + hashlib.sha256(self.der).hexdigest().encode() + b'"'
@@ -45,6 +48,7 @@ class Entry:
             _http_date(b"expires", self.next_update),
         )
         object.__setattr__(self, "headers", headers)
+        object.__setattr__(self, "lines", _lines(headers[1], headers[3], headers[4]))
 
     @classmethod
     def make(
@@ -117,6 +121,11 @@ def _content_length(size: int) -> tuple[bytes, bytes]:
 @functools.lru_cache(maxsize=256)  # a batch shares its thisUpdate and nextUpdate
 def _http_date(name: bytes, moment: datetime) -> tuple[bytes, bytes]:
     return name, format_datetime(moment.astimezone(UTC), usegmt=True).encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _lines(*pairs: tuple[bytes, bytes]) -> bytes:
+    return b"".join([b"%s: %s\r\n" % pair for pair in (CONTENT_TYPE, *pairs)])
 
 
 def issuer_hashes(certificate_der: bytes) -> IssuerHashes:

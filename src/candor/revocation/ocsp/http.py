@@ -8,6 +8,10 @@ not one well-formed request, unauthorized for an issuer or serial this responder
 headers follow Boulder's responder: Cache-Control ``max-age`` = seconds to nextUpdate (capped), ``public,
 no-transform, must-revalidate`` (RFC 5019 6.2 forbids no-cache), ETag, Last-Modified = thisUpdate, Expires =
 nextUpdate, and 304 for a matching If-None-Match.
+
+Served by uvicorn with :class:`candor.revocation.ocsp.protocol.OcspProtocol`, the common request (a pre-signed
+response's own no-nonce request) is answered in the HTTP protocol itself, as :meth:`OcspApp.entry_answer` says,
+and never reaches this app.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import binascii
 import logging
 import re
+import time
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from starlette.routing import Mount
@@ -33,6 +39,9 @@ ISSUER_SEGMENT = re.compile(r"^[a-z0-9-]{1,64}/")  # /ocsp/{issuer}/{base64}: th
 CACHE_CONTROL = b"public, no-transform, must-revalidate"  # after max-age (Boulder's; RFC 5019 6.2: no no-cache)
 ERROR_HEADERS = [(b"content-type", b"application/ocsp-response"), (b"cache-control", b"no-store")]
 ERROR_HEADERS_5 = [*ERROR_HEADERS, (b"content-length", b"5")]  # every error OCSPResponse is 5 bytes
+
+
+Answer = tuple[int, Sequence[tuple[bytes, bytes]], bytes]  # HTTP status, headers, body
 
 
 class RemoteResponses(Protocol):
@@ -67,13 +76,17 @@ class OcspApp:
         self.index = index
         self.settings = settings
         self.clock = clock or SystemClock()
+        # the clock's Unix time; time.time() itself for the system clock (a datetime costs a microsecond a request)
+        self.timestamp: Callable[[], float] = (
+            time.time if type(self.clock) is SystemClock else lambda: self.clock.now().timestamp()
+        )
         self.prefix = prefix.rstrip("/")
         self.fallback = fallback
         self.remote = remote
         self.on_demand = on_demand if settings.nonce == "sign" else None
         self._max = settings.max_request_bytes
-        self._cap = settings.max_age_cap_seconds
-        self._capped = (b"cache-control", b"max-age=%d, %s" % (self._cap, CACHE_CONTROL))
+        self.cap = settings.max_age_cap_seconds
+        self.capped = (b"cache-control", b"max-age=%d, %s" % (self.cap, CACHE_CONTROL))  # the usual Cache-Control
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,7 +102,7 @@ class OcspApp:
             return
         method = scope["method"]
         if method == "GET":
-            raw = _decode_get(path[len(self.prefix) + 1 :], self._max)
+            raw = decode_get(path[len(self.prefix) + 1 :], self._max)
         elif method == "POST":
             raw = await _read_body(scope, receive, self._max)
         else:
@@ -115,11 +128,7 @@ class OcspApp:
             if entry is None or not parsed.names_issuer_of(entry):
                 await _error(send, der.UNAUTHORIZED)
                 return
-            if (
-                parsed.nonce is not None
-                and self.on_demand is not None
-                and entry.next_update_ts > self.clock.now().timestamp()
-            ):
+            if parsed.nonce is not None and self.on_demand is not None and entry.next_update_ts > self.timestamp():
                 signed = await self.on_demand.sign(parsed, entry)
                 if signed is not None:  # for this request only: no shared cache may keep it
                     headers = [*ERROR_HEADERS, (b"content-length", b"%d" % len(signed))]
@@ -129,31 +138,27 @@ class OcspApp:
         await self._send_entry(scope, send, entry)
 
     async def _send_entry(self, scope: Scope, send: Send, entry: Entry) -> None:
-        remaining = int(entry.next_update_ts - self.clock.now().timestamp())
+        status, headers, body = self.entry_answer(entry, scope["headers"])
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def entry_answer(self, entry: Entry, request_headers: list[tuple[bytes, bytes]]) -> Answer:
+        """HTTP status, headers and body serving *entry*: tryLater past its nextUpdate, 304 for a matching
+        If-None-Match, else the response with its caching headers."""
+        remaining = int(entry.next_update_ts - self.timestamp())
         if remaining <= 0:  # never serve a response past its nextUpdate (BR 4.9.10)
-            await _error(send, der.TRY_LATER)
-            return
-        if remaining >= self._cap:  # the usual case: the first half of a response's life, with the default cap
-            cache_control = self._capped
+            return 200, ERROR_HEADERS_5, der.TRY_LATER
+        if remaining >= self.cap:  # the usual case: the first half of a response's life, with the default cap
+            cache_control = self.capped
         else:
             cache_control = (b"cache-control", b"max-age=%d, %s" % (remaining, CACHE_CONTROL))
-        for name, value in scope["headers"]:
+        for name, value in request_headers:
             if name == b"if-none-match" and entry.etag in value:
-                headers = [(b"etag", entry.etag), cache_control]
-                await send({"type": "http.response.start", "status": 304, "headers": headers})
-                await send({"type": "http.response.body", "body": b""})
-                return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [*entry.headers, cache_control],
-            }
-        )
-        await send({"type": "http.response.body", "body": entry.der})
+                return 304, [(b"etag", entry.etag), cache_control], b""
+        return 200, [*entry.headers, cache_control], entry.der
 
 
-def _decode_get(encoded: str, limit: int) -> bytes | None:
+def decode_get(encoded: str, limit: int) -> bytes | None:
     """RFC 6960 A.1: the URL-encoded base64 of the DER request (already URL-decoded by the server), with or
     without padding, after an optional issuer segment."""
     if len(encoded) > limit * 2:
