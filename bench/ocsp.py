@@ -3,10 +3,13 @@
 1. Pre-signing: 100,000 serial rows are inserted under tls-e1 (Core SQL, one transaction) and
    ``OcspSigner.presign_all`` signs and stores a response for each with the P-256 delegated responder, on one
    core: ``presign_per_s_per_core`` is responses per CPU second.
-2. Candor's responder: ``OcspApp`` over uvicorn (httptools, uvloop) in ``--workers`` processes sharing one
-   SO_REUSEPORT port, each loading the 100,000 responses from the database; wrk (Debian) cycles through the
+2. Candor's responder: ``OcspApp`` over uvicorn (httptools, uvloop) with the protocol ``candor serve`` uses
+   (``OcspProtocol``: pre-signed answers written from the parser's callbacks), in ``--workers`` processes sharing
+   one SO_REUSEPORT port, each loading the 100,000 responses from the database; wrk (Debian) cycles through the
    100,000 distinct GET URLs with a Lua script.
-3. The ceiling: a minimal ASGI app returning fixed bytes of the same size, same HTTP stack, same processes.
+3. The ceiling: the same stack and processes answering every request with fixed bytes of the same size from the
+   same protocol callbacks (``QuickProtocol``). ``BENCH_OCSP_STACK=asgi`` runs both as bare ASGI apps on uvicorn's
+   own httptools protocol instead (the stack of the earlier figures).
 4. ``openssl ocsp`` as responder (index.txt with the same serials, ``-rsigner/-rkey/-CA``, one process, signing
    each response), in its own network namespace (it binds every address), driven by ApacheBench with POSTs
    (it stalls on wrk's probe connection; ../shared/reference/ct-ocsp-tsa-notes.md).
@@ -53,6 +56,9 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "issuance")]
 COUNT = int(os.environ.get("BENCH_OCSP_COUNT", "100000"))
 DURATION = os.environ.get("BENCH_OCSP_DURATION", "10s")
 CONNECTIONS = int(os.environ.get("BENCH_OCSP_CONNECTIONS", "64"))
+# "quick": the OCSP protocol (candor.revocation.ocsp.protocol) answering pre-signed responses in uvicorn's parser
+# callbacks, and the ceiling through the same protocol; "asgi": both as bare ASGI apps on uvicorn's own protocol
+STACK = os.environ.get("BENCH_OCSP_STACK", "quick")
 NONCE_PATHS = 20_000  # distinct nonce requests wrk cycles through (each still asks for a signature)
 
 LUA = """
@@ -108,7 +114,10 @@ def serve(database_url: str, port: int, workers: int, fixed: int, nonce_home: st
             break
         children.append(pid)
     app: Any
+    http: Any
     if fixed:
+        from candor.revocation.ocsp.protocol import QuickProtocol
+
         body = b"\x30" * fixed
         headers = [(b"content-type", b"application/ocsp-response"), (b"content-length", b"%d" % fixed)]
         start = {"type": "http.response.start", "status": 200, "headers": headers}
@@ -118,6 +127,17 @@ def serve(database_url: str, port: int, workers: int, fixed: int, nonce_home: st
             if scope["type"] == "http":
                 await send(start)
                 await send(message)
+
+        class Fixed(QuickProtocol):
+            """The same protocol and request handling as Candor's, every request answered with the fixed bytes."""
+
+            def quick_candidate(self, method: bytes, url: bytes) -> bool:
+                return True
+
+            def quick_answer(self, method: bytes, url: bytes, body_: bytes) -> bytes | None:
+                return self.encode((200, headers, body))
+
+        http = Fixed if STACK == "quick" else "httptools"
     else:
         from candor.revocation.ocsp.http import OcspApp
         from candor.revocation.ocsp.index import ResponseIndex, load_from_database
@@ -139,7 +159,10 @@ def serve(database_url: str, port: int, workers: int, fixed: int, nonce_home: st
             stores = KeyStores(load_config(Path(nonce_home)).keys.stores, base_dir=Path(nonce_home), environ={})
             signer = NonceSigner(db, stores, SystemClock(), settings, actor="bench")
             app = OcspApp(index, settings, on_demand=signer)
-    config = uvicorn.Config(app, http="httptools", loop="uvloop", log_level="error", lifespan="off",
+        from candor.revocation.ocsp.protocol import OcspProtocol
+
+        http = OcspProtocol.serving([app]) if STACK == "quick" else "httptools"
+    config = uvicorn.Config(app, http=http, loop="uvloop", log_level="error", lifespan="off",
                             access_log=False)  # fmt: skip
     server = uvicorn.Server(config)
     os.write(1, b"READY\n")  # one write: the workers share the pipe
@@ -238,6 +261,7 @@ def main() -> None:
         serve(args.serve, args.port, args.workers, args.fixed, args.nonce_home)
         return
 
+    load_start = os.getloadavg()[0]
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -384,6 +408,8 @@ def main() -> None:
         "connections": CONNECTIONS,
         "serials": COUNT,
         "cores": os.cpu_count(),
+        "stack": STACK,
+        "load_1min": [round(load_start, 2), round(os.getloadavg()[0], 2)],  # at the start and at the end
     }
     print(json.dumps(summary))
 
