@@ -5,7 +5,6 @@ it cannot reproduce (expanding IN, Python-side defaults, no transaction) goes th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,9 +55,9 @@ DROP = delete(things).where(things.c.at < bindparam("before"))
 
 
 @pytest.fixture
-def store(db: Database) -> Iterator[Database]:
+def store(db: Database) -> Database:
     metadata.create_all(db.engine)
-    yield db
+    return db
 
 
 def _row(name: str, *, at: datetime = NOW, flag: bool = True, blob: bytes | None = b"\x00\xff") -> dict[str, object]:
