@@ -39,7 +39,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, bindparam, delete, insert
 
 from candor.clock import Clock
-from candor.storage import Database
+from candor.storage import Database, fastsql
 from candor.storage.group_commit import BatchWriter
 from candor.storage.models_acme import Nonce
 
@@ -50,9 +50,9 @@ NONCE_FILE_SUFFIX = ".nonces"  # on SQLite: <database>.nonces beside the CA's da
 _FORM = re.compile(r"^[A-Za-z0-9_-]{22}$")  # 16 bytes in base64url without padding
 _TABLE = cast(Table, Nonce.__table__)
 _INSERT = insert(Nonce)  # statements built once
-_REDEEM = (
+_REDEEM = (  # one nonce per statement: built once and run on the driver (fastsql), cheaper than an expanding IN
     delete(Nonce)
-    .where(Nonce.value.in_(bindparam("values", expanding=True)), Nonce.expires_at > bindparam("now"))
+    .where(Nonce.value == bindparam("b_value"), Nonce.expires_at > bindparam("b_now"))
     .returning(Nonce.value)
 )
 
@@ -139,7 +139,7 @@ class NonceStore:
         with self._db.connection() as connection:
             live = self._redeemed(connection, wanted) if wanted else set()
             expires_at = self._clock.now() + self._lifetime
-            connection.execute(_INSERT, [{"value": f, "expires_at": expires_at} for f in fresh])
+            fastsql.run(connection, _INSERT, [{"value": f, "expires_at": expires_at} for f in fresh])
             if any(next(self._issued) % PRUNE_EVERY == 0 for _ in fresh):
                 self._prune(connection)
         answers = []
@@ -151,8 +151,12 @@ class NonceStore:
         return answers
 
     def _redeemed(self, connection: Connection, values: Sequence[str]) -> set[str]:
-        rows = connection.execute(_REDEEM, {"values": sorted(set(values)), "now": self._clock.now()})
-        return set(rows.scalars())
+        now = self._clock.now()
+        return {
+            value
+            for value in sorted(set(values))
+            if fastsql.run(connection, _REDEEM, {"b_value": value, "b_now": now}).first() is not None
+        }
 
     def _prune(self, connection: Connection) -> int:
         result = connection.execute(delete(Nonce).where(Nonce.expires_at <= self._clock.now()))
