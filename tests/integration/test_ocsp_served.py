@@ -6,6 +6,7 @@ by POST and by GET."""
 from __future__ import annotations
 
 import base64
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -52,6 +53,24 @@ def _ocsp(served: Served, issuer: Path, url: str, *target: str, nonce: bool = Fa
                *(() if nonce else ("-no_nonce",)), "-resp_text"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
     return result.stdout + result.stderr
+
+
+def _pipelined(url: str, requests: list[bytes]) -> list[tuple[int, bytes]]:
+    """*requests* written at once on one connection to *url*'s host and port; each answer's status and body."""
+    parts = urllib.parse.urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(b"".join(requests))
+        reader = sock.makefile("rb")
+        answers = []
+        for _ in requests:
+            status = int(reader.readline().split()[1])
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            answers.append((status, reader.read(length)))
+        return answers
 
 
 def _revoke(served: Served, leaf: x509.Certificate) -> None:
@@ -101,6 +120,20 @@ def test_good_then_revoked_then_unknown_serials_are_never_good(tmp_path: Path) -
             assert "max-age=" in response.headers["Cache-Control"] and response.headers["ETag"]
             answer = x509.ocsp.load_der_ocsp_response(response.read())
         assert answer.certificate_status == x509.ocsp.OCSPCertStatus.GOOD
+        # One port, one connection, requests pipelined: OCSP (answered by the OCSP protocol) and the rest of
+        # candor serve (Starlette's routes) answer in order
+        path = urllib.parse.urlsplit(url).path
+        exchanged = _pipelined(url, [
+            b"GET %s/%s HTTP/1.1\r\nHost: x\r\n\r\n" % (path.encode(), encoded.encode()),
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), len(request.read_bytes()), request.read_bytes()),
+            b"GET /issuers/tls-e1.der HTTP/1.1\r\nHost: x\r\n\r\n",
+        ])  # fmt: skip
+        assert [status for status, _ in exchanged] == [200, 200, 200, 200]
+        assert exchanged[0][1] == exchanged[2][1] and x509.ocsp.load_der_ocsp_response(exchanged[0][1])
+        assert b'"status":"ok"' in exchanged[1][1].replace(b" ", b"")
+        assert x509.load_der_x509_certificate(exchanged[3][1]).subject == leaf.issuer
 
         _revoke(served, leaf)
         answer_text = _until(ask, f"{leaf_file}: revoked", 30)

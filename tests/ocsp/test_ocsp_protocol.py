@@ -13,6 +13,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,3 +227,30 @@ def test_keep_alive_outlasts_quick_answers_and_ends_after_the_idle_timeout(ocsp:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def test_candor_serve_gives_the_protocol_the_responders_its_routes_serve(ocsp_home: Path) -> None:
+    """Every issuer's OCSP URL is a Starlette route and an app of the listener's protocol, the same responder: the
+    protocol answers only what those routes would (their paths, the same index and settings)."""
+    from starlette.routing import Route
+
+    from candor.cli.context import open_context
+    from candor.cli.ocsp_edge import open_responder, responder_endpoints
+    from candor.keys import KeyStores
+
+    with open_context(ocsp_home, {}) as context:
+        stores = KeyStores(context.config.keys.stores, base_dir=context.data_dir, environ={})
+        responder = open_responder(context, stores)
+        try:
+            endpoints = responder_endpoints(context, responder)
+        finally:
+            responder.close()
+            stores.close()
+    routed = {route.path: route.endpoint for route in endpoints.routes if isinstance(route, Route)}
+    apps = endpoints.protocol.apps
+    assert sorted(app.prefix for app in apps) == ["/ocsp/tls-e1", "/ocsp/tls-r1"]
+    for app in apps:
+        assert routed[app.prefix] is app and routed[app.prefix + "/{request:path}"] is app
+        assert app.index is responder.index
+    assert issubclass(endpoints.protocol, OcspProtocol)
+    assert endpoints.protocol.max_body == context.config.ocsp.max_request_bytes

@@ -176,9 +176,12 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                     *((_drain(ct),) if ct is not None else ()),
                     *tsa.background,
                 )
-                routes = (*own.routes(), *ocsp_edge.responder_routes(context, responder), *tsa.routes)
+                ocsp = ocsp_edge.responder_endpoints(context, responder)
+                routes = (*own.routes(), *ocsp.routes, *tsa.routes)
                 close = _both(responder.close, tsa.close)
-                this = Worker(db=context.db, acme=acme, routes=routes, background=background, close=close)
+                this = Worker(
+                    db=context.db, acme=acme, routes=routes, background=background, close=close, protocol=ocsp.protocol
+                )
                 build = partial(_this_process, this)
             else:
                 tsa = tsa_edge.probe(context, stores, clock.watch)  # a unit that may not sign stops start-up here
@@ -284,9 +287,12 @@ def _serve_worker(
             stack.callback(ocsp_edge.follow_database(context, responder).set)
         tsa = tsa_edge.serve_parts(context, stores, clock.watch, primary=primary)
         stack.callback(tsa.close)
-        routes = (*own.routes(), *ocsp_edge.responder_routes(context, responder), *tsa.routes)
+        ocsp = ocsp_edge.responder_endpoints(context, responder)
+        routes = (*own.routes(), *ocsp.routes, *tsa.routes)
         background = (*background, *tsa.background)
-        return Worker(db=context.db, acme=acme, routes=routes, background=background, close=stack.close)
+        return Worker(
+            db=context.db, acme=acme, routes=routes, background=background, close=stack.close, protocol=ocsp.protocol
+        )
     except BaseException:
         stack.close()
         raise

@@ -2,12 +2,14 @@
 responses each worker answers from, and (in the primary only) the pre-signer that keeps them current. With
 ``[ocsp] nonce = "sign"`` every worker also signs, with its own key stores, the requests that carry a nonce.
 
-Certificates name ``{server.public_base_url}/ocsp/{issuer}`` when ``[issuance] ocsp_urls`` is on; one index
-answers for every issuer (it is keyed by issuerKeyHash and serial). The primary worker pre-signs a response
-for each newly issued certificate or precertificate, and again after a revocation or at half its validity
-(``OcspSigner.presign_new``), rotates the delegated responder certificates, and publishes what it signs into
-its own index; other workers (``[server] workers`` > 1) follow the database. With ``[ocsp.redis]``, responses
-are shared through Redis as well.
+Certificates name ``{server.public_base_url}/ocsp/{issuer}`` when ``[issuance] ocsp_urls`` is on; one index answers
+for every issuer (it is keyed by issuerKeyHash and serial). The plain-HTTP listener runs the responder's own HTTP
+protocol (:mod:`candor.revocation.ocsp.protocol`), which answers the pre-signed responses' own requests without
+going through Starlette; every other request, nonced and malformed ones included, goes to the routes. The primary
+worker pre-signs a response for each newly issued certificate or precertificate, and again after a revocation or at
+half its validity (``OcspSigner.presign_new``), rotates the delegated responder certificates, and publishes what it
+signs into its own index; other workers (``[server] workers`` > 1) follow the database. With ``[ocsp.redis]``,
+responses are shared through Redis as well.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from candor.errors import CandorError
 from candor.keys import KeyStores
 from candor.revocation.ocsp.http import OcspApp
 from candor.revocation.ocsp.index import ResponseIndex, load_from_database
+from candor.revocation.ocsp.protocol import OcspProtocol
 from candor.server import threaded_task
 from candor.storage.models import Issuer
 from candor.timekeeping import ClockWatch
@@ -82,11 +85,22 @@ def open_responder(context: Context, stores: KeyStores, clock_watch: ClockWatch 
     return Responder(index, since, shared, shared.follow(index), on_demand)
 
 
-def responder_routes(context: Context, responder: Responder) -> list[BaseRoute]:
+@dataclass(frozen=True)
+class Endpoints:
+    """What ``candor serve``'s plain-HTTP listener serves for the responder: the Starlette *routes* of every TLS
+    issuer's URL, and the uvicorn *protocol* that answers their pre-signed responses itself (the routes answer
+    every other request on the same port)."""
+
+    routes: list[BaseRoute]
+    protocol: type[OcspProtocol]
+
+
+def responder_endpoints(context: Context, responder: Responder) -> Endpoints:
     """``/ocsp/{issuer}`` (GET with the base64 request in the path, POST) for every TLS issuer."""
     with context.db.session() as session:
         names = list(session.scalars(select(Issuer.name).where(Issuer.kind == "tls").order_by(Issuer.name)))
     routes: list[BaseRoute] = []
+    apps = []
     for name in names:
         # The bare ASGI app as each route's endpoint: no redirect of a POST to ".../" (a Mount's), and the
         # GET path is read by the responder itself (RFC 6960 A.1: the request may contain '/').
@@ -94,9 +108,10 @@ def responder_routes(context: Context, responder: Responder) -> list[BaseRoute]:
             responder.index, context.config.ocsp, clock=context.clock, prefix=f"/ocsp/{name}",
             remote=responder.shared, on_demand=responder.on_demand,
         )  # fmt: skip
+        apps.append(app)
         routes.append(Route(f"/ocsp/{name}", app, methods=["GET", "POST"]))
         routes.append(Route(f"/ocsp/{name}/{{request:path}}", app, methods=["GET", "POST"]))
-    return routes
+    return Endpoints(routes, OcspProtocol.serving(apps))
 
 
 def presign_task(

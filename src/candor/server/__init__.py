@@ -78,6 +78,9 @@ class Worker:
     routes: tuple[BaseRoute, ...] = ()  # more plain-HTTP routes: the CT logs this process serves
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
     close: Callable[[], None] = field(default=_nothing)
+    # The plain-HTTP listener's uvicorn protocol class (the OCSP responder's, which answers pre-signed responses
+    # itself and hands every other request to the routes); None: uvicorn's default
+    protocol: type[asyncio.Protocol] | None = None
 
 
 def threaded_task(run: Callable[[threading.Event], None]) -> Callable[[], Awaitable[None]]:
@@ -228,14 +231,9 @@ def _serve_worker(
             base_url = config.server.public_base_url
             state = ServerState(db=worker.db, clock=clock, public_dir=public_dir, base_url=base_url)
             level = config.logging.level.lower()
-            servers = [
-                (
-                    uvicorn.Server(
-                        uvicorn.Config(create_app(state, mounts=worker.routes), log_level=level, access_log=False)
-                    ),
-                    sock,
-                )
-            ]
+            app = create_app(state, mounts=worker.routes)
+            http = worker.protocol or "auto"
+            servers = [(uvicorn.Server(uvicorn.Config(app, http=http, log_level=level, access_log=False)), sock)]
             if worker.acme is not None and acme_sock is not None:
                 acme_config = uvicorn.Config(
                     Starlette(routes=worker.acme.routes),
