@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import os
 import re
@@ -99,7 +100,7 @@ def serve(database_url: str, port: int, workers: int, fixed: int, nonce_home: st
     key stores of *nonce_home* when given), or (*fixed* > 0) fixed bytes."""
     import uvicorn
 
-    from candor.server import SWITCH_INTERVAL_SECONDS
+    from candor.server import GC_THRESHOLDS, SWITCH_INTERVAL_SECONDS
 
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # as candor serve's workers (it matters with threads: nonces)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -162,6 +163,10 @@ def serve(database_url: str, port: int, workers: int, fixed: int, nonce_home: st
         from candor.revocation.ocsp.protocol import OcspProtocol
 
         http = OcspProtocol.serving([app]) if STACK == "quick" else "httptools"
+    if os.environ.get("BENCH_OCSP_GC", "freeze") == "freeze":  # as candor serve's workers, once built
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
     config = uvicorn.Config(app, http=http, loop="uvloop", log_level="error", lifespan="off",
                             access_log=False)  # fmt: skip
     server = uvicorn.Server(config)
