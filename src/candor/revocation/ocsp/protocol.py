@@ -44,6 +44,7 @@ class QuickProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._quick = False  # the request being parsed may be answered here
+        self._method = b""
         self._conditional = False  # it has an If-None-Match header
         self._body: list[bytes] = []
         self._defaults: tuple[list[tuple[bytes, bytes]] | None, bytes] = (None, b"")
@@ -94,7 +95,7 @@ class QuickProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         parser = self.parser
-        method = parser.get_method()
+        self._method = method = parser.get_method()
         cycle = self.cycle
         if (
             (method == b"GET" or (method == b"POST" and self._declared_length() is not None))
@@ -125,7 +126,7 @@ class QuickProtocol(HttpToolsProtocol):
         body = b"".join(self._body) if self._body else b""
         self._body = []
         try:
-            response = self.quick_answer(self.parser.get_method(), self.url, body)
+            response = self.quick_answer(self._method, self.url, body)
         except Exception:  # as the application's own failure would be: logged; the application answers
             self.logger.exception("quick answer failed; the application answers")
             response = None
@@ -205,13 +206,20 @@ class OcspProtocol(QuickProtocol):
     :attr:`~OcspApp.prefix` a path is under): make one with :meth:`serving`."""
 
     apps: ClassVar[tuple[OcspApp, ...]] = ()
+    # per app: the app, its prefix, the prefix and "/", its request size limit, and the capped Cache-Control line
+    # followed by the blank line that ends the header block
+    routes: ClassVar[tuple[tuple[OcspApp, str, str, int, bytes], ...]] = ()
 
     @classmethod
     def serving(cls, apps: Sequence[OcspApp]) -> type[OcspProtocol]:
         """A protocol class for uvicorn's ``Config(http=...)`` answering for *apps*, which the ASGI application
         must serve at their prefixes too (it answers every request this protocol does not)."""
         limit = max((app.settings.max_request_bytes for app in apps), default=0)
-        return type(cls.__name__, (cls,), {"apps": tuple(apps), "max_body": limit})
+        routes = tuple(
+            (app, app.prefix, app.prefix + "/", app.settings.max_request_bytes, b"%s: %s\r\n\r\n" % app.capped)
+            for app in apps
+        )
+        return type(cls.__name__, (cls,), {"apps": tuple(apps), "routes": routes, "max_body": limit})
 
     def quick_candidate(self, method: bytes, url: bytes) -> bool:
         return url.startswith(b"/ocsp")
@@ -220,14 +228,13 @@ class OcspProtocol(QuickProtocol):
         path = _path(self.root_path, url)
         if path is None:
             return None
-        for app in self.apps:
-            prefix = app.prefix
-            if path == prefix or (path.startswith(prefix) and path[len(prefix)] == "/"):
+        for app, prefix, under, limit, tail in self.routes:
+            if path.startswith(under) or path == prefix:
                 if method == b"GET":
-                    raw = decode_get(path[len(prefix) + 1 :], app.settings.max_request_bytes)
+                    raw = decode_get(path[len(under) :], limit)
                     if raw is None:
                         return None
-                elif len(body) <= app.settings.max_request_bytes:
+                elif len(body) <= limit:
                     raw = body
                 else:
                     return None
@@ -237,9 +244,9 @@ class OcspProtocol(QuickProtocol):
                 if self._conditional or entry.next_update_ts - app.timestamp() < app.cap:
                     return self.encode(app.entry_answer(entry, self.headers))  # 304, tryLater, a shorter max-age
                 # what entry_answer answers in the usual case: the response, its headers and the capped max-age
-                etag = b"etag: %s\r\n" % entry.etag
-                tail = b"%s\r\n" % _line(app.capped)
-                return b"".join((_OK, self.default_lines(), entry.lines, etag, tail, entry.der))
+                return b"".join(
+                    (_OK, self.default_lines(), entry.lines, b"etag: ", entry.etag, b"\r\n", tail, entry.der)
+                )
         return None
 
 
@@ -269,7 +276,7 @@ def _path(root_path: str, url: bytes) -> str | None:
         return None
     if "%" in path:
         path = _unquote(path)
-    return root_path + path
+    return root_path + path if root_path else path
 
 
 def _unquote(path: str) -> str:
