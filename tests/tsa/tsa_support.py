@@ -138,7 +138,7 @@ def served(h: Harness) -> Iterator[str]:
     from starlette.applications import Starlette
 
     app = Starlette(routes=tsa_routes(h.context, h.tsa))
-    with serving(app) as base:  # type: ignore[arg-type]
+    with serving(app, quick=False) as base:  # type: ignore[arg-type]  (not an OcspApp: uvicorn's own protocol)
         yield f"{base}/tsa"
 
 
