@@ -5,12 +5,12 @@ otherwise runs a task for each request, which writes the header block and the bo
 
 Everything else goes to the ASGI application unchanged, so one port still serves every path: any other path or
 method, a request with a nonce or in another encoding (:class:`~candor.revocation.ocsp.http.OcspApp` parses it),
-garbage, a body without a Content-Length or larger than ``max_request_bytes``, ``Expect: 100-continue``, HTTP/1.0,
-``Connection: close``, an upgrade, and any request that arrives while an earlier one on the connection is still
-with the application or while the client is not reading its answers (pipelined answers keep their order, and
-uvicorn's flow control still applies). What a quick answer says is what :meth:`OcspApp.entry_answer` says, after
-uvicorn's default headers (Server, Date), as the ASGI path sends it; the access log, off in ``candor serve``, does
-not see quick answers.
+garbage, a body without a Content-Length or larger than ``max_request_bytes``, a GET with a body, ``Expect:
+100-continue``, HTTP/1.0, ``Connection: close``, an upgrade, and any request that arrives while an earlier one on
+the connection is still with the application or while the client is not reading its answers (pipelined answers keep
+their order, and uvicorn's flow control still applies). What a quick answer says is what
+:meth:`OcspApp.entry_answer` says, after uvicorn's default headers (Server, Date), as the ASGI path sends it; the
+access log, off in ``candor serve``, does not see quick answers.
 
 Built on :class:`uvicorn.protocols.http.httptools_impl.HttpToolsProtocol` (uvicorn and httptools are pinned): its
 connection handling (flow control, shutdown, the 400 for what httptools cannot parse) is kept, and its parser
@@ -97,8 +97,9 @@ class QuickProtocol(HttpToolsProtocol):
         parser = self.parser
         self._method = method = parser.get_method()
         cycle = self.cycle
+        length = self._body_length()
         if (
-            (method == b"GET" or (method == b"POST" and self._declared_length() is not None))
+            (length == 0 if method == b"GET" else method == b"POST" and length is not None and length <= self.max_body)
             and (cycle is None or cycle.response_complete)
             and not self.pipeline
             and not self.expect_100_continue
@@ -114,7 +115,8 @@ class QuickProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         if self._quick:
-            self._body.append(body)  # at most max_body: the declared Content-Length, which httptools holds to
+            # at most max_body: a POST's Content-Length, which httptools holds to (a GET with a body is not quick)
+            self._body.append(body)
         else:
             super().on_body(body)
 
@@ -180,8 +182,9 @@ class QuickProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task = None
 
     # -- internals ----------------------------------------------------------------------------------------
-    def _declared_length(self) -> int | None:
-        """The Content-Length of a body this protocol may read itself (one header, at most max_body)."""
+    def _body_length(self) -> int | None:
+        """The length of a body this protocol may read itself: its one Content-Length, 0 without one; None when
+        uvicorn's handling is to read it (chunked, a Content-Length twice or not a number)."""
         found = None
         for name, value in self.headers:
             if name == b"content-length":
@@ -190,7 +193,7 @@ class QuickProtocol(HttpToolsProtocol):
                 found = int(value)
             elif name == b"transfer-encoding":
                 return None
-        return found if found is not None and found <= self.max_body else None
+        return found or 0
 
     def _to_application(self) -> None:
         """Give the request parsed so far to uvicorn's own handling (scope, ASGI task or pipeline queue)."""
