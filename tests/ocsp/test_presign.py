@@ -15,17 +15,19 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 from issuing import build_home, open_ca  # type: ignore[import-not-found]
 from ocsp_support import Ocsp, issuer_of, response_for, revoke_and_resign
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from candor.audit import AuditLog
 from candor.revocation import RevocationReason, revoke
+from candor.revocation.ocsp import presign
 from candor.revocation.ocsp.index import ResponseIndex, load_from_database
 from candor.revocation.ocsp.lint import response_findings
 from candor.revocation.ocsp.presign import OcspSigner, serial_key
 from candor.revocation.ocsp.settings import OcspSettings
 from candor.storage import repositories
-from candor.storage.models import CertificateRecord
+from candor.storage.models import CertificateRecord, SerialRecord
 from candor.storage.models_ocsp import OcspResponseRecord
+from candor.storage.serials import serial_to_hex
 
 
 def test_a_new_certificate_gets_a_good_response_signed_by_the_delegated_responder(ocsp: Ocsp) -> None:
@@ -235,3 +237,49 @@ def test_a_pass_with_nothing_due_reads_without_the_write_lock(ocsp: Ocsp) -> Non
         thread.start()
         thread.join(5)
     assert passes == [0]
+
+
+def _forget_response(ocsp: Ocsp, serial: int) -> None:
+    """Delete a serial's stored response, as if it had never been signed."""
+    with ocsp.ca.db.connection() as connection:
+        serial_id = connection.execute(
+            select(SerialRecord.id).where(SerialRecord.serial_hex == serial_to_hex(serial))
+        ).scalar_one()
+        connection.execute(delete(OcspResponseRecord).where(OcspResponseRecord.serial_id == serial_id))
+
+
+def test_short_passes_read_new_serials_and_the_full_scan_every_minute_finds_the_rest(
+    ocsp: Ocsp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass costs what is new, not every certificate ever issued: between full scans it reads the serials
+    from the last full scan's newest on (RECENT_SLACK 0 here) and the responses due for refresh."""
+    monkeypatch.setattr(presign, "RECENT_SLACK", 0)
+    old = ocsp.ca.issue(["old.example.com"]).certificate
+    assert ocsp.signer.presign_new() >= 1  # the first pass is a full scan
+    _forget_response(ocsp, old.serial_number)
+    assert ocsp.signer.presign_new() == 0  # below the range short passes read
+    new = ocsp.ca.issue(["new.example.com"]).certificate
+    assert ocsp.signer.presign_new() == 1  # the new certificate, from the range
+    assert {s.certificate_status for s in response_for(ocsp, new).responses} == {x509_ocsp.OCSPCertStatus.GOOD}
+    ocsp.ca.clock.advance(presign.FULL_SCAN_EVERY)
+    assert ocsp.signer.presign_new() == 1  # the full scan finds the old one (the only serial without a response)
+    assert response_for(ocsp, old).produced_at_utc == ocsp.ca.clock.now()
+
+
+def test_a_revocation_recorded_elsewhere_makes_the_next_pass_a_full_scan(
+    ocsp: Ocsp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(presign, "RECENT_SLACK", 0)
+    certificate = ocsp.ca.issue(["revoked-later.example.com"]).certificate
+    ocsp.signer.presign_new()
+    assert ocsp.signer.presign_new() == 0
+    with ocsp.ca.db.session() as session:
+        issuer = repositories.issuer_by_name(session, "tls-e1")
+        assert issuer is not None
+        revoke(
+            session, audit=AuditLog(ocsp.ca.clock), actor="cli", issuer=issuer, serial=certificate.serial_number,
+            reason=RevocationReason.KEY_COMPROMISE, now=ocsp.ca.clock.now(),
+        )  # fmt: skip
+    assert ocsp.signer.presign_new() == 1  # below the short passes' range: found by the full scan it caused
+    (single, _) = response_for(ocsp, certificate).responses
+    assert single.certificate_status is x509_ocsp.OCSPCertStatus.REVOKED

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -124,6 +125,7 @@ class SerialRecord(Base):
     __tablename__ = "serials"
     __table_args__ = (
         UniqueConstraint("issuer_id", "serial_hex", name="uq_serials_issuer_serial"),
+        Index("ix_serials_revoked_at", "revoked_at"),  # the OCSP pre-signer's look for new revocations
         CheckConstraint(one_of("status", SERIAL_STATUSES), name="status"),
         CheckConstraint(
             "revocation_reason IS NULL OR " + one_of("revocation_reason", REVOCATION_REASONS),
