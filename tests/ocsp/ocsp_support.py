@@ -51,15 +51,19 @@ def response_for(ocsp: Ocsp, certificate: x509.Certificate) -> x509_ocsp.OCSPRes
     return x509_ocsp.load_der_ocsp_response(entry.der)
 
 
-def revoke_and_resign(ocsp: Ocsp, serial: int, reason: RevocationReason) -> None:
+def revoke_only(ocsp: Ocsp, serial: int, reason: RevocationReason, *, actor: str = "test") -> list[str]:
+    """Revoke *serial* under tls-e1 without telling the pre-signer (as ``candor revoke`` in another process)."""
     with ocsp.ca.db.session() as session:
         issuer = repositories.issuer_by_name(session, "tls-e1")
         assert issuer is not None
-        revoked = revoke(
-            session, audit=AuditLog(ocsp.ca.clock), actor="test", issuer=issuer, serial=serial, reason=reason,
+        return revoke(
+            session, audit=AuditLog(ocsp.ca.clock), actor=actor, issuer=issuer, serial=serial, reason=reason,
             now=ocsp.ca.clock.now(),
         )  # fmt: skip
-    ocsp.signer.on_revoked(revoked)
+
+
+def revoke_and_resign(ocsp: Ocsp, serial: int, reason: RevocationReason) -> None:
+    ocsp.signer.on_revoked(revoke_only(ocsp, serial, reason))
 
 
 DER = Encoding.DER

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 from issuing import build_home, open_ca  # type: ignore[import-not-found]
-from ocsp_support import Ocsp, issuer_of, response_for, revoke_and_resign
+from ocsp_support import Ocsp, issuer_of, response_for, revoke_and_resign, revoke_only
 from sqlalchemy import delete, select
 
 from candor.audit import AuditLog
@@ -102,13 +102,7 @@ def test_revocation_is_signed_at_once_with_its_reason_and_time(ocsp: Ocsp) -> No
 def test_a_revocation_made_elsewhere_is_found_by_the_next_pass(ocsp: Ocsp) -> None:
     certificate = ocsp.ca.issue(["revoked-by-cli.example.com"]).certificate
     ocsp.signer.presign_new()
-    with ocsp.ca.db.session() as session:
-        issuer = repositories.issuer_by_name(session, "tls-e1")
-        assert issuer is not None
-        revoke(
-            session, audit=AuditLog(ocsp.ca.clock), actor="cli", issuer=issuer, serial=certificate.serial_number,
-            reason=RevocationReason.SUPERSEDED, now=ocsp.ca.clock.now(),
-        )  # fmt: skip
+    revoke_only(ocsp, certificate.serial_number, RevocationReason.SUPERSEDED, actor="cli")
     assert ocsp.signer.presign_new() >= 1
     (single, _) = response_for(ocsp, certificate).responses
     assert single.revocation_reason is x509.ReasonFlags.superseded
@@ -273,13 +267,7 @@ def test_a_revocation_recorded_elsewhere_makes_the_next_pass_a_full_scan(
     certificate = ocsp.ca.issue(["revoked-later.example.com"]).certificate
     ocsp.signer.presign_new()
     assert ocsp.signer.presign_new() == 0
-    with ocsp.ca.db.session() as session:
-        issuer = repositories.issuer_by_name(session, "tls-e1")
-        assert issuer is not None
-        revoke(
-            session, audit=AuditLog(ocsp.ca.clock), actor="cli", issuer=issuer, serial=certificate.serial_number,
-            reason=RevocationReason.KEY_COMPROMISE, now=ocsp.ca.clock.now(),
-        )  # fmt: skip
+    revoke_only(ocsp, certificate.serial_number, RevocationReason.KEY_COMPROMISE, actor="cli")
     assert ocsp.signer.presign_new() == 1  # below the short passes' range: found by the full scan it caused
     (single, _) = response_for(ocsp, certificate).responses
     assert single.certificate_status is x509_ocsp.OCSPCertStatus.REVOKED
