@@ -25,6 +25,20 @@ def _order(db: Database, hierarchy: Hierarchy, names: list[str], *, status: str 
         return account.id, order.id
 
 
+def _pending_authorization(db: Database, hierarchy: Hierarchy, name: str) -> tuple[int, int]:
+    """A pending order for *name* with one pending authorization and its http-01 challenge: (order id, authz id)."""
+    account_id, order_id = _order(db, hierarchy, [name], status="pending")
+    with db.session() as session:
+        connection = session.connection()
+        authorization_id = acme_sql.insert_authorization(
+            connection, account_id=account_id, identifier=("dns", name), wildcard=False,
+            created_at=NOW, expires_at=NOW + timedelta(days=7),
+        )  # fmt: skip
+        acme_sql.link_authorizations(connection, order_id, [authorization_id])
+        acme_sql.insert_challenges(connection, authorization_id, [("http-01", f"token-{name}")])
+    return order_id, authorization_id
+
+
 def test_a_taken_serial_is_reported_and_the_transaction_goes_on(db: Database, hierarchy: Hierarchy) -> None:
     with db.session() as session:
         connection = session.connection()
@@ -105,15 +119,7 @@ def test_a_challenge_is_started_once_and_orders_follow_their_authorizations(db: 
 def test_a_validation_finishing_after_the_client_deactivated_the_authorization_does_not_revive_it(
     db: Database, hierarchy: Hierarchy
 ) -> None:
-    account_id, order_id = _order(db, hierarchy, ["late.example.com"], status="pending")
-    with db.session() as session:
-        connection = session.connection()
-        authorization_id = acme_sql.insert_authorization(
-            connection, account_id=account_id, identifier=("dns", "late.example.com"), wildcard=False,
-            created_at=NOW, expires_at=NOW + timedelta(days=7),
-        )  # fmt: skip
-        acme_sql.link_authorizations(connection, order_id, [authorization_id])
-        acme_sql.insert_challenges(connection, authorization_id, [("http-01", "token-late")])
+    _order_id, authorization_id = _pending_authorization(db, hierarchy, "late.example.com")
     with db.session() as session:
         connection = session.connection()
         (challenge,) = acme_views.challenges_of(connection, authorization_id)
@@ -125,15 +131,9 @@ def test_a_validation_finishing_after_the_client_deactivated_the_authorization_d
 
 
 def test_an_invalid_authorization_makes_its_pending_orders_invalid(db: Database, hierarchy: Hierarchy) -> None:
-    account_id, order_id = _order(db, hierarchy, ["bad.example.com"], status="pending")
+    order_id, authorization_id = _pending_authorization(db, hierarchy, "bad.example.com")
     with db.session() as session:
         connection = session.connection()
-        authorization_id = acme_sql.insert_authorization(
-            connection, account_id=account_id, identifier=("dns", "bad.example.com"), wildcard=False,
-            created_at=NOW, expires_at=NOW + timedelta(days=7),
-        )  # fmt: skip
-        acme_sql.link_authorizations(connection, order_id, [authorization_id])
-        acme_sql.insert_challenges(connection, authorization_id, [("http-01", "token-bad")])
         [challenge] = acme_views.challenges_of(connection, authorization_id)
         acme_views.record_validation(connection, challenge, method=None, checked_at=NOW, error='{"detail": "no"}')
         acme_views.refresh_orders(connection, authorization_id)
