@@ -318,6 +318,33 @@ def test_the_audit_event_of_a_submission_is_written_with_the_final_intent_that_s
     assert counted["recording"] == counted["plain"] - 1, counted
 
 
+def test_a_submission_is_audited_even_when_the_final_intent_fails_after_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The precertificate is in the logs once the SCTs are back: its ct.precertificate.submitted event is written
+    in a transaction of its own when the final-intent stage that would have carried it fails."""
+    from candor.issuance import progress
+
+    old = world.ca.signer
+    direct = Signer(db=old.db, issuers=old.issuers, clock=old.clock, settings=old.settings, actor="test",
+                    sct_source=world.submitter)  # fmt: skip
+
+    def refuse(*_args: object, **_kwargs: object) -> object:
+        raise CandorError(ErrorKind.INTERNAL, "the final TBS does not correspond (test)")
+
+    def submitted() -> int:
+        with world.ca.db.session() as session:
+            return len(
+                session.scalars(select(AuditEvent.seq).where(AuditEvent.action == "ct.precertificate.submitted")).all()
+            )
+
+    before = submitted()
+    monkeypatch.setattr(progress.signing, "corresponding_final", refuse)
+    with pytest.raises(CandorError, match="does not correspond"):
+        replace(world.ca, signer=direct).issue(["ct-failed-intent.example.com"])
+    assert submitted() == before + 1
+
+
 # -- logs served by this process (candor serve's embedded default) -------------------------------------------
 class Served(LocalLogs):
     """The logs handed to the submitter as `candor serve` hands its own (by submission URL), with every POST that

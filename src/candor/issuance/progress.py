@@ -7,6 +7,7 @@ issuance never both advance it: the loser re-reads what the winner stored.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from candor.policy.names import Identifier, rate_limit_key
 from candor.storage import Database, issuance_sql, orders
 from candor.storage.models_issuance import Issuance, Order
 from candor.storage.repositories import certificate_values
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -126,34 +129,47 @@ class Stages:
             scts = self.sct_source.obtain(progress.stored["precertificate"], issuer.certificate)
         elif not issuer.private:
             raise CandorError(ErrorKind.POLICY, "a publicly trusted issuer needs CT: no SCT source is configured")
-        # BR 4.3.1.2: the precertificate's TBS was linted; the final TBS is admitted by the technical control
-        # that it corresponds to it (RFC 6962), instead of a second pkilint run over the same content.
-        token = signing.corresponding_final(
-            progress.precert_tbs,
-            signing.final_tbs_from_precertificate(progress.precert_tbs, scts),
-            scts,
-            algorithm=issuer.algorithm,
-        )
-        with self.db.session() as session:
-            moved = self._move(
-                session, progress, "precertificate", "final-intent",
-                scts=scts, final_tbs=token.tbs, final_tbs_sha256=token.tbs_sha256,
-            )  # fmt: skip
-            if moved:
-                if obtained is not None:
-                    obtained.record(session)
-                self._event(
-                    session, "issuance.final_intent", progress,
-                    tbs_sha256=token.tbs_sha256, sct_list_bytes=len(scts) if scts else 0,
-                    checked="corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)",
+        try:
+            # BR 4.3.1.2: the precertificate's TBS was linted; the final TBS is admitted by the technical control
+            # that it corresponds to it (RFC 6962), instead of a second pkilint run over the same content.
+            token = signing.corresponding_final(
+                progress.precert_tbs,
+                signing.final_tbs_from_precertificate(progress.precert_tbs, scts),
+                scts,
+                algorithm=issuer.algorithm,
+            )
+            with self.db.session() as session:
+                moved = self._move(
+                    session, progress, "precertificate", "final-intent",
+                    scts=scts, final_tbs=token.tbs, final_tbs_sha256=token.tbs_sha256,
                 )  # fmt: skip
+                if moved:
+                    if obtained is not None:
+                        obtained.record(session)
+                    self._event(
+                        session, "issuance.final_intent", progress,
+                        tbs_sha256=token.tbs_sha256, sct_list_bytes=len(scts) if scts else 0,
+                        checked="corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)",
+                    )  # fmt: skip
+        except BaseException:
+            if obtained is not None:  # the precertificate is in the logs: say so, though this stage failed
+                self._record_apart(obtained)
+            raise
         if moved:
             progress.final_tbs, progress.scts = token.tbs, scts
         else:
             if obtained is not None:  # another process stored its own SCTs: these were obtained all the same
-                with self.db.session() as session:
-                    obtained.record(session)
+                self._record_apart(obtained)
             self._reload(progress)
+
+    def _record_apart(self, obtained: ObtainedScts) -> None:
+        """The CT submission's audit event in a transaction of its own, where the final intent's did not take it;
+        a failure is logged, not raised: the signer audits its own stages, this record is the operator's."""
+        try:
+            with self.db.session() as session:
+                obtained.record(session)
+        except CandorError as exc:
+            log.warning("ct.submit audit event not written: %s", exc.message)
 
     def _final(self, progress: Progress) -> None:
         """Sign the stored final TBS; in one transaction the certificate is stored, the order becomes valid, the
