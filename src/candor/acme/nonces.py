@@ -140,7 +140,8 @@ class NonceStore:
             live = self._redeemed(connection, wanted) if wanted else set()
             expires_at = self._clock.now() + self._lifetime
             fastsql.run(connection, _INSERT, [{"value": f, "expires_at": expires_at} for f in fresh])
-            if any(next(self._issued) % PRUNE_EVERY == 0 for _ in fresh):
+            counted = [next(self._issued) for _ in fresh]  # every nonce issued counts towards the next sweep
+            if any(count % PRUNE_EVERY == 0 for count in counted):
                 self._prune(connection)
         answers = []
         for value, new in zip(values, fresh, strict=True):
