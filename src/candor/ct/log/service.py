@@ -91,9 +91,10 @@ class SharedWriter:
     """One batch writer for the logs that share a database (``candor serve``'s own): whatever is queued for any of
     them meanwhile is stored in one transaction, one commit and one turn of SQLite's write lock, instead of one
     per log (a certificate goes to two logs at once). Each log's part is exactly what its own writer would store
-    (:func:`candor.ct.log.store.append_batch` under that log row's lock, taken in row order so that processes
-    appending to the same logs never wait on each other in a cycle), and no SCT is released before the commit.
-    A batch that fails fails for every log in it, as one log's batch does. Stopped by the first of its logs to
+    (:func:`candor.ct.log.store.append_batch` under that log row's lock). Every log row of the batch is taken
+    first, in row order (:func:`candor.ct.log.store.lock_logs`), so that processes appending to the same logs
+    never wait on each other in a cycle, and no SCT is released before the commit. A batch that fails fails for
+    every log in it, as one log's batch does. Stopped by the first of its logs to
     close: close them together (:meth:`CtLog.close`)."""
 
     def __init__(self, db: Database, *, max_batch: int = 1024, max_queued: int = 40_000, name: str = "ct-writer"):
@@ -125,6 +126,7 @@ class SharedWriter:
             by_log.setdefault(log.row, (log, []))[1].append(submission)
         staged = []
         with self._db.connection() as connection:
+            store.lock_logs(connection, list(by_log))
             for row in sorted(by_log):
                 log, submissions = by_log[row]
                 staged.append((log, *log.append(connection, submissions)))

@@ -76,6 +76,16 @@ def stored_size(connection: Connection, log: int) -> int:
     return int(connection.execute(select(LOGS.c.size).where(LOGS.c.id == log)).scalar_one())
 
 
+def lock_logs(connection: Connection, logs: Sequence[int]) -> None:
+    """Take the rows of *logs* for the rest of the transaction, in ascending order (PostgreSQL ``FOR UPDATE``;
+    SQLite's write lock already excludes every other writer). A batch for several logs takes them all before it
+    stores anything: otherwise a process holding one log's row while it inserts a new issuer, and another holding
+    the second log's row and inserting the same issuer, would wait on each other (the issuer's unique key)."""
+    if connection.dialect.name == "postgresql":
+        for log in sorted(logs):
+            connection.execute(_SIZE_FOR_UPDATE, {"b_log": log})
+
+
 def append_batch(
     connection: Connection,
     log: int,
