@@ -8,6 +8,7 @@ from datetime import datetime
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from candor.errors import CandorError, ErrorKind
@@ -67,12 +68,15 @@ class IssuerResolver:
                 self._keys[issuer.id] = key
             return key
 
-    def by_id(self, session: Session, issuer_id: int) -> IssuerContext:
+    def by_id(self, session: Session | Connection, issuer_id: int) -> IssuerContext:
         """The issuer's certificates and key reference, parsed once per process (they never change)."""
         with self._lock:
             cached = self._contexts.get(issuer_id)
         if cached is not None:
             return cached
+        if isinstance(session, Connection):  # the first time only: an ORM session in the caller's transaction
+            with Session(bind=session) as own:
+                return self.by_id(own, issuer_id)
         issuer = session.get(Issuer, issuer_id)
         if issuer is None:
             raise CandorError(ErrorKind.NOT_FOUND, f"issuer {issuer_id} does not exist")
@@ -109,10 +113,10 @@ class IssuerResolver:
             resolver=self,
         )
 
-    def for_order(self, session: Session, order: OrderFacts, *, now: datetime, with_ct: bool) -> IssuerContext:
+    def for_order(self, connection: Connection, order: OrderFacts, *, now: datetime, with_ct: bool) -> IssuerContext:
         """The order's issuer, refused unless it may issue this profile now (its status read fresh)."""
-        context = self.by_id(session, order.issuer_id)
-        issuer = issuer_state(session.connection(), order.issuer_id)
+        context = self.by_id(connection, order.issuer_id)
+        issuer = issuer_state(connection, order.issuer_id)
         assert issuer is not None
         if issuer.kind != "tls" or issuer.status != "active":
             raise CandorError(ErrorKind.POLICY, f"issuer {issuer.name!r} is not an active TLS issuing CA")

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.orm import Session
 
@@ -76,6 +75,16 @@ def load_progress(session: Session, issuance_id: int, resolver: IssuerResolver) 
     return progress
 
 
+@dataclass(frozen=True)
+class _Signed:
+    """A certificate a stage signed, with its checked ``certificates`` row."""
+
+    kind: str
+    certificate: x509.Certificate
+    der: bytes
+    values: dict[str, object]
+
+
 class Stages:
     def __init__(
         self,
@@ -111,10 +120,11 @@ class Stages:
     def _precertificate(self, progress: Progress) -> None:
         token = signing.token_for_stored_tbs(progress.precert_tbs, progress.issuer.algorithm)
         precert = signing.sign(token, progress.issuer.key(), issuer_key=progress.issuer.info.public_key)
+        signed = self._checked(progress, "precertificate", precert)  # before the write lock
         with self.db.session() as session:
             moved = self._move(session, progress, "intent", "precertificate")
             if moved:
-                self._store(session, progress, "precertificate", precert)
+                self._store(session, progress, signed)
         if not moved:
             self._reload(progress)
 
@@ -177,19 +187,21 @@ class Stages:
         assert progress.final_tbs is not None
         token = signing.token_for_stored_tbs(progress.final_tbs, progress.issuer.algorithm)
         certificate = signing.sign(token, progress.issuer.key(), issuer_key=progress.issuer.info.public_key)
+        signed = self._checked(progress, "certificate", certificate)  # before the write lock
+        keys = sorted({rate_limit_key(Identifier(kind, value)) for kind, value in progress.names})  # type: ignore[arg-type]
         now = self.clock.now()
         with self.db.session() as session:
             moved = self._move(session, progress, "final-intent", "complete")
             if moved:
                 connection = session.connection()
                 issuance_sql.finish_order(connection, progress.order_id, status="valid", now=now)
-                keys = (rate_limit_key(Identifier(kind, value)) for kind, value in progress.names)  # type: ignore[arg-type]
                 issuance_sql.record_issued_names(connection, progress.issuance_id, keys, now=now)
-                der = self._store(session, progress, "certificate", certificate)
+                self._store(session, progress, signed)
                 if progress.scts and isinstance(self.sct_source, FinalQueue):
                     self.sct_source.queue_final(
-                        connection, serial_id=progress.serial_id, certificate_der=der, scts=progress.scts, now=now
-                    )
+                        connection, serial_id=progress.serial_id, certificate_der=signed.der, scts=progress.scts,
+                        now=now,
+                    )  # fmt: skip
         if not moved:
             self._reload(progress)
 
@@ -209,21 +221,25 @@ class Stages:
         progress.state, progress.final_tbs, progress.stored = fresh.state, fresh.final_tbs, fresh.stored
         progress.scts = fresh.scts
 
-    def _store(self, session: Session, progress: Progress, kind: str, certificate: x509.Certificate) -> bytes:
-        """Store a signed certificate (checked: its serial, its issuer, the poison exactly on a precertificate)
-        and its audit event; its DER."""
+    def _checked(self, progress: Progress, kind: str, certificate: x509.Certificate) -> _Signed:
+        """A signed certificate's ``certificates`` row, checked (its serial, its issuer, the poison exactly on a
+        precertificate) before the transaction that stores it: parsing it under the write lock would hold
+        everyone else's transactions for the time it takes."""
         der = certificate.public_bytes(Encoding.DER)
         values = certificate_values(
             serial_id=progress.serial_id, serial_hex=progress.serial_hex,
             issuer_subject_der=progress.issuer.subject_der, kind=kind, der=der, created_at=self.clock.now(),
         )  # fmt: skip
-        issuance_sql.store_certificate(session.connection(), values, serial_hex=progress.serial_hex)
-        progress.stored[kind] = certificate
+        return _Signed(kind, certificate, der, values)
+
+    def _store(self, session: Session, progress: Progress, signed: _Signed) -> None:
+        """Store a checked certificate and its audit event."""
+        issuance_sql.store_certificate(session.connection(), signed.values, serial_hex=progress.serial_hex)
+        progress.stored[signed.kind] = signed.certificate
         self._event(
             session, "certificate.sign", progress,
-            kind=kind, fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex(), der=der.hex(),
+            kind=signed.kind, fingerprint_sha256=signed.values["fingerprint_sha256"], der=signed.der.hex(),
         )  # fmt: skip
-        return der
 
     def _event(self, session: Session, action: str, progress: Progress, **details: object) -> None:
         self.audit.record(

@@ -18,6 +18,7 @@ resumes everything at start-up. Stages 2-4 are in :mod:`.progress`.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -25,10 +26,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from candor import signing
@@ -42,7 +45,7 @@ from candor.issuance.issuers import IssuerContext, IssuerResolver
 from candor.issuance.progress import Progress, Stages, load_progress
 from candor.lint import kind_for
 from candor.policy.dated import CAA_MAX_AGE, rules_at
-from candor.policy.keys import check_subscriber_key
+from candor.policy.keys import blocked_key, check_subscriber_key
 from candor.policy.names import Identifier, check_common_name, check_identifiers
 from candor.profiles import SubscriberRequest, precertificate, subscriber_certificate
 from candor.revocation.crl.shards import shard_of, shard_url
@@ -71,6 +74,14 @@ class IssuedChain:
 
     def pem(self) -> bytes:
         return b"".join(c.public_bytes(Encoding.PEM) for c in (self.certificate, *self.chain))
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What the checks before the lint found: the issuer and the identifiers."""
+
+    issuer: IssuerContext
+    identifiers: tuple[Identifier, ...]
 
 
 class _SerialTaken(Exception):
@@ -131,7 +142,7 @@ class Signer:
                 progress = load_progress(session, existing, self.issuers)
                 _require_same_key(progress.precert_tbs, order_id, parsed)
             else:
-                checked = self._checked(session, order, parsed, now=now)
+                checked = self._checked(connection, order, parsed, now=now)
         if existing is None:
             try:
                 progress = self._begin(order, parsed, checked, now=now)
@@ -163,15 +174,16 @@ class Signer:
 
     # -- stage 1: checks and intent -------------------------------------------------------------------
     def _checked(
-        self, session: Session, order: OrderFacts, parsed: ParsedCsr, *, now: datetime
-    ) -> tuple[IssuerContext, tuple[Identifier, ...]] | CandorError:
+        self, connection: Connection, order: OrderFacts, parsed: ParsedCsr, *, now: datetime
+    ) -> _Checked | CandorError:
         """The issuer and the identifiers, if the order is ready and everything checks out; else the refusal
         (raised by :meth:`_begin`, which makes a claimed order invalid)."""
         if order.status != "ready":
             return CandorError(ErrorKind.CONFLICT, f"order {order.id} is not ready for finalization ({order.status})")
         try:
-            issuer = self.issuers.for_order(session, order, now=now, with_ct=self.sct_source is not None)
-            return issuer, self._check_request(session, order, parsed, issuer, now=now)
+            issuer = self.issuers.for_order(connection, order, now=now, with_ct=self.sct_source is not None)
+            identifiers = self._check_request(connection, order, parsed, issuer, now=now)
+            return _Checked(issuer, identifiers)
         except CandorError as exc:
             return exc
 
@@ -179,7 +191,7 @@ class Signer:
         self,
         order: OrderFacts,
         parsed: ParsedCsr,
-        checked: tuple[IssuerContext, tuple[Identifier, ...]] | CandorError,
+        checked: _Checked | CandorError,
         *,
         now: datetime,
     ) -> Progress:
@@ -190,12 +202,12 @@ class Signer:
         try:
             if isinstance(checked, CandorError):
                 raise checked
-            issuer, identifiers = checked
+            issuer = checked.issuer
             for attempt in range(1, SERIAL_ATTEMPTS + 1):
                 serial = random_serial()
-                token = self._intent_token(order, parsed, identifiers, issuer, serial=serial, now=now)
+                token = self._intent_token(order, parsed, checked.identifiers, issuer, serial=serial, now=now)
                 try:
-                    return self._store_intent(order, parsed, issuer, token, serial, now=now)
+                    return self._store_intent(order, parsed, checked, token, serial, now=now)
                 except _SerialTaken:  # with 128 random bits, a broken RNG more than bad luck: audited below
                     log.warning("serial collision under issuer %s (attempt %d); drawing again", issuer.name, attempt)
             raise CandorError(
@@ -209,13 +221,24 @@ class Signer:
             raise
 
     def _check_request(
-        self, session: Session, order: OrderFacts, parsed: ParsedCsr, issuer: IssuerContext, *, now: datetime
+        self,
+        connection: Connection,
+        order: OrderFacts,
+        parsed: ParsedCsr,
+        issuer: IssuerContext,
+        *,
+        now: datetime,
+        key_checked: bool = False,
     ) -> tuple[Identifier, ...]:
-        """Everything legitimacy rests on, read from storage, whatever the caller already checked."""
+        """Everything legitimacy rests on, read from storage, whatever the caller already checked. With
+        *key_checked* (the claim's second pass) the key's own checks (BR 6.1.5, 6.1.6, weak keys), which depend on
+        nothing stored or dated, are not run again: only the blocked-key list is read again."""
         if {(i.type, i.value) for i in parsed.identifiers} != set(orders.decode_identifiers(order.identifiers)):
             raise CandorError(ErrorKind.BAD_CSR, "RFC 8555 7.4: the request's names differ from the order's")
-        connection = session.connection()
-        check_subscriber_key(parsed.spki_der, is_blocked=lambda digest: issuance_sql.key_blocked(connection, digest))
+        if not key_checked:
+            check_subscriber_key(parsed.spki_der, is_blocked=partial(issuance_sql.key_blocked, connection))
+        elif issuance_sql.key_blocked(connection, hashlib.sha256(parsed.spki_der).hexdigest()):
+            raise blocked_key()
         identifiers = parsed.identifiers
         check_identifiers(identifiers, now=now, private=issuer.private)
         check_common_name(parsed.common_name, identifiers)
@@ -289,13 +312,14 @@ class Signer:
         self,
         order: OrderFacts,
         parsed: ParsedCsr,
-        issuer: IssuerContext,
+        checked: _Checked,
         token: signing.SigningToken,
         serial: int,
         *,
         now: datetime,
     ) -> Progress:
         serial_hex = serial_to_hex(serial)
+        issuer = checked.issuer
         with self.db.session() as session:
             connection = session.connection()
             if not issuance_sql.claim_order(connection, order.id, now=now):
@@ -305,8 +329,8 @@ class Signer:
             # re-checked at the moment of the claim, not at *now* (read before the lint and the wait for the write
             # lock): an authorization or a CAA check that expired meanwhile is refused (BR 3.2.2.8, 4.2.1)
             checked_at = max(now, self.clock.now())
-            self.issuers.for_order(session, order, now=checked_at, with_ct=self.sct_source is not None)
-            self._check_request(session, order, parsed, issuer, now=checked_at)
+            self.issuers.for_order(connection, order, now=checked_at, with_ct=self.sct_source is not None)
+            self._check_request(connection, order, parsed, issuer, now=checked_at, key_checked=True)
             serial_id = issuance_sql.reserve_serial(
                 connection, issuer_id=issuer.id, serial_hex=serial_hex, order_ref=str(order.id), created_at=now
             )

@@ -234,5 +234,10 @@ def check_subscriber_key(spki_der: bytes, *, is_blocked: Callable[[str], bool] =
         raise _refuse(_describe_algorithm(algorithm))
 
     if is_blocked(digest):
-        raise _refuse("BR 6.1.1.3(4)/(5): this public key is on the blocked-key list (compromised or known weak)")
+        raise blocked_key()
     return accepted
+
+
+def blocked_key() -> CandorError:
+    """The refusal of a key on the blocked-key list (for callers that look the SPKI's digest up themselves)."""
+    return _refuse("BR 6.1.1.3(4)/(5): this public key is on the blocked-key list (compromised or known weak)")

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, bindparam, insert, select
 from candor.ct.submit.loglist import LogList
 from candor.ct.submit.sct import SctError, parse_sct_list
 from candor.errors import CandorError, ErrorKind
+from candor.storage import fastsql
 from candor.storage.models_ct_submit import CtSubmission
 
 UNLISTED = "a log not in the log list"
@@ -43,7 +44,7 @@ def queue_owed(
 ) -> int:
     """Insert a pending row for each of *log_ids* the serial has none for yet (UNIQUE(serial_id, log_id)); how
     many were added."""
-    existing = set(connection.execute(_OWED_BY_SERIAL, {"b_serial": serial_id}).scalars())
+    existing = set(fastsql.run(connection, _OWED_BY_SERIAL, {"b_serial": serial_id}).scalars())
     sha256 = hashlib.sha256(certificate_der).hexdigest()
     rows = []
     for log_id in dict.fromkeys(log_ids):
@@ -59,7 +60,7 @@ def queue_owed(
             }
         )  # fmt: skip
     if rows:
-        connection.execute(_INSERT, rows)
+        fastsql.run(connection, _INSERT, rows)
     return len(rows)
 
 
