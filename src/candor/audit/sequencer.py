@@ -4,7 +4,17 @@ Writers append an event to ``audit_pending`` in their own transaction, with the 
 without the chain's lock (see :class:`candor.audit.AuditLog`). :func:`chain_pending` takes the lock (a
 PostgreSQL advisory lock; SQLite's write lock), re-checks each pending event's content hash, gives it the next
 ``seq`` and ``prev_hash``, computes its chain hash exactly as :func:`candor.audit.event_hash` always has,
-inserts it into ``audit_events`` and deletes it from ``audit_pending``, all in one transaction. Events are
+inserts it into ``audit_events`` and deletes it from ``audit_pending``, all in one transaction.
+
+:func:`chain_all_pending` (the sequencer's pass) does the same work with the lock held only for the writes: it
+reads the chain head and a batch of pending events in a read-only transaction (no lock), re-checks the content
+hashes and computes the chain hashes there, then, holding the lock, stores the batch only if nothing it read has
+changed: the head is the same ``(seq, hash)`` (nobody chained meanwhile), and every pending row it chains is
+still there with the very values it checked (the ``DELETE`` names each row by all its columns, and must remove
+them all). Otherwise the transaction is rolled back, nothing of the batch stored, and :func:`chain_pending` runs
+as before, re-reading and re-checking everything under the lock; so does a batch in which an event failed its
+check, so that the refusal is made on what the lock holder sees. On SQLite the computation was most of the
+lock's hold (a certificate's DER, in hex, in two events of every order). Events are
 chained in the order of their append ids among those committed when the chainer looks, so an event whose
 transaction commits late is chained after events appended after it: the chain's order is the order in which
 events became durable and visible, close to commit order, and every chained event is as tamper-evident as
@@ -62,10 +72,20 @@ class ChainRun:
 
 # Built once (a pass runs five times a second in candor serve).
 _PENDING = select(*_PENDING_COLUMNS).order_by(AuditPending.id).limit(bindparam("b_limit"))
-_ANY_PENDING = select(AuditPending.id).limit(1)
 _HEAD = select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
 _CHAIN = insert(AuditEvent)
 _UNPEND = delete(AuditPending).where(AuditPending.id.in_(bindparam("b_ids", expanding=True)))
+# One pending row, only if it still holds exactly what was checked (run for each row of a batch: executemany).
+_UNPEND_UNCHANGED = delete(AuditPending).where(
+    AuditPending.id == bindparam("b_id"),
+    AuditPending.occurred_at == bindparam("b_occurred_at"),
+    AuditPending.actor == bindparam("b_actor"),
+    AuditPending.action == bindparam("b_action"),
+    AuditPending.subject == bindparam("b_subject"),
+    AuditPending.outcome == bindparam("b_outcome"),
+    AuditPending.details == bindparam("b_details"),
+    AuditPending.content_hash == bindparam("b_content_hash"),
+)
 
 
 def lock_chain(connection: Connection) -> None:
@@ -80,11 +100,28 @@ def chain_pending(connection: Connection, *, limit: int = CHAIN_BATCH) -> ChainR
     ``ErrorKind.CONFLICT``; the caller's transaction must then roll back."""
     lock_chain(connection)
     rows = fastsql.run(connection, _PENDING, {"b_limit": limit}).all()
-    run = ChainRun(full=len(rows) == limit)
     if not rows:
-        return run
+        return ChainRun()
+    run = _linked(rows, _head(connection), full=len(rows) == limit)
+    if run.chained:
+        fastsql.run(connection, _CHAIN, list(run.chained.values()))
+        removed = connection.execute(_UNPEND, {"b_ids": list(run.chained)})
+        if removed.rowcount != len(run.chained):
+            raise CandorError(ErrorKind.CONFLICT, "pending audit events were chained by another writer; retry")
+    return run
+
+
+def _head(connection: Connection) -> tuple[int, str]:
+    """The chain's last ``(seq, hash)``; ``(0, GENESIS)`` while it is empty."""
     head = fastsql.run(connection, _HEAD).one_or_none()
-    seq, prev_hash = (head[0], head[1]) if head is not None else (0, GENESIS)
+    return (head[0], head[1]) if head is not None else (0, GENESIS)
+
+
+def _linked(rows: list[Any], head: tuple[int, str], *, full: bool) -> ChainRun:
+    """*rows* (pending events, in append order) linked after *head*: their ``audit_events`` values, up to the first
+    one whose contents no longer match its content hash (then refused, and not full)."""
+    run = ChainRun(full=full)
+    seq, prev_hash = head
     for row in rows:
         details = _intact_details(row)
         if details is None:
@@ -107,11 +144,6 @@ def chain_pending(connection: Connection, *, limit: int = CHAIN_BATCH) -> ChainR
         }
         values["hash"] = prev_hash = event_hash(**{**values, "details": details})
         run.chained[row.id] = values
-    if run.chained:
-        fastsql.run(connection, _CHAIN, list(run.chained.values()))
-        removed = connection.execute(_UNPEND, {"b_ids": list(run.chained)})
-        if removed.rowcount != len(run.chained):
-            raise CandorError(ErrorKind.CONFLICT, "pending audit events were chained by another writer; retry")
     return run
 
 
@@ -132,19 +164,60 @@ def _intact_details(row: Any) -> dict[str, Any] | None:
 
 def chain_all_pending(db: Database) -> int:
     """Chain every pending event, one transaction per batch; the number chained. A pending event whose contents
-    were changed stops the chain there: ``ErrorKind.INTEGRITY``."""
-    with db.reader() as connection:  # no write transaction (SQLite: the one write lock) when nothing waits
-        if fastsql.run(connection, _ANY_PENDING).first() is None:
-            return 0
+    were changed stops the chain there: ``ErrorKind.INTEGRITY``. Each batch is checked and linked before the
+    write transaction, which only stores it (see the module's docstring)."""
     total = 0
     while True:
-        with db.connection() as connection:
-            run = chain_pending(connection)
+        # no write transaction (SQLite: the one write lock) for the reads, nor when nothing waits
+        with db.reader() as connection:
+            head = _head(connection)  # before the rows: if it is unchanged at the write, none of them was chained
+            rows = fastsql.run(connection, _PENDING, {"b_limit": CHAIN_BATCH}).all()
+        if not rows:
+            return total
+        run = _linked(rows, head, full=len(rows) == CHAIN_BATCH)
+        done = False
+        if run.refused is None:
+            try:
+                with db.connection() as connection:
+                    if not _store_unchanged(connection, head, rows, run):
+                        run = chain_pending(connection)  # the head moved: link what is pending now, under the lock
+                done = True
+            except _Changed:  # rolled back: nothing of the batch was stored
+                pass
+        if not done:  # a refusal is made, and a changed batch linked again, by the lock holder on what it reads
+            with db.connection() as connection:
+                run = chain_pending(connection)
         total += len(run.chained)
         if run.refused is not None:
             raise CandorError(ErrorKind.INTEGRITY, f"audit log: {run.refused}")
         if not run.full:
             return total
+
+
+class _Changed(Exception):
+    """A pending row of a batch linked outside the lock was changed or removed before the write: roll back."""
+
+
+def _store_unchanged(connection: Connection, head: tuple[int, str], rows: list[Any], run: ChainRun) -> bool:
+    """Store *run* (*rows* linked after *head*, outside the lock) if the chain's head is still *head*: False,
+    nothing written, if it moved; :class:`_Changed` if a row was changed or removed meanwhile (the caller's
+    transaction must roll back: the rows before it were deleted)."""
+    lock_chain(connection)
+    if _head(connection) != head:
+        return False
+    unpend = [
+        {
+            "b_id": row.id, "b_occurred_at": row.occurred_at, "b_actor": row.actor, "b_action": row.action,
+            "b_subject": row.subject, "b_outcome": row.outcome, "b_details": row.details,
+            "b_content_hash": row.content_hash,
+        }
+        for row in rows
+        if row.id in run.chained
+    ]  # fmt: skip
+    if fastsql.run(connection, _UNPEND_UNCHANGED, unpend).rowcount != len(unpend):
+        raise _Changed
+    fastsql.run(connection, _CHAIN, list(run.chained.values()))
+    return True
 
 
 class AuditSequencer:
