@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -40,10 +41,10 @@ def pending(db: Database) -> Database:
     return db
 
 
-def _between_read_and_write(db: Database, monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> None:
+def _between_read_and_write(db: Database, monkeypatch: pytest.MonkeyPatch, change: Callable[[], object]) -> None:
     """Run *change* once, after the pass has read and linked its batch and before its write transaction."""
     original = db.connection
-    changed = []
+    changed: list[bool] = []
 
     @contextmanager
     def connection() -> Iterator[Connection]:
@@ -122,7 +123,7 @@ def test_a_head_moved_by_an_event_outside_the_batch_is_linked_after(
     the new head, not onto the head it read (which would take the same seq and prev_hash: a fork)."""
 
     def extend_chain() -> None:
-        values = {
+        values: dict[str, Any] = {
             "seq": 1, "occurred_at": START, "actor": "operator", "action": "revoke", "subject": "other",
             "outcome": "success", "details": "{}", "prev_hash": GENESIS,
         }  # fmt: skip

@@ -1,7 +1,10 @@
 """The append-only, hash-chained audit log (BR 5.4.1) and its verifier.
 
 :meth:`AuditLog.record` appends in the caller's transaction, so an event commits or rolls back together
-with the change it describes. Events form one chain: event *n* stores the hash of event *n - 1*.
+with the change it describes. Events form one chain: event *n* stores the hash of event *n - 1*. A caller that
+holds a write lock while it appends (SQLite's one writer) can do the work on the event's contents before taking
+it: :meth:`AuditLog.prepare` checks, serialises and hashes them (a :class:`PreparedEvent`), and
+:meth:`AuditLog.append` only inserts it, in the transaction.
 
 An event is first appended to ``audit_pending`` with the SHA-256 of its contents, which takes no lock beyond
 the insert. It is then chained (given its ``seq`` and ``prev_hash``, and its hash computed) by
@@ -23,14 +26,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
-from sqlalchemy import Row, func, insert, select
+from sqlalchemy import Connection, Row, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from candor.audit.chain import GENESIS, canonical_details, content_hash, event_hash
-from candor.audit.sequencer import AUDIT_LOCK_KEY, chain_pending
+from candor.audit.sequencer import AUDIT_LOCK_KEY, ChainRun, chain_pending
 from candor.clock import Clock, ensure_utc
 from candor.errors import CandorError, ErrorKind
 from candor.storage import fastsql
@@ -38,7 +41,7 @@ from candor.storage.database import AUDIT_SEQUENCED
 from candor.storage.dberrors import conflict_from
 from candor.storage.models import AUDIT_OUTCOMES, AuditEvent, AuditPending
 
-__all__ = ["AUDIT_LOCK_KEY", "AuditLog", "ChainReport", "verify_chain"]
+__all__ = ["AUDIT_LOCK_KEY", "AuditLog", "ChainReport", "PreparedEvent", "verify_chain"]
 _APPEND = insert(AuditPending)  # built once: building it cost more than executing it, eight times an order
 _APPEND_RETURNING = insert(AuditPending).returning(AuditPending.id)
 _LIMITS = {"actor": 128, "action": 64, "subject": 512}
@@ -54,6 +57,34 @@ def _check_text(field: str, value: object) -> str:
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise CandorError(ErrorKind.INTERNAL, f"audit {field} must not contain control characters")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """An audit event made by :meth:`AuditLog.prepare`: its fields checked, its details in their stored canonical
+    JSON form and its content hash computed, so that :meth:`AuditLog.append` only inserts it. Immutable (the
+    details are kept as text: changing the dict they were made from changes nothing). Make it with
+    :meth:`AuditLog.prepare` only: the sequencer re-checks the hash, and an event that fails stops the chain."""
+
+    occurred_at: datetime
+    actor: str
+    action: str
+    subject: str
+    outcome: str
+    details: str  # canonical JSON (candor.audit.chain.canonical_details)
+    content_hash: str
+
+    def values(self) -> dict[str, Any]:
+        """The ``audit_pending`` row."""
+        return {
+            "occurred_at": self.occurred_at,
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "outcome": self.outcome,
+            "details": self.details,
+            "content_hash": self.content_hash,
+        }
 
 
 class AuditLog:
@@ -72,13 +103,21 @@ class AuditLog:
         outcome: str,
         details: dict[str, Any],
     ) -> AuditEvent | None:
-        """Append one event within *session*'s transaction (flushed, not committed).
+        """Append one event within *session*'s transaction (flushed, not committed): :meth:`prepare` then
+        :meth:`append`.
 
         Returns the chained event, or None when the event is left for the deployment's sequencer (a session of
         a ``Database.audit_sequenced`` database). *outcome* is "success", "failure" or "info"; *details* is a
         JSON object of str, int, float, bool, None, list and dict (string keys) values, and must not contain
         secrets.
         """
+        prepared = self.prepare(actor=actor, action=action, subject=subject, outcome=outcome, details=details)
+        return self.append(session, prepared)
+
+    def prepare(self, *, actor: str, action: str, subject: str, outcome: str, details: dict[str, Any]) -> PreparedEvent:
+        """Check, serialise and hash one event, stamped with the clock's time now, outside any transaction: what
+        :meth:`record` does before it inserts, for a caller that appends it later, holding a write lock (the
+        same arguments and the same refusals, ``ErrorKind.INTERNAL``). Its time is the time of this call."""
         if outcome not in AUDIT_OUTCOMES:
             raise CandorError(
                 ErrorKind.INTERNAL, f"audit outcome {outcome!r} is not one of {', '.join(AUDIT_OUTCOMES)}"
@@ -88,27 +127,48 @@ class AuditLog:
             _check_text(n, v) for n, v in (("actor", actor), ("action", action), ("subject", subject))
         )
         occurred_at = ensure_utc(self._clock.now())
-        values = {
-            "occurred_at": occurred_at,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "outcome": outcome,
-            "details": stored_details,
-        }
-        values["content_hash"] = content_hash(**{**values, "details": json.loads(stored_details)})
-        # Core statements on the session's connection: the same transaction, without a unit-of-work flush per
+        digest = content_hash(
+            occurred_at=occurred_at, actor=actor, action=action, subject=subject, outcome=outcome,
+            details=json.loads(stored_details),  # what the sequencer checks: the stored text, read back
+        )  # fmt: skip
+        return PreparedEvent(occurred_at, actor, action, subject, outcome, stored_details, digest)
+
+    @overload
+    def append(
+        self, target: Session, prepared: PreparedEvent, *, sequenced: bool | None = None
+    ) -> AuditEvent | None: ...
+
+    @overload
+    def append(self, target: Connection, prepared: PreparedEvent, *, sequenced: bool) -> AuditEvent | None: ...
+
+    def append(
+        self, target: Session | Connection, prepared: PreparedEvent, *, sequenced: bool | None = None
+    ) -> AuditEvent | None:
+        """Append *prepared* within *target*'s transaction (a session's, flushed, not committed; or a Core
+        connection's, e.g. ``Database.connection()``), as :meth:`record` does.
+
+        *sequenced*: whether the deployment's sequencer chains the event later (then it is only inserted and None
+        is returned) or it is chained at once, under the chain's lock, and returned. A session knows (its
+        database's ``audit_sequenced``); for a connection, pass the database's ``audit_sequenced``. A prepared
+        event is appended once: again only in a retry of a transaction that rolled back."""
+        if sequenced is None:
+            if not isinstance(target, Session):
+                raise CandorError(ErrorKind.INTERNAL, "appending on a connection: say whether it is sequenced")
+            sequenced = bool(target.info.get(AUDIT_SEQUENCED))
+        values = prepared.values()
+        # Core statements on the transaction's connection: the same transaction, without a unit-of-work flush per
         # event (an order writes seven events; bench/acme.py measured the ORM path at a tenth of the server).
-        if session.info.get(AUDIT_SEQUENCED):
-            fastsql.run(session.connection(), _APPEND, values)  # no unique key: nothing to conflict on
+        if sequenced:
+            connection = target.connection() if isinstance(target, Session) else target
+            fastsql.run(connection, _APPEND, values)  # no unique key: nothing to conflict on
             return None
         try:
-            with session.begin_nested():  # its SAVEPOINT is emitted when the connection is asked for inside it
-                connection = session.connection()
-                appended = connection.execute(_APPEND_RETURNING, values).scalar_one()
-                run = chain_pending(connection)
-                while appended not in run.chained and run.full:
-                    run = chain_pending(connection)
+            if isinstance(target, Session):
+                with target.begin_nested():  # its SAVEPOINT is emitted when the connection is asked for inside it
+                    appended, run = _append_and_chain(target.connection(), values)
+            else:
+                with target.begin_nested():
+                    appended, run = _append_and_chain(target, values)
         except IntegrityError as exc:
             error = conflict_from(exc)
             if error.kind is ErrorKind.CONFLICT:
@@ -119,6 +179,15 @@ class AuditLog:
         if appended not in run.chained:
             raise CandorError(ErrorKind.INTEGRITY, f"audit log: {run.refused}")
         return AuditEvent(**run.chained[appended])  # what was stored, for the caller; not added to the session
+
+
+def _append_and_chain(connection: Connection, values: dict[str, Any]) -> tuple[int, ChainRun]:
+    """Append one event and chain what is pending up to it, under the chain's lock: its append id and the run."""
+    appended: int = connection.execute(_APPEND_RETURNING, values).scalar_one()
+    run = chain_pending(connection)
+    while appended not in run.chained and run.full:
+        run = chain_pending(connection)
+    return appended, run
 
 
 @dataclass(frozen=True)
