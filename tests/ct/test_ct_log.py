@@ -75,6 +75,25 @@ def test_resubmission_returns_the_same_sct_and_adds_nothing(
     assert ct_log.integrate().tree_size == 1
 
 
+@pytest.mark.parametrize("count", [3, 20])  # a few: one statement each; many: IN lists
+def test_a_batch_of_stored_submissions_gets_their_stored_scts(
+    ct_log: CtLog, db: Database, pki: Pki, serial: Serial, clock: FakeClock, count: int
+) -> None:
+    submissions = [
+        ct_log.check([precertificate(pki.issuer, serial()), pki.issuer.der], precertificate=True) for _ in range(count)
+    ]
+    with db.connection() as connection:
+        first, known = ct_log.append(connection, submissions)
+    ct_log.stored(first, known)
+    clock.advance(timedelta(seconds=5))
+    fresh = ct_log.check([precertificate(pki.issuer, serial()), pki.issuer.der], precertificate=True)
+    with db.connection() as connection:
+        again, _ = ct_log.append(connection, [*reversed(submissions), fresh])
+    assert again[:count] == list(reversed(first))
+    assert again[count].leaf_index == count and again[count].timestamp > first[0].timestamp
+    assert ct_log.integrate().tree_size == count + 1
+
+
 def test_identical_submissions_in_one_batch_share_one_entry(ct_log: CtLog, pki: Pki, serial: Serial) -> None:
     submission = ct_log.check([precertificate(pki.issuer, serial()), pki.issuer.der], precertificate=True)
     futures = [ct_log.submit(submission) for _ in range(5)]

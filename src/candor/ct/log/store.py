@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,7 +21,7 @@ from candor.ct.log import tls
 from candor.ct.log.chain import Submission, fingerprint
 from candor.ct.log.merkle import leaf_hash
 from candor.ct.log.signer import SignedTreeHead
-from candor.storage import Database, key_by_label
+from candor.storage import Database, fastsql, key_by_label
 from candor.storage.models_ct import CtEntry, CtIssuer, CtLog, CtTile, CtTreeHead
 
 ENTRIES = cast(Table, CtEntry.__table__)
@@ -102,15 +102,12 @@ def append_batch(
     lock is held, never goes back as the indexes go up."""
     # one writer at a time per log, across processes (FOR UPDATE on PostgreSQL; SQLite's write lock)
     size_query = _SIZE_FOR_UPDATE if connection.dialect.name == "postgresql" else _SIZE
-    size = connection.execute(size_query, {"b_log": log}).scalar_one()
+    size = fastsql.run(connection, size_query, {"b_log": log}).scalar_one()
     timestamp = now_ms()
     found: dict[bytes, Logged] = {}
-    identities = list({s.identity for s in submissions})
-    for start in range(0, len(identities), _IN_CHUNK):
-        rows = connection.execute(_STORED, {"b_log": log, "b_identities": identities[start : start + _IN_CHUNK]})
-        for identity, index, ts, leaf_input, signature in rows:
-            extensions = tls.parse_merkle_tree_leaf(leaf_input).extensions
-            found[identity] = Logged(index, ts, extensions, signature)
+    for identity, index, ts, leaf_input, signature in _stored(connection, log, list({s.identity for s in submissions})):
+        extensions = tls.parse_merkle_tree_leaf(leaf_input).extensions
+        found[identity] = Logged(index, ts, extensions, signature)
     new_rows: list[dict[str, object]] = []
     new_issuers: dict[bytes, bytes] = {}
     for submission in submissions:
@@ -142,8 +139,8 @@ def append_batch(
     if new_issuers:
         _insert_ignoring_duplicates(connection, [{"fingerprint": k, "der": v} for k, v in new_issuers.items()])
     if new_rows:
-        connection.execute(_INSERT_ENTRY, new_rows)
-        connection.execute(_SET_SIZE, {"b_log": log, "size": size + len(new_rows)})
+        fastsql.run(connection, _INSERT_ENTRY, new_rows)
+        fastsql.run(connection, _SET_SIZE, {"b_log": log, "size": size + len(new_rows)})
     known_issuers.update(new_issuers)
     return [found[s.identity] for s in submissions]
 
@@ -156,8 +153,23 @@ _STORED = select(
 ).where(
     ENTRIES.c.ct_log_id == bindparam("b_log"), ENTRIES.c.identity_hash.in_(bindparam("b_identities", expanding=True))
 )
+_STORED_ONE = select(
+    ENTRIES.c.identity_hash, ENTRIES.c.leaf_index, ENTRIES.c.timestamp, ENTRIES.c.leaf_input, ENTRIES.c.sct_signature
+).where(ENTRIES.c.ct_log_id == bindparam("b_log"), ENTRIES.c.identity_hash == bindparam("b_identity"))
+_FEW = 8  # up to this many identities, one built statement each (fastsql) instead of an expanding IN
 _INSERT_ENTRY = insert(ENTRIES)
 _SET_SIZE = update(LOGS).where(LOGS.c.id == bindparam("b_log"))
+
+
+def _stored(connection: Connection, log: int, identities: list[bytes]) -> list[Any]:
+    """The stored rows (identity, index, timestamp, leaf input, signature) of those of *identities* the log has."""
+    if len(identities) <= _FEW:  # a batch is mostly one or two submissions
+        rows = (fastsql.run(connection, _STORED_ONE, {"b_log": log, "b_identity": i}).first() for i in identities)
+        return [row for row in rows if row is not None]
+    found: list[Any] = []
+    for start in range(0, len(identities), _IN_CHUNK):
+        found += connection.execute(_STORED, {"b_log": log, "b_identities": identities[start : start + _IN_CHUNK]})
+    return found
 
 
 def _insert_ignoring_duplicates(connection: Connection, rows: list[dict[str, object]]) -> None:
