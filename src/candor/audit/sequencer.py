@@ -176,10 +176,12 @@ def chain_all_pending(db: Database) -> int:
             return total
         run = _linked(rows, head, full=len(rows) == CHAIN_BATCH)
         done = False
-        if run.refused is None:
+        if run.refused is None:  # every row linked: its statements' parameters too are made before the lock
+            unpend = fastsql.bind(db.engine.dialect, _UNPEND_UNCHANGED, [_as_checked(row) for row in rows])
+            chain = fastsql.bind(db.engine.dialect, _CHAIN, list(run.chained.values()))
             try:
                 with db.connection() as connection:
-                    if not _store_unchanged(connection, head, rows, run):
+                    if not _store_unchanged(connection, head, unpend, chain, len(rows)):
                         run = chain_pending(connection)  # the head moved: link what is pending now, under the lock
                 done = True
             except _Changed:  # rolled back: nothing of the batch was stored
@@ -198,25 +200,28 @@ class _Changed(Exception):
     """A pending row of a batch linked outside the lock was changed or removed before the write: roll back."""
 
 
-def _store_unchanged(connection: Connection, head: tuple[int, str], rows: list[Any], run: ChainRun) -> bool:
-    """Store *run* (*rows* linked after *head*, outside the lock) if the chain's head is still *head*: False,
-    nothing written, if it moved; :class:`_Changed` if a row was changed or removed meanwhile (the caller's
-    transaction must roll back: the rows before it were deleted)."""
+def _as_checked(row: Any) -> dict[str, Any]:
+    """The parameters of :data:`_UNPEND_UNCHANGED` for a pending row as it was read and checked."""
+    return {
+        "b_id": row.id, "b_occurred_at": row.occurred_at, "b_actor": row.actor, "b_action": row.action,
+        "b_subject": row.subject, "b_outcome": row.outcome, "b_details": row.details,
+        "b_content_hash": row.content_hash,
+    }  # fmt: skip
+
+
+def _store_unchanged(
+    connection: Connection, head: tuple[int, str], unpend: fastsql.Bound, chain: fastsql.Bound, count: int
+) -> bool:
+    """Store a batch of *count* events linked after *head* outside the lock (*chain*, their ``audit_events`` rows;
+    *unpend*, the deletion of their pending rows as checked) if the chain's head is still *head*: False, nothing
+    written, if it moved; :class:`_Changed` if a row was changed or removed meanwhile (the caller's transaction
+    must roll back: the rows before it were deleted)."""
     lock_chain(connection)
     if _head(connection) != head:
         return False
-    unpend = [
-        {
-            "b_id": row.id, "b_occurred_at": row.occurred_at, "b_actor": row.actor, "b_action": row.action,
-            "b_subject": row.subject, "b_outcome": row.outcome, "b_details": row.details,
-            "b_content_hash": row.content_hash,
-        }
-        for row in rows
-        if row.id in run.chained
-    ]  # fmt: skip
-    if fastsql.run(connection, _UNPEND_UNCHANGED, unpend).rowcount != len(unpend):
+    if fastsql.run_bound(connection, unpend).rowcount != count:
         raise _Changed
-    fastsql.run(connection, _CHAIN, list(run.chained.values()))
+    fastsql.run_bound(connection, chain)
     return True
 
 

@@ -15,6 +15,9 @@ errors become the same :class:`sqlalchemy.exc.DBAPIError` subclasses, so ``Integ
 SQLite the ``BEGIN IMMEDIATE`` or deferred ``BEGIN`` of :mod:`.database`): a connection not in a transaction is
 refused, as is anything :func:`run` cannot reproduce exactly, which then goes through ``Connection.execute``:
 expanding ``IN`` parameters, Python-side column defaults, escaped parameter names.
+
+:func:`bind` does the parameter half of :func:`run` ahead, for one dialect, and :func:`run_bound` the rest, in a
+transaction: for work done before taking a lock (SQLite's one writer) that the statement then runs under.
 """
 
 from __future__ import annotations
@@ -163,6 +166,64 @@ def run(connection: Connection, statement: ClauseElement, params: Params | Seque
         driver_params: Any = [plan.parameters(each) for each in params]
     else:
         driver_params = plan.parameters(first)
+    return _execute(connection, plan, driver_params, many)
+
+
+class Bound:
+    """*statement* with *params* already processed into its driver's parameters for one dialect (:func:`bind`);
+    :func:`run_bound` executes it. What *params* held at :func:`bind` is what runs."""
+
+    __slots__ = ("dialect_name", "driver_params", "many", "params", "plan", "statement")
+
+    def __init__(
+        self, statement: ClauseElement, params: Params | Sequence[Params] | None, dialect_name: str, plan: Any,
+        driver_params: Any, many: bool,
+    ) -> None:  # fmt: skip
+        self.statement, self.params, self.dialect_name = statement, params, dialect_name
+        self.plan, self.driver_params, self.many = plan, driver_params, many
+
+
+def bind(dialect: Dialect, statement: ClauseElement, params: Params | Sequence[Params] | None = None) -> Bound:
+    """What :func:`run` does to *params* before it executes (SQLAlchemy's compilation for *dialect*, its bind
+    processors), done now, e.g. before taking a lock; :func:`run_bound` then only executes."""
+    many = isinstance(params, Sequence)
+    first: Params = (params[0] if params else {}) if isinstance(params, Sequence) else (params or {})
+    plan = _plan(statement, dialect, frozenset(first), many)
+    driver_params: Any = None
+    if plan is not _NOT_FAST and not (many and plan.row_type is not None):
+        if isinstance(params, Sequence):
+            driver_params = [plan.parameters(each) for each in params]
+        else:
+            driver_params = plan.parameters(first)
+    return Bound(statement, params, dialect.name, plan, driver_params, many)
+
+
+FEW = 8  # up to this many values, :func:`rows_for_each` runs one built statement per value
+
+
+def rows_for_each(
+    connection: Connection, each: ClauseElement, many: ClauseElement, params: Params, name: str, values: Sequence[Any]
+) -> list[Any]:
+    """The rows *many* returns, whose bind parameter *name* is an expanding ``IN`` over *values*. Up to
+    :data:`FEW` values, *each* (the same statement with ``= :name``) runs once per value through :func:`run`, which
+    costs less than one expanding statement through ``Connection.execute`` (an ``IN`` list is rendered per call, so
+    it cannot run on the cursor). Rows come grouped by value, not in the order one ``IN`` would return them; a
+    value given twice gives its rows twice."""
+    if len(values) <= FEW:
+        return [row for value in values for row in run(connection, each, {**params, name: value})]
+    return list(connection.execute(cast(Executable, many), {**params, name: list(values)}))
+
+
+def run_bound(connection: Connection, bound: Bound) -> Any:
+    """Execute a :func:`bind` result in *connection*'s transaction, as :func:`run` would have (through
+    :func:`run` itself, binding again, if it was bound for another dialect or cannot run on the cursor)."""
+    if bound.driver_params is None or connection.dialect.name != bound.dialect_name or not connection.in_transaction():
+        return run(connection, bound.statement, bound.params)
+    return _execute(connection, bound.plan, bound.driver_params, bound.many)
+
+
+def _execute(connection: Connection, plan: _Plan, driver_params: Any, many: bool) -> Rows:
+    dialect = connection.dialect
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
