@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from candor.errors import CandorError, ErrorKind
@@ -161,12 +162,15 @@ def signature_parameters(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) ->
     """The signatureAlgorithm and a signing function for *key* (BR 7.1.3.2: P-256/SHA-256, P-384/SHA-384,
     RSA PKCS#1 v1.5 with SHA-256)."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
+        # The hash by hashlib and the key told it is prehashed: the same signature over the same SHA-256 (or -384)
+        # of the TBS, without cryptography's Python-side Hash object per call (3 of the 34 µs a P-256 signature took
+        # when pre-signing; the file keys and the PKCS#11 keys both take Prehashed)
         if key.curve.name == "secp256r1":
-            ecdsa256 = ec.ECDSA(hashes.SHA256())
-            return der.ECDSA_SHA256, lambda tbs: key.sign(tbs, ecdsa256)
+            ecdsa256, sha256_of = ec.ECDSA(Prehashed(hashes.SHA256())), hashlib.sha256
+            return der.ECDSA_SHA256, lambda tbs: key.sign(sha256_of(tbs).digest(), ecdsa256)
         if key.curve.name == "secp384r1":
-            ecdsa384 = ec.ECDSA(hashes.SHA384())
-            return der.ECDSA_SHA384, lambda tbs: key.sign(tbs, ecdsa384)
+            ecdsa384, sha384_of = ec.ECDSA(Prehashed(hashes.SHA384())), hashlib.sha384
+            return der.ECDSA_SHA384, lambda tbs: key.sign(sha384_of(tbs).digest(), ecdsa384)
         raise CandorError(ErrorKind.POLICY, f"BR 7.1.3.2.2: no OCSP signing with curve {key.curve.name}")
     pkcs1 = padding.PKCS1v15()
     sha256 = hashes.SHA256()
