@@ -27,7 +27,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from candor.storage import Database
-from candor.storage.fastsql import Rows, run
+from candor.storage.fastsql import FEW, Rows, rows_for_each, run
 from candor.storage.types import UTCDateTime
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=UTC)
@@ -113,3 +113,19 @@ def test_what_it_cannot_reproduce_goes_through_connection_execute(store: Databas
     with store.engine.connect() as connection:  # not in a transaction yet: SQLAlchemy begins it as usual
         assert isinstance(run(connection, BY_NAME, {"b_name": "a"}), CursorResult)
         connection.rollback()
+
+
+NAME_IS = select(things.c.name).where(things.c.name == bindparam("b_names"))
+
+
+@pytest.mark.parametrize("count", [0, 1, FEW, FEW + 1, 30])
+def test_rows_for_each_value_are_the_in_lists_rows(store: Database, count: int) -> None:
+    with store.connection() as connection:
+        run(connection, INSERT_PLAIN, [_row(f"n{i:02d}") for i in range(0, 40, 2)])  # the even ones exist
+    wanted = [f"n{i:02d}" for i in range(count)]
+    with store.reader() as connection:
+        rows = rows_for_each(connection, NAME_IS, NAMES_IN, {}, "b_names", wanted)
+        found = sorted(row.name for row in rows)
+        assert found == [name for name in wanted if int(name[1:]) % 2 == 0]
+        if wanted:
+            assert found == list(connection.execute(NAMES_IN, {"b_names": wanted}).scalars())

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Row, bindparam, insert, select
 
-from candor.storage.fastsql import run
+from candor.storage.fastsql import rows_for_each, run
 from candor.storage.models_acme import Challenge, OrderAuthorization
 from candor.storage.models_issuance import Authorization, Order
 from candor.storage.orders import IdentifierPair, encode_identifiers
@@ -76,18 +76,17 @@ def reusable_authorizations(
 ) -> Sequence[Row[int, str, bool, datetime, datetime | None, str | None]]:
     """The account's valid authorizations for any of *values*: (id, value, wildcard, expires_at, validated_at,
     method); the caller checks the times and the method."""
-    return connection.execute(_REUSABLE, {"b_account": account_id, "b_values": sorted(set(values))}).all()
+    wanted = sorted(set(values))
+    return rows_for_each(connection, _REUSABLE_ONE, _REUSABLE, {"b_account": account_id}, "b_values", wanted)
 
 
 _INSERT_ORDER = insert(Order).returning(Order.id)
 _INSERT_AUTHORIZATION = insert(Authorization).returning(Authorization.id)
 _INSERT_CHALLENGE = insert(Challenge)
 _INSERT_LINK = insert(OrderAuthorization)
-_REUSABLE = select(
+_REUSABLE_BASE = select(
     Authorization.id, Authorization.identifier_value, Authorization.wildcard, Authorization.expires_at,
     Authorization.validated_at, Authorization.method,
-).where(
-    Authorization.account_id == bindparam("b_account"),
-    Authorization.identifier_value.in_(bindparam("b_values", expanding=True)),
-    Authorization.status == "valid",
-)  # fmt: skip
+).where(Authorization.account_id == bindparam("b_account"), Authorization.status == "valid")  # fmt: skip
+_REUSABLE = _REUSABLE_BASE.where(Authorization.identifier_value.in_(bindparam("b_values", expanding=True)))
+_REUSABLE_ONE = _REUSABLE_BASE.where(Authorization.identifier_value == bindparam("b_values"))

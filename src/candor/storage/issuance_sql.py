@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from candor.errors import CandorError, ErrorKind
-from candor.storage.fastsql import run
+from candor.storage.fastsql import rows_for_each, run
 from candor.storage.models import CertificateRecord, Issuer, SerialRecord
 from candor.storage.models_issuance import Authorization, BlockedKey, Issuance, IssuedName, Order
 
@@ -78,17 +78,19 @@ def valid_authorizations(
     wanted = sorted(set(values))
     if not wanted:
         return []
-    return connection.execute(_VALID_AUTHORIZATIONS, {"b_account": account_id, "b_values": wanted}).all()
+    return rows_for_each(
+        connection, _VALID_AUTHORIZATION, _VALID_AUTHORIZATIONS, {"b_account": account_id}, "b_values", wanted
+    )
 
 
-_VALID_AUTHORIZATIONS = select(
+_AUTHORIZATION_FACTS = select(
     Authorization.id, Authorization.identifier_type, Authorization.identifier_value, Authorization.status,
     Authorization.method, Authorization.validated_at, Authorization.expires_at, Authorization.caa_checked_at,
-).where(
-    Authorization.account_id == bindparam("b_account"),
-    Authorization.identifier_value.in_(bindparam("b_values", expanding=True)),
-    Authorization.status == "valid",
-)  # fmt: skip
+).where(Authorization.account_id == bindparam("b_account"), Authorization.status == "valid")  # fmt: skip
+_VALID_AUTHORIZATIONS = _AUTHORIZATION_FACTS.where(
+    Authorization.identifier_value.in_(bindparam("b_values", expanding=True))
+)
+_VALID_AUTHORIZATION = _AUTHORIZATION_FACTS.where(Authorization.identifier_value == bindparam("b_values"))
 _BLOCKED = select(BlockedKey.spki_sha256).where(BlockedKey.spki_sha256 == bindparam("b_spki"))
 _ISSUER_STATE = select(Issuer.name, Issuer.kind, Issuer.status, Issuer.not_before, Issuer.not_after).where(
     Issuer.id == bindparam("b_id")

@@ -155,20 +155,17 @@ _STORED = select(
 )
 _STORED_ONE = select(
     ENTRIES.c.identity_hash, ENTRIES.c.leaf_index, ENTRIES.c.timestamp, ENTRIES.c.leaf_input, ENTRIES.c.sct_signature
-).where(ENTRIES.c.ct_log_id == bindparam("b_log"), ENTRIES.c.identity_hash == bindparam("b_identity"))
-_FEW = 8  # up to this many identities, one built statement each (fastsql) instead of an expanding IN
+).where(ENTRIES.c.ct_log_id == bindparam("b_log"), ENTRIES.c.identity_hash == bindparam("b_identities"))
 _INSERT_ENTRY = insert(ENTRIES)
 _SET_SIZE = update(LOGS).where(LOGS.c.id == bindparam("b_log"))
 
 
 def _stored(connection: Connection, log: int, identities: list[bytes]) -> list[Any]:
     """The stored rows (identity, index, timestamp, leaf input, signature) of those of *identities* the log has."""
-    if len(identities) <= _FEW:  # a batch is mostly one or two submissions
-        rows = (fastsql.run(connection, _STORED_ONE, {"b_log": log, "b_identity": i}).first() for i in identities)
-        return [row for row in rows if row is not None]
     found: list[Any] = []
     for start in range(0, len(identities), _IN_CHUNK):
-        found += connection.execute(_STORED, {"b_log": log, "b_identities": identities[start : start + _IN_CHUNK]})
+        chunk = identities[start : start + _IN_CHUNK]
+        found += fastsql.rows_for_each(connection, _STORED_ONE, _STORED, {"b_log": log}, "b_identities", chunk)
     return found
 
 
