@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from candor.audit import AuditLog, PreparedEvent, verify_chain
 from candor.audit import log as log_module
@@ -16,7 +17,7 @@ from candor.audit.chain import content_hash
 from candor.audit.sequencer import chain_all_pending
 from candor.clock import FakeClock
 from candor.errors import CandorError, ErrorKind
-from candor.storage import AuditEvent, Database
+from candor.storage import AuditEvent, Database, fastsql
 from candor.storage.models import AuditPending
 
 START = datetime(2026, 3, 1, 9, 0, 0, 500000, tzinfo=UTC)
@@ -46,12 +47,14 @@ def _verified(db: Database) -> None:
     assert report.pending == 0
 
 
-def test_prepare_then_append_stores_the_row_record_stores(db: Database) -> None:
+@pytest.mark.parametrize("bound", [False, True], ids=["unbound", "bound"])
+def test_prepare_then_append_stores_the_row_record_stores(db: Database, bound: bool) -> None:
     db.audit_sequenced = True
     log = AuditLog(FakeClock(START))
     with db.session() as session:
         assert log.record(session, **EVENT) is None
-    prepared = log.prepare(**EVENT)
+    prepared = log.prepare(**EVENT, dialect=db.engine.dialect if bound else None)
+    assert (prepared.bound is not None) is bound
     with db.session() as session:
         assert log.append(session, prepared) is None
     recorded, appended = _pending_rows(db)
@@ -77,6 +80,33 @@ def test_append_does_no_serialising_or_hashing(db: Database, monkeypatch: pytest
     with db.session() as session:
         assert AuditLog(FakeClock(START)).append(session, prepared) is None
     assert len(_pending_rows(db)) == 1
+
+
+def test_append_of_an_event_bound_for_the_dialect_only_executes(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    db.audit_sequenced = True
+    prepared = AuditLog(FakeClock(START)).prepare(**EVENT, dialect=db.engine.dialect)
+
+    def unbound(*_args: object) -> object:
+        raise AssertionError("parameters processed in the transaction")
+
+    monkeypatch.setattr(fastsql._Plan, "parameters", unbound)
+    with db.session() as session:
+        assert AuditLog(FakeClock(START)).append(session, prepared) is None
+    monkeypatch.undo()
+    assert len(_pending_rows(db)) == 1
+    assert chain_all_pending(db) == 1
+    _verified(db)
+
+
+def test_an_event_bound_for_another_dialect_is_appended_all_the_same(db: Database) -> None:
+    db.audit_sequenced = True
+    other = postgresql.dialect() if db.dialect == "sqlite" else sqlite.dialect()  # type: ignore[no-untyped-call]
+    prepared = AuditLog(FakeClock(START)).prepare(**EVENT, dialect=other)
+    with db.session() as session:
+        AuditLog(FakeClock(START)).append(session, prepared)
+    assert _pending_rows(db)[0][-1] == prepared.content_hash
+    assert chain_all_pending(db) == 1
+    _verified(db)
 
 
 def test_the_event_is_what_was_prepared(db: Database) -> None:

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import Connection, Row, func, insert, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -73,6 +74,8 @@ class PreparedEvent:
     outcome: str
     details: str  # canonical JSON (candor.audit.chain.canonical_details)
     content_hash: str
+    # its insert's parameters processed for one dialect (prepare's *dialect*), for the append of a sequenced one
+    bound: fastsql.Bound | None = field(default=None, repr=False, compare=False)
 
     def values(self) -> dict[str, Any]:
         """The ``audit_pending`` row."""
@@ -114,10 +117,22 @@ class AuditLog:
         prepared = self.prepare(actor=actor, action=action, subject=subject, outcome=outcome, details=details)
         return self.append(session, prepared)
 
-    def prepare(self, *, actor: str, action: str, subject: str, outcome: str, details: dict[str, Any]) -> PreparedEvent:
+    def prepare(
+        self,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        outcome: str,
+        details: dict[str, Any],
+        dialect: Dialect | None = None,
+    ) -> PreparedEvent:
         """Check, serialise and hash one event, stamped with the clock's time now, outside any transaction: what
         :meth:`record` does before it inserts, for a caller that appends it later, holding a write lock (the
-        same arguments and the same refusals, ``ErrorKind.INTERNAL``). Its time is the time of this call."""
+        same arguments and the same refusals, ``ErrorKind.INTERNAL``). Its time is the time of this call.
+
+        With *dialect* (the database's, ``db.engine.dialect``), the insert's parameters are processed now too
+        (:func:`candor.storage.fastsql.bind`), and the append of a sequenced event is the driver's execute alone."""
         if outcome not in AUDIT_OUTCOMES:
             raise CandorError(
                 ErrorKind.INTERNAL, f"audit outcome {outcome!r} is not one of {', '.join(AUDIT_OUTCOMES)}"
@@ -131,7 +146,10 @@ class AuditLog:
             occurred_at=occurred_at, actor=actor, action=action, subject=subject, outcome=outcome,
             details=json.loads(stored_details),  # what the sequencer checks: the stored text, read back
         )  # fmt: skip
-        return PreparedEvent(occurred_at, actor, action, subject, outcome, stored_details, digest)
+        prepared = PreparedEvent(occurred_at, actor, action, subject, outcome, stored_details, digest)
+        if dialect is None:
+            return prepared
+        return replace(prepared, bound=fastsql.bind(dialect, _APPEND, prepared.values()))
 
     @overload
     def append(
@@ -155,13 +173,17 @@ class AuditLog:
             if not isinstance(target, Session):
                 raise CandorError(ErrorKind.INTERNAL, "appending on a connection: say whether it is sequenced")
             sequenced = bool(target.info.get(AUDIT_SEQUENCED))
-        values = prepared.values()
         # Core statements on the transaction's connection: the same transaction, without a unit-of-work flush per
         # event (an order writes seven events; bench/acme.py measured the ORM path at a tenth of the server).
         if sequenced:
             connection = target.connection() if isinstance(target, Session) else target
-            fastsql.run(connection, _APPEND, values)  # no unique key: nothing to conflict on
+            # no unique key: nothing to conflict on
+            if prepared.bound is not None:
+                fastsql.run_bound(connection, prepared.bound)  # another dialect's: bound again (run_bound)
+            else:
+                fastsql.run(connection, _APPEND, prepared.values())
             return None
+        values = prepared.values()
         try:
             if isinstance(target, Session):
                 with target.begin_nested():  # its SAVEPOINT is emitted when the connection is asked for inside it
