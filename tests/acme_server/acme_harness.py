@@ -24,7 +24,7 @@ from issuing import CA, open_ca  # noqa: E402
 from validation_fakes import FakeWebServer, LoopbackPool, Route  # noqa: E402
 
 from candor.acme.app import acme_routes  # noqa: E402
-from candor.acme.nonces import NonceStore  # noqa: E402
+from candor.acme.nonces import nonce_store  # noqa: E402
 from candor.acme.service import AcmeService, AcmeSettings  # noqa: E402
 from candor.ra.limits import Limits  # noqa: E402
 from candor.validation import AddressPolicy, ChallengeValidator, StaticResolver  # noqa: E402
@@ -81,7 +81,7 @@ def acme_server(
         finalizer=ca.signer,
         validator=validator,
     )
-    nonces = NonceStore.beside(ca.db, ca.clock, group_commit=True)  # candor serve's: their own file on SQLite
+    nonces = nonce_store(ca.db, ca.clock)  # candor serve's: in shared memory on SQLite
     app = Starlette(routes=acme_routes(service, nonces))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -3,24 +3,27 @@ stops them all on SIGTERM, and gives up when workers die at start-up again and a
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
 import re
 import signal
 import socket
-import sqlite3
 import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from candor.server import workers
 from support import cli_issue, run_cli
@@ -207,46 +210,94 @@ def test_supervisor_gives_up_on_workers_that_die_at_start(monkeypatch: pytest.Mo
     assert time.monotonic() - started < 10
 
 
-def _new_nonce(served: Served, trust: Path) -> tuple[str, int | None]:
-    """A nonce from the ACME listener (HEAD new-nonce), and which worker gave it."""
+def _acme_connection(served: Served, trust: Path, owner: int | None = None) -> tuple[http.client.HTTPSConnection, int]:
+    """A connection to the ACME listener, and the worker that holds it: *owner*'s if given (the kernel chooses
+    a worker per connection: connect again until it is that one)."""
     context = ssl.create_default_context(cafile=str(trust))
-    connection = http.client.HTTPSConnection("127.0.0.1", served.acme_port, timeout=10, context=context)
+    for _ in range(200):
+        connection = http.client.HTTPSConnection("127.0.0.1", served.acme_port, timeout=10, context=context)
+        connection.connect()
+        assert connection.sock is not None
+        holder = _owner(connection.sock, served.workers())
+        if holder is not None and owner in (None, holder):
+            return connection, holder
+        connection.close()
+    raise AssertionError(f"no connection to worker {owner}")
+
+
+def _new_nonce(served: Served, trust: Path, owner: int | None = None) -> tuple[str, int]:
+    """A nonce from the ACME listener (HEAD new-nonce), and which worker gave it."""
+    connection, holder = _acme_connection(served, trust, owner)
     try:
         connection.request("HEAD", "/acme/new-nonce")
         response = connection.getresponse()
         response.read()
-        assert response.status == 200 and connection.sock is not None
-        return response.headers["Replay-Nonce"], _owner(connection.sock, served.workers())
+        assert response.status == 200
+        return response.headers["Replay-Nonce"], holder
     finally:
         connection.close()
 
 
-def _stored_nonces(path: Path) -> set[str]:
-    with closing(sqlite3.connect(path)) as connection:
-        return {value for (value,) in connection.execute("SELECT value FROM nonces")}
+_ACCOUNT_KEY = ec.generate_private_key(ec.SECP256R1())
 
 
-def test_serve_empties_the_nonce_file_when_it_starts_and_a_replaced_worker_does_not(home: Path) -> None:
-    """The nonces' own file beside the SQLite database (no fsync per commit: a power loss may undo deletions) is
-    emptied by `candor serve` before its workers start, so no nonce from before is accepted again; a worker the
-    supervisor replaces leaves the others' live nonces alone. The CA's own database holds no nonce."""
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _use_nonce(served: Served, trust: Path, nonce: str, owner: int) -> str:
+    """POST new-account (onlyReturnExisting: no account is made) with *nonce* to worker *owner*: the problem
+    type of the answer, which is badNonce only if the nonce was refused (RFC 8555 6.5)."""
+    numbers = _ACCOUNT_KEY.public_key().public_numbers()
+    jwk = {
+        "kty": "EC",
+        "crv": "P-256",
+        "x": _b64(numbers.x.to_bytes(32, "big")),
+        "y": _b64(numbers.y.to_bytes(32, "big")),
+    }
+    url = f"https://127.0.0.1:{served.acme_port}/acme/new-account"
+    protected = _b64(json.dumps({"alg": "ES256", "jwk": jwk, "nonce": nonce, "url": url}).encode())
+    payload = _b64(json.dumps({"onlyReturnExisting": True}).encode())
+    r, s = decode_dss_signature(_ACCOUNT_KEY.sign(f"{protected}.{payload}".encode(), ec.ECDSA(hashes.SHA256())))
+    body = {
+        "protected": protected,
+        "payload": payload,
+        "signature": _b64(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+    }
+    connection, _ = _acme_connection(served, trust, owner)
+    try:
+        connection.request("POST", "/acme/new-account", json.dumps(body), {"Content-Type": "application/jose+json"})
+        response = connection.getresponse()
+        problem: str = json.loads(response.read())["type"]
+        return problem.removeprefix("urn:ietf:params:acme:error:")
+    finally:
+        connection.close()
+
+
+def test_workers_share_their_nonces_a_replacement_too_and_a_restart_refuses_the_earlier_runs(home: Path) -> None:
+    """On SQLite the nonces are in memory that `candor serve` makes before its workers fork: a nonce one worker
+    issued is good once at the other (and then at neither), a worker the supervisor replaces shares them, and
+    after a restart (a new key) none of the earlier run's is accepted. Nothing is written beside the database."""
     trust = home / "public" / "issuers" / "root-x1.pem"
-    nonces = home / "candor.db.nonces"
     with serving(home) as served:
-        first = served.workers()
-        issued = {_new_nonce(served, trust)[0] for _ in range(8)}
-        assert issued <= _stored_nonces(nonces)
-        os.kill(first[1], signal.SIGKILL)
-        _wait_for(lambda: len(served.workers()) == 2 and first[1] not in served.workers(), "a replacement worker")
-        replacement = next(pid for pid in served.workers() if pid not in first)
-        for _ in range(200):  # until the replacement has built its ACME listener and answers
-            nonce, owner = _new_nonce(served, trust)
-            issued.add(nonce)
-            if owner == replacement:
-                break
-        assert owner == replacement
-        assert issued <= _stored_nonces(nonces)
-    assert _stored_nonces(home / "candor.db") == set()
+        first, second = served.workers()
+        for issuer, user in ((first, second), (second, first)):
+            nonce = _new_nonce(served, trust, issuer)[0]
+            assert _use_nonce(served, trust, nonce, user) == "accountDoesNotExist"
+            assert _use_nonce(served, trust, nonce, user) == "badNonce"
+            assert _use_nonce(served, trust, nonce, issuer) == "badNonce"
+        kept = _new_nonce(served, trust, first)[0]
+        old = _new_nonce(served, trust, first)[0]
+        os.kill(second, signal.SIGKILL)
+        _wait_for(lambda: len(served.workers()) == 2 and second not in served.workers(), "a replacement worker")
+        replacement = next(pid for pid in served.workers() if pid != first)
+        _wait_for(lambda: _health(served.port) == 200, "the replacement")
+        assert _use_nonce(served, trust, kept, replacement) == "accountDoesNotExist"
+        assert _use_nonce(served, trust, kept, first) == "badNonce"
+        nonce = _new_nonce(served, trust, replacement)[0]
+        assert _use_nonce(served, trust, nonce, first) == "accountDoesNotExist"
+    assert not list(home.glob("*.nonces"))
     with serving(home) as served:  # the first run was killed (SIGKILL): a crash
-        assert not issued & _stored_nonces(nonces)
-        assert _new_nonce(served, trust)[0] in _stored_nonces(nonces)
+        for worker in served.workers():
+            assert _use_nonce(served, trust, old, worker) == "badNonce"
+            assert _use_nonce(served, trust, _new_nonce(served, trust, worker)[0], worker) == "accountDoesNotExist"

@@ -19,14 +19,14 @@ from starlette.routing import BaseRoute, Match, Route
 
 from candor.acme.core import MAX_ID
 from candor.acme.jws import MAX_BODY_BYTES, verify_request
-from candor.acme.nonces import NonceStore
+from candor.acme.nonces import Nonces
 from candor.acme.problems import AcmeProblem, from_error
 from candor.acme.service import AcmeService, Reply
 
 JOSE = "application/jose+json"
 
 
-def acme_routes(service: AcmeService, nonces: NonceStore) -> list[BaseRoute]:
+def acme_routes(service: AcmeService, nonces: Nonces) -> list[BaseRoute]:
     base = service.settings.base
 
     def headers(extra: dict[str, str] | None = None, *, nonce: str | None = None) -> dict[str, str]:

@@ -17,7 +17,7 @@ from cryptography.x509 import CertificateSigningRequestBuilder, DNSName, IPAddre
 
 from candor.acme.app import acme_routes
 from candor.acme.eab import MIN_SECRET_CHARS
-from candor.acme.nonces import NonceStore
+from candor.acme.nonces import Nonces, nonce_store
 from candor.acme.service import AcmeService, AcmeSettings
 from candor.audit import AuditLog
 from candor.cli.context import Context
@@ -40,8 +40,11 @@ class ChainFinalizer(Protocol):
     def finalize(self, order_id: int, csr: bytes) -> IssuedChain: ...
 
 
-def acme_listener(context: Context, signer: ChainFinalizer, *, host: str) -> AcmeListener | None:
-    """The ACME listener of this serving process (``candor serve`` or one of its workers). Once its own
+def acme_listener(
+    context: Context, signer: ChainFinalizer, *, host: str, nonces: Nonces | None = None
+) -> AcmeListener | None:
+    """The ACME listener of this serving process (``candor serve`` or one of its workers), with *nonces* (those
+    :func:`shared_nonces` made before the workers forked) or, without, a store of its own. Once its own
     certificate is issued (in this process: ``candor serve`` with workers forks them only after), the signer
     lints in a helper process (:func:`candor.signing.lint_in_helper_process`, started at the first lint), so
     that pkilint's CPU runs beside the requests rather than under their interpreter lock."""
@@ -78,7 +81,7 @@ def acme_listener(context: Context, signer: ChainFinalizer, *, host: str) -> Acm
     certfile, keyfile, password = _listener_certificate(context) or _server_certificate(context, signer)
     lint_in_helper_process()
     return AcmeListener(
-        routes=acme_routes(service, NonceStore.beside(context.db, context.clock, group_commit=True)),
+        routes=acme_routes(service, nonces if nonces is not None else nonce_store(context.db, context.clock)),
         port=config.https_port,
         certfile=certfile,
         keyfile=keyfile,
@@ -87,19 +90,14 @@ def acme_listener(context: Context, signer: ChainFinalizer, *, host: str) -> Acm
     )
 
 
-def empty_nonces_at_start(context: Context) -> None:
-    """``candor serve``'s start-up, in the parent before any worker forks and never in a worker (a replaced one
-    must leave the others' nonces live): the nonces' own file is written without an fsync per commit, so an
-    operating-system crash or power loss may have undone deletions of used nonces; forgetting every nonce keeps
-    each accepted at most once (RFC 8555 6.5), and a client that presents an old one gets badNonce with a fresh
-    Replay-Nonce to retry with (RFC 8555 6.5, 7.2). See :mod:`candor.acme.nonces`."""
-    if not context.config.acme.enabled:
-        return
-    store = NonceStore.beside(context.db, context.clock)
-    try:
-        store.empty_at_start()
-    finally:
-        store.close()
+def shared_nonces(context: Context) -> Nonces | None:
+    """``candor serve``'s start-up, in the parent before any worker forks: on SQLite (one host) the nonces in
+    memory that every worker, a replaced one too, shares (:func:`candor.acme.nonces.nonce_store`); a nonce is
+    accepted at most once by any of them (RFC 8555 6.5), and none of an earlier run (a new key each start). On
+    PostgreSQL None: each worker keeps its nonces in the database, which other nodes share, as before."""
+    if not context.config.acme.enabled or context.db.dialect != "sqlite":
+        return None
+    return nonce_store(context.db, context.clock)
 
 
 class _HostsThenDns:

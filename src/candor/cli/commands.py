@@ -24,6 +24,7 @@ from candor.errors import CandorError, ErrorKind
 from candor.keys import KeyStores
 
 if TYPE_CHECKING:
+    from candor.acme.nonces import Nonces
     from candor.server import AcmeListener, Worker
 
 
@@ -134,7 +135,7 @@ def db_upgrade(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from candor.cli.acme_edge import acme_listener, empty_nonces_at_start
+    from candor.cli.acme_edge import acme_listener, shared_nonces
     from candor.cli.clock_edge import serving_clock
     from candor.cli.context import build_signer
     from candor.cli.crl_commands import crl_loop_task
@@ -159,8 +160,8 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             for note in signer.reconcile():
                 _say(f"reconciled: {note}")
             finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
-            empty_nonces_at_start(context)  # here, before the workers: never in a worker (a replacement)
-            acme = acme_listener(context, finalizer, host=host)
+            nonces = shared_nonces(context)  # here, before the workers fork: they share it
+            acme = acme_listener(context, finalizer, host=host, nonces=nonces)
             for settings, _ in own.logs:
                 _say(f"  CT log {settings.name}: {context.config.server.public_base_url}{settings.prefix}/ct/v1/")
             if list_path is not None:
@@ -189,7 +190,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                     ct.close()
                 own.close()  # the primary worker sequences the logs from now on; no thread crosses the fork
                 stores.close()  # each worker opens its own (PKCS#11 sessions do not survive a fork)
-                build = partial(_serve_worker, data_dir, environ, host=host, listener=acme)
+                build = partial(_serve_worker, data_dir, environ, host=host, listener=acme, nonces=nonces)
             if tsa.url is not None:
                 _say(f"  TSA (RFC 3161): POST application/timestamp-query to {tsa.url}")
             return run_server(
@@ -233,7 +234,13 @@ def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[],
 
 
 def _serve_worker(
-    data_dir: Path, environ: Mapping[str, str], primary: bool, *, host: str, listener: AcmeListener | None
+    data_dir: Path,
+    environ: Mapping[str, str],
+    primary: bool,
+    *,
+    host: str,
+    listener: AcmeListener | None,
+    nonces: Nonces | None,
 ) -> Worker:
     """One ``candor serve`` worker process's own database, key stores, signer and ACME service. The ACME
     listener presents the certificate the parent issued (or was given), handed over as an operator's listener
@@ -272,7 +279,7 @@ def _serve_worker(
             context, stores, sct_source=ct.submitter if ct is not None else None, clock_watch=clock.watch
         )
         finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
-        acme = acme_listener(context, finalizer, host=host)
+        acme = acme_listener(context, finalizer, host=host, nonces=nonces)
         responder = ocsp_edge.open_responder(context, stores, clock.watch)
         stack.callback(responder.close)
         background: tuple[Callable[[], Awaitable[None]], ...] = ()
