@@ -7,8 +7,11 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -24,7 +27,7 @@ from candor.lint.certificates import lint_certificate
 from candor.policy.algorithms import KeyAlgorithm
 from candor.profiles import precertificate, to_builder
 from candor.signing import lint_process
-from candor.signing.lint_process import LintProcess
+from candor.signing.lint_process import LintPool, LintProcess
 
 
 @pytest.fixture
@@ -140,3 +143,53 @@ def test_the_signer_side_switch_lints_through_the_helper_and_back() -> None:
         assert caught.value.kind is ErrorKind.LINT
     finally:
         signing.lint_in_helper_process(False)
+
+
+def test_a_pool_lints_two_at_once_in_two_helpers() -> None:
+    der = _draft()
+    pool = LintPool(2)
+    together = threading.Barrier(2, timeout=20)  # broken (and the lints fail) unless both hold a helper at once
+    used: list[int] = []
+    original = LintProcess.require_clean
+
+    def held(self: LintProcess, *args: Any, **kwargs: Any) -> Any:
+        report = original(self, *args, **kwargs)
+        assert self._process is not None
+        used.append(self._process.pid)
+        together.wait()
+        return report
+
+    try:
+        with pytest.MonkeyPatch.context() as patch, ThreadPoolExecutor(2) as threads:
+            patch.setattr(LintProcess, "require_clean", held)
+            futures = [
+                threads.submit(pool.require_clean, der, CertificateKind.DV_PRECERTIFICATE, what="x") for _ in range(2)
+            ]
+            assert all(f.result(timeout=60).ok for f in futures)
+        assert len(set(used)) == 2  # two helper processes
+    finally:
+        pool.close()
+
+
+def test_a_pool_in_a_forked_process_lints_through_helpers_of_its_own() -> None:
+    der = _draft()
+    pool = LintPool(2)
+    try:
+        assert pool.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x").ok
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                reports = [pool.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x") for _ in range(3)]
+                code = 0 if all(r.ok for r in reports) else 2
+            finally:
+                os._exit(code)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        assert pool.require_clean(der, CertificateKind.DV_PRECERTIFICATE, what="x").ok  # the parent's still answer
+    finally:
+        pool.close()
+
+
+def test_a_pool_needs_a_helper() -> None:
+    with pytest.raises(ValueError, match="at least one helper"):
+        LintPool(0)

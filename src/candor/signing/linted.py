@@ -29,7 +29,7 @@ from candor.lint import CertificateKind, LintReport, require_clean
 from candor.policy.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
 from candor.profiles import CertificateTemplate, to_builder
 from candor.signing.der import assemble_certificate, require_correspondence
-from candor.signing.lint_process import LintProcess
+from candor.signing.lint_process import LintPool
 
 
 @functools.cache
@@ -82,14 +82,14 @@ def prepare_tbs(
     return SigningToken(tbs=tbs, algorithm=algorithm, report=report)
 
 
-_helper: LintProcess | None = None
+_helper: LintPool | None = None
 
 
 def lint_in_helper_process(enabled: bool = True) -> None:
-    """From now on this process lints in a helper process (:mod:`.lint_process`): ``candor serve`` asks for this
+    """From now on this process lints in helper processes (:mod:`.lint_process`): ``candor serve`` asks for this
     so that pkilint's CPU runs beside its requests instead of under their GIL. Off: in this process again."""
     global _helper
-    previous, _helper = _helper, (LintProcess() if enabled else None)
+    previous, _helper = _helper, (LintPool() if enabled else None)
     if previous is not None:
         previous.close()
 
