@@ -147,13 +147,13 @@ def test_the_template_makes_the_bytes_the_field_by_field_encoder_makes(ocsp: Ocs
     from cryptography.hazmat.primitives.asymmetric import ec as ec_keys
 
     from candor.revocation.ocsp import der
-    from candor.revocation.ocsp.responses import ResponseBuilder, Status
+    from candor.revocation.ocsp.responses import GOOD, ResponseBuilder, Status
     from candor.revocation.ocsp.template import BatchSigner
 
     issuer = issuer_of(ocsp, ocsp.ca.issue(["template.example.com"]).certificate)
     key = ec_keys.generate_private_key(ec_keys.SECP256R1())
     now = ocsp.ca.clock.now()
-    statuses = (Status(), Status(now - timedelta(hours=1), 1), Status(now, 0))
+    statuses = (GOOD, Status(), Status(now - timedelta(hours=1), 1), Status(now, 0))  # GOOD: BatchSigner.good
     for sha256 in (False, True):
         builder = ResponseBuilder(issuer=issuer, key=key, responder_certificate=issuer, sha256_cert_ids=sha256)
         batch = BatchSigner(builder, now, now + timedelta(days=3))
@@ -174,20 +174,31 @@ def test_the_template_makes_the_bytes_the_field_by_field_encoder_makes(ocsp: Ocs
                 key.public_key().verify(parsed.signature, parsed.tbs_response_bytes, ec_keys.ECDSA(hashes.SHA256()))
 
 
-def test_presign_all_signs_everything_due_and_stops_after_a_short_pass(ocsp: Ocsp) -> None:
-    for index in range(3):
+def test_presign_all_reads_each_serial_once_in_passes_that_go_on_from_the_last(
+    ocsp: Ocsp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bulk passes walk the serials' primary key, each from where the last stopped: with passes of 2, every due
+    serial is read once and signed once, and the run stops after the first short pass."""
+    for index in range(5):
         ocsp.ca.issue([f"bulk{index}.example.com"])
-    passes: list[int] = []
-    original = ocsp.signer.presign_new
+    monkeypatch.setattr(presign, "BULK_BATCH", 2)
+    reads: list[list[int]] = []
+    original = presign.run
 
-    def counted(*, limit: int) -> int:
-        passes.append(original(limit=limit))
-        return passes[-1]
+    def recorded(connection: object, statement: object, params: object = None) -> object:
+        rows = original(connection, statement, params)  # type: ignore[arg-type]
+        if statement is presign._RECENT:
+            reads.append([row[0] for row in rows])
+        return rows
 
-    ocsp.signer.presign_new = counted  # type: ignore[method-assign]
-    assert ocsp.signer.presign_all() >= 3
-    assert len(passes) == 1  # fewer than BULK_BATCH found: nothing else was due, no second scan
-    assert original() == 0
+    monkeypatch.setattr(presign, "run", recorded)
+    signed = ocsp.signer.presign_all()
+    read = [serial_id for batch in reads for serial_id in batch]
+    assert signed >= 5
+    assert len(read) == len(set(read)) >= signed  # no serial read twice (some are the roots', with no responder)
+    assert read == sorted(read)
+    assert [len(batch) for batch in reads[:-1]] == [2] * (len(reads) - 1) and len(reads[-1]) < 2
+    assert ocsp.signer.presign_new() == 0  # nothing left due
 
 
 @pytest.mark.postgres
@@ -213,6 +224,11 @@ def test_on_postgresql_new_refreshed_and_revoked_responses_are_written_and_read_
         read_back = response_for(stored, certificate)
         assert read_back.public_bytes(_der()) == response_for(ocsp, certificate).public_bytes(_der())
         assert {s.revocation_reason for s in read_back.responses} == {x509.ReasonFlags.superseded}
+        revoked_at = ca.clock.now()
+        assert {s.revocation_time_utc for s in read_back.responses} == {revoked_at}  # as the driver gives it
+        ca.clock.advance(timedelta(hours=37))
+        assert signer.presign_all() >= 2  # the bulk passes' statements; the revoked response re-signed as revoked
+        assert {s.revocation_time_utc for s in response_for(ocsp, certificate).responses} == {revoked_at}
     finally:
         ca.stores.close()
         ca.db.dispose()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from candor.revocation.ocsp import der
-from candor.revocation.ocsp.responses import ResponseBuilder, Status
+from candor.revocation.ocsp.responses import GOOD, ResponseBuilder, Status
 
 MAX_SERIAL_OCTETS = 20  # RFC 5280 4.1.2.2 (and short-form INTEGER lengths below)
 
@@ -33,23 +33,36 @@ class BatchSigner:
         self._bodies = bodies if builder.sha256_cert_ids else bodies[:1]
         self._sign = builder.sign
         self._certs = builder.certs
+        # The TBS pieces around the serial(s), joined with the serial as separator: for a good status, by serial
+        # length (the common case, a list index); for a revoked one, by (status, length)
+        self._good: list[tuple[bytes, ...] | None] = [None] * (MAX_SERIAL_OCTETS + 1)
         self._tbs: dict[tuple[Status, int], tuple[bytes, ...]] = {}
-        self._outer: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+        self._outer: dict[int, tuple[bytes, bytes]] = {}  # by TBS length << 16 | signature length
 
     def sign(self, serial: bytes, status: Status) -> bytes:
         """The DER OCSPResponse for the serial whose INTEGER content octets (minimal, as stored) are *serial*."""
+        if status is GOOD:
+            return self.good(serial)
         pieces = self._tbs.get((status, len(serial)))
         if pieces is None:
             pieces = self._tbs[(status, len(serial))] = self._tbs_pieces(status, len(serial))
-        if len(pieces) == 2:
-            tbs = pieces[0] + serial + pieces[1]
-        else:
-            tbs = pieces[0] + serial + pieces[1] + serial + pieces[2]
+        return self._signed(serial.join(pieces))
+
+    def good(self, serial: bytes) -> bytes:
+        """:meth:`sign` with status good."""
+        size = len(serial)
+        pieces = self._good[size] if size <= MAX_SERIAL_OCTETS else None
+        if pieces is None:
+            pieces = self._good[size] = self._tbs_pieces(GOOD, size)
+        return self._signed(serial.join(pieces))  # pieces[0] + serial + pieces[1] (+ serial + pieces[2])
+
+    def _signed(self, tbs: bytes) -> bytes:
         signature = self._sign(tbs)
-        outer = self._outer.get((len(tbs), len(signature)))
+        key = len(tbs) << 16 | len(signature)
+        outer = self._outer.get(key)
         if outer is None:
-            outer = self._outer[(len(tbs), len(signature))] = self._outer_pieces(len(tbs), len(signature))
-        return outer[0] + tbs + outer[1] + signature + self._certs
+            outer = self._outer[key] = self._outer_pieces(len(tbs), len(signature))
+        return b"".join((outer[0], tbs, outer[1], signature, self._certs))
 
     def _tbs_pieces(self, status: Status, size: int) -> tuple[bytes, ...]:
         """ResponseData { responderID, producedAt, responses SEQUENCE OF SingleResponse } around the serial(s):
