@@ -4,6 +4,7 @@ is found under the lock, and the batch is then linked again there, as the lock h
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -225,3 +226,65 @@ def test_a_refusal_is_made_on_what_the_lock_holder_reads(pending: Database, monk
     _verified(pending)
     with pending.reader() as connection:
         assert connection.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == COUNT
+
+
+@pytest.mark.slow
+def test_two_sequencers_and_a_chaining_writer_racing_appenders_leave_one_intact_chain(
+    database_url: str, db: Database
+) -> None:
+    """Real races rather than a change placed between the read and the write: two sequencers (each pass reads and
+    links, then stores or links again) and an unsequenced writer chaining at once, while three threads append."""
+    db.audit_sequenced = True
+    unsequenced = Database(database_url)  # a CLI command beside the server
+    log = AuditLog(FakeClock(START))
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+    appending = threading.Event()
+
+    def guarded(work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                start.wait()
+                work()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        return run
+
+    def appender(number: int) -> Callable[[], None]:
+        def work() -> None:
+            for index in range(30):
+                with db.session() as session:
+                    log.record(session, actor=f"acme:{number}", action="order.create", subject=f"{number}/{index}",
+                               outcome="success", details={"index": index, "der": "30" * 400})  # fmt: skip
+
+        return work
+
+    def sequencer() -> None:
+        while appending.is_set():
+            chain_all_pending(db)
+
+    def chaining_writer() -> None:
+        for index in range(10):
+            with unsequenced.session() as session:
+                log.record(session, actor="operator", action="revoke", subject=f"cli/{index}", outcome="success",
+                           details={})  # fmt: skip
+
+    appending.set()
+    appenders = [threading.Thread(target=guarded(appender(n))) for n in range(3)]
+    others = [threading.Thread(target=guarded(work)) for work in (sequencer, sequencer, chaining_writer)]
+    try:
+        for thread in appenders + others:
+            thread.start()
+        for thread in appenders:
+            thread.join(timeout=120)
+        appending.clear()
+        for thread in others:
+            thread.join(timeout=120)
+    finally:
+        unsequenced.dispose()
+    assert errors == []
+    chain_all_pending(db)
+    subjects = _chained_subjects(db)
+    assert len(subjects) == len(set(subjects)) == 100  # 90 appended, 10 chained by the writer, none twice
+    _verified(db)
