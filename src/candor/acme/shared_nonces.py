@@ -16,7 +16,7 @@ its own, about 4 minutes at 20,000 nonces a second, and for its lifetime below t
 The lock between workers is ``lockf`` on the mapping's file (a ``memfd``), behind a thread lock within a
 process. The kernel drops a process's record locks when it dies, so a worker killed (SIGKILL, the OOM killer)
 while holding the lock does not stop the others' nonces; a ``multiprocessing.Lock`` (a POSIX semaphore) would
-stay taken for good. It costs about 1.7 us more per exchange than the semaphore on this machine (3.0 against
+stay taken for good. It costs 1.2-1.8 us more per exchange than the semaphore on this machine (2.4-3.0 against
 1.2 us per acquire and release; docs/performance.md).
 
 One host only: a multi-node deployment (PostgreSQL) keeps its nonces in the shared database
