@@ -23,12 +23,13 @@ class SctSource(Protocol):
 
 class ObtainedScts(Protocol):
     """An SCT list meeting the CT policy, and the CT role's record of how it was obtained (its audit event: every
-    log's outcome), to be written by ``record(session)`` in the transaction that stores the list."""
+    log's outcome), to be written by ``record(target)`` in the transaction that stores the list: a session, or a
+    Core connection with *sequenced* (the database's ``audit_sequenced``)."""
 
     @property
     def sct_list(self) -> bytes: ...
 
-    def record(self, session: Session) -> None: ...
+    def record(self, target: Session | Connection, *, sequenced: bool | None = None) -> None: ...
 
 
 @runtime_checkable

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from candor import signing
-from candor.audit import AuditLog
+from candor.audit import AuditLog, PreparedEvent
 from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
 from candor.issuance.ct import FinalQueue, ObtainedScts, RecordingSctSource, SctSource
@@ -83,6 +84,7 @@ class _Signed:
     certificate: x509.Certificate
     der: bytes
     values: dict[str, object]
+    event: PreparedEvent  # its certificate.sign audit event
 
 
 class Stages:
@@ -121,10 +123,10 @@ class Stages:
         token = signing.token_for_stored_tbs(progress.precert_tbs, progress.issuer.algorithm)
         precert = signing.sign(token, progress.issuer.key(), issuer_key=progress.issuer.info.public_key)
         signed = self._checked(progress, "precertificate", precert)  # before the write lock
-        with self.db.session() as session:
-            moved = self._move(session, progress, "intent", "precertificate")
+        with self.db.connection() as connection:
+            moved = self._move(connection, progress, "intent", "precertificate")
             if moved:
-                self._store(session, progress, signed)
+                self._store(connection, progress, signed)
         if not moved:
             self._reload(progress)
 
@@ -148,19 +150,20 @@ class Stages:
                 scts,
                 algorithm=issuer.algorithm,
             )
-            with self.db.session() as session:
+            event = self._event(
+                "issuance.final_intent", progress,
+                tbs_sha256=token.tbs_sha256, sct_list_bytes=len(scts) if scts else 0,
+                checked="corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)",
+            )  # fmt: skip
+            with self.db.connection() as connection:
                 moved = self._move(
-                    session, progress, "precertificate", "final-intent",
+                    connection, progress, "precertificate", "final-intent",
                     scts=scts, final_tbs=token.tbs, final_tbs_sha256=token.tbs_sha256,
                 )  # fmt: skip
                 if moved:
                     if obtained is not None:
-                        obtained.record(session)
-                    self._event(
-                        session, "issuance.final_intent", progress,
-                        tbs_sha256=token.tbs_sha256, sct_list_bytes=len(scts) if scts else 0,
-                        checked="corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)",
-                    )  # fmt: skip
+                        obtained.record(connection, sequenced=self.db.audit_sequenced)
+                    self._append(connection, event)
         except BaseException:
             if obtained is not None:  # the precertificate is in the logs: say so, though this stage failed
                 self._record_apart(obtained)
@@ -190,13 +193,12 @@ class Stages:
         signed = self._checked(progress, "certificate", certificate)  # before the write lock
         keys = sorted({rate_limit_key(Identifier(kind, value)) for kind, value in progress.names})  # type: ignore[arg-type]
         now = self.clock.now()
-        with self.db.session() as session:
-            moved = self._move(session, progress, "final-intent", "complete")
+        with self.db.connection() as connection:
+            moved = self._move(connection, progress, "final-intent", "complete")
             if moved:
-                connection = session.connection()
                 issuance_sql.finish_order(connection, progress.order_id, status="valid", now=now)
                 issuance_sql.record_issued_names(connection, progress.issuance_id, keys, now=now)
-                self._store(session, progress, signed)
+                self._store(connection, progress, signed)
                 if progress.scts and isinstance(self.sct_source, FinalQueue):
                     self.sct_source.queue_final(
                         connection, serial_id=progress.serial_id, certificate_der=signed.der, scts=progress.scts,
@@ -206,10 +208,8 @@ class Stages:
             self._reload(progress)
 
     # -- helpers --------------------------------------------------------------------------------------
-    def _move(self, session: Session, progress: Progress, old: str, new: str, **values: object) -> bool:
-        moved = issuance_sql.move_issuance(
-            session.connection(), progress.issuance_id, old, new, now=self.clock.now(), **values
-        )
+    def _move(self, connection: Connection, progress: Progress, old: str, new: str, **values: object) -> bool:
+        moved = issuance_sql.move_issuance(connection, progress.issuance_id, old, new, now=self.clock.now(), **values)
         if moved:
             progress.state = new
         return moved
@@ -223,30 +223,34 @@ class Stages:
 
     def _checked(self, progress: Progress, kind: str, certificate: x509.Certificate) -> _Signed:
         """A signed certificate's ``certificates`` row, checked (its serial, its issuer, the poison exactly on a
-        precertificate) before the transaction that stores it: parsing it under the write lock would hold
-        everyone else's transactions for the time it takes."""
+        precertificate), and its audit event, made before the transaction that stores them: parsing, hashing and
+        serialising under the write lock would hold everyone else's transactions for the time it takes."""
         der = certificate.public_bytes(Encoding.DER)
         values = certificate_values(
             serial_id=progress.serial_id, serial_hex=progress.serial_hex,
             issuer_subject_der=progress.issuer.subject_der, kind=kind, der=der, created_at=self.clock.now(),
         )  # fmt: skip
-        return _Signed(kind, certificate, der, values)
+        event = self._event(
+            "certificate.sign", progress, kind=kind, fingerprint_sha256=values["fingerprint_sha256"], der=der.hex()
+        )
+        return _Signed(kind, certificate, der, values, event)
 
-    def _store(self, session: Session, progress: Progress, signed: _Signed) -> None:
+    def _store(self, connection: Connection, progress: Progress, signed: _Signed) -> None:
         """Store a checked certificate and its audit event."""
-        issuance_sql.store_certificate(session.connection(), signed.values, serial_hex=progress.serial_hex)
+        issuance_sql.store_certificate(connection, signed.values, serial_hex=progress.serial_hex)
         progress.stored[signed.kind] = signed.certificate
-        self._event(
-            session, "certificate.sign", progress,
-            kind=signed.kind, fingerprint_sha256=signed.values["fingerprint_sha256"], der=signed.der.hex(),
-        )  # fmt: skip
+        self._append(connection, signed.event)
 
-    def _event(self, session: Session, action: str, progress: Progress, **details: object) -> None:
-        self.audit.record(
-            session,
+    def _event(self, action: str, progress: Progress, **details: object) -> PreparedEvent:
+        """A stage's audit event, prepared outside its transaction (:meth:`AuditLog.prepare`)."""
+        return self.audit.prepare(
             actor=self.actor,
             action=action,
             subject=f"order {progress.order_id}",
             outcome="success" if action == "certificate.sign" else "info",
             details={"issuer": progress.issuer.name, "serial": progress.serial_hex, **details},
+            dialect=self.db.engine.dialect,
         )
+
+    def _append(self, connection: Connection, event: PreparedEvent) -> None:
+        self.audit.append(connection, event, sequenced=self.db.audit_sequenced)

@@ -320,8 +320,20 @@ class Signer:
     ) -> Progress:
         serial_hex = serial_to_hex(serial)
         issuer = checked.issuer
-        with self.db.session() as session:
-            connection = session.connection()
+        event = self.audit.prepare(
+            actor=self.actor,
+            action="issuance.intent",
+            subject=f"order {order.id}",
+            outcome="info",
+            details={
+                "issuer": issuer.name,
+                "serial": serial_hex,
+                "tbs_sha256": token.tbs_sha256,
+                "lint_warnings": [str(w) for w in token.report.warnings] if token.report else [],
+            },
+            dialect=self.db.engine.dialect,
+        )  # before the write lock: the transaction only inserts it
+        with self.db.connection() as connection:
             if not issuance_sql.claim_order(connection, order.id, now=now):
                 current = issuance_sql.order_facts(connection, order.id)
                 status = current.status if current is not None else "missing"
@@ -340,19 +352,7 @@ class Signer:
                 connection, serial_id=serial_id, order=order, precert_tbs=token.tbs,
                 precert_tbs_sha256=token.tbs_sha256, now=now,
             )  # fmt: skip
-            self.audit.record(
-                session,
-                actor=self.actor,
-                action="issuance.intent",
-                subject=f"order {order.id}",
-                outcome="info",
-                details={
-                    "issuer": issuer.name,
-                    "serial": serial_hex,
-                    "tbs_sha256": token.tbs_sha256,
-                    "lint_warnings": [str(w) for w in token.report.warnings] if token.report else [],
-                },
-            )
+            self.audit.append(connection, event, sequenced=self.db.audit_sequenced)
         return Progress(
             issuance_id=issuance_id,
             order_id=order.id,

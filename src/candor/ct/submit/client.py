@@ -23,7 +23,6 @@ transaction never commits, the issuance obtains its SCTs again and that submissi
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import logging
 import threading
@@ -40,7 +39,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from candor.audit import AuditLog
+from candor.audit import AuditLog, PreparedEvent
 from candor.clock import Clock
 from candor.ct.log import tls
 from candor.ct.submit.local import LocalLog, LocalLogs
@@ -98,10 +97,22 @@ class LogOutcome:
 
 @dataclass(frozen=True)
 class Obtained:
-    """:class:`~candor.issuance.ct.ObtainedScts`: the SCT list, and the audit event to write with it."""
+    """:class:`~candor.issuance.ct.ObtainedScts`: the SCT list, and the audit event to write with it (prepared when
+    the SCTs came back, so that the transaction that stores the list only inserts it; None without an audit log)."""
 
     sct_list: bytes
-    record: Callable[[Session], None]
+    event: PreparedEvent | None
+    audit: AuditLog | None
+
+    def record(self, target: Session | Connection, *, sequenced: bool | None = None) -> None:
+        if self.event is None or self.audit is None:
+            return
+        if isinstance(target, Session):
+            self.audit.append(target, self.event, sequenced=sequenced)
+        else:
+            if sequenced is None:
+                raise CandorError(ErrorKind.INTERNAL, "recording on a connection: say whether it is sequenced")
+            self.audit.append(target, self.event, sequenced=sequenced)
 
 
 class CtSubmitter:
@@ -152,7 +163,7 @@ class CtSubmitter:
     # -- SctSource ----------------------------------------------------------------------------------------
     def obtain(self, precertificate: x509.Certificate, issuer: x509.Certificate) -> bytes:
         obtained = self.obtain_unrecorded(precertificate, issuer)
-        self._record_alone(obtained.record, precertificate)
+        self._record_alone(obtained, precertificate)
         return obtained.sct_list
 
     # -- RecordingSctSource: the signer writes the audit event of a success in its final-intent transaction ----
@@ -169,10 +180,9 @@ class CtSubmitter:
         leaf = precertificate.public_bytes(Encoding.DER)
         outcomes, verified = self._collect(targets, leaf, chain, root, entry, not_before, not_after)
         verdict = evaluate(verified, not_before=not_before, not_after=not_after)
-        record = functools.partial(self._record, serial=serial, issuer=issuer, outcomes=outcomes,
-                                   policy=verdict.explain(), met=verdict.met)  # fmt: skip
+        event = self._event(serial=serial, issuer=issuer, outcomes=outcomes, policy=verdict.explain(), met=verdict.met)
         if not verdict.met:
-            self._record_alone(record, precertificate)
+            self._record_alone(Obtained(b"", event, self._audit), precertificate)
             failures = "; ".join(f"{o.log.description}: {o.error}" for o in outcomes if o.sct is None)
             raise CandorError(
                 ErrorKind.UNAVAILABLE,
@@ -180,7 +190,7 @@ class CtSubmitter:
                 + (f" (failed: {failures})" if failures else ""),
             )
         ordered = sorted(verified, key=lambda v: (v.sct.timestamp, v.log.log_id))
-        return Obtained(sct_list([v.sct for v in ordered]), record)
+        return Obtained(sct_list([v.sct for v in ordered]), event, self._audit)
 
     # -- FinalQueue: the signer's last stage --------------------------------------------------------------
     def queue_final(
@@ -359,21 +369,13 @@ class CtSubmitter:
             outcomes.append(LogOutcome(target.log, None, 0, self.settings.deadline_seconds, reason))
         return outcomes, verified
 
-    def _record(
-        self,
-        session: Session,
-        *,
-        serial: str,
-        issuer: x509.Certificate,
-        outcomes: Sequence[LogOutcome],
-        policy: str,
-        met: bool,
-    ) -> None:
-        """The audit event of one precertificate's submission (every log's outcome), in *session*'s transaction."""
+    def _event(
+        self, *, serial: str, issuer: x509.Certificate, outcomes: Sequence[LogOutcome], policy: str, met: bool
+    ) -> PreparedEvent | None:
+        """The audit event of one precertificate's submission (every log's outcome), prepared."""
         if self._audit is None:
-            return
-        self._audit.record(
-            session,
+            return None
+        return self._audit.prepare(
             actor=self._actor,
             action="ct.precertificate.submitted",
             subject=f"serial {serial}",
@@ -384,14 +386,15 @@ class CtSubmitter:
                 "policy": policy,
                 "logs": [o.summary() for o in outcomes],
             },
+            dialect=self._db.engine.dialect if self._db is not None else None,
         )
 
-    def _record_alone(self, record: Callable[[Session], None], precertificate: x509.Certificate) -> None:
+    def _record_alone(self, obtained: Obtained, precertificate: x509.Certificate) -> None:
         if self._db is None or self._audit is None:
             return
         try:
             with self._db.session() as session:
-                record(session)
+                obtained.record(session)
         except CandorError as exc:  # the signer audits its own stages; this record is for the operator
             serial = serial_to_hex(precertificate.serial_number)
             log.warning("ct.submit audit event for serial %s not written: %s", serial, exc)
