@@ -83,16 +83,6 @@ def _driver(connection: Connection) -> Any:
     return dbapi_connection
 
 
-def _sqlite_relaxed_on_connect(dbapi_connection: Any, record: Any) -> None:
-    _sqlite_on_connect(dbapi_connection, record)
-    cursor = dbapi_connection.cursor()
-    try:
-        # WAL with NORMAL: no fsync per commit, never corrupt; a power loss may undo the last commits.
-        cursor.execute("PRAGMA synchronous = NORMAL")
-    finally:
-        cursor.close()
-
-
 def _sqlite_reader_on_connect(dbapi_connection: Any, record: Any) -> None:
     _sqlite_on_connect(dbapi_connection, record)
     cursor = dbapi_connection.cursor()
@@ -151,13 +141,9 @@ class _KeptConnections:
 
 
 class Database:
-    """One database, given by an SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``).
+    """One database, given by an SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
 
-    ``durable=False`` (SQLite only, for data that may be lost, e.g. the ACME nonces' own file): commits are not
-    synced to disk one by one (``PRAGMA synchronous = NORMAL``), so an operating-system crash or power loss may
-    undo the last ones; the file is never corrupted."""
-
-    def __init__(self, url: str, *, durable: bool = True) -> None:
+    def __init__(self, url: str) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -177,7 +163,7 @@ class Database:
             if backend == "sqlite":
                 # no pool: the connections transactions run on are kept by _KeptConnections
                 self.engine: Engine = create_engine(parsed, poolclass=NullPool)
-                event.listen(self.engine, "connect", _sqlite_on_connect if durable else _sqlite_relaxed_on_connect)
+                event.listen(self.engine, "connect", _sqlite_on_connect)
                 event.listen(self.engine, "begin", _sqlite_on_begin)
                 self._read_engine: Engine = create_engine(parsed, poolclass=NullPool)  # Database.reader()'s own
                 event.listen(self._read_engine, "connect", _sqlite_reader_on_connect)
