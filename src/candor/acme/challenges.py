@@ -46,8 +46,7 @@ class Challenges(ServiceCore):
 
     def challenge(self, request: VerifiedRequest, challenge_id: int) -> Reply:
         account_id = self.account_id(request)
-        with self.db.session() as session:
-            connection = session.connection()
+        with self.db.connection() as connection:
             found = acme_views.challenge_view(connection, challenge_id)
             require_owner(found[1] if found is not None else None, account_id, "challenge")
             assert found is not None
@@ -58,7 +57,7 @@ class Challenges(ServiceCore):
             if authorization.expires_at <= self.clock.now():
                 raise AcmeProblem("malformed", "the authorization has expired", 403)
             check_validation_attempt(
-                session, name=authorization.identifier_value, now=self.clock.now(), limits=self.settings.limits
+                connection, name=authorization.identifier_value, now=self.clock.now(), limits=self.settings.limits
             )
             if not acme_views.start_challenge(connection, challenge_id):  # another request started it first
                 current = acme_views.challenge_view(connection, challenge_id)
@@ -88,24 +87,24 @@ class Challenges(ServiceCore):
         error = None
         if not result.ok:
             error = json.dumps({"type": result.problem_urn, "detail": result.detail, "status": 403})
-        with self.db.session() as session:
-            connection = session.connection()
+        event = self.audit.prepare(  # before the write lock: the transaction only inserts it
+            actor=f"acme:{thumbprint}",
+            action="validation.attempt",
+            subject=name,
+            outcome="success" if result.ok else "failure",
+            details={
+                "challenge": challenge.type,
+                "method": result.method,
+                "problem": result.problem_type,
+                "detail": result.detail,
+                "contacts": [f"{c.url} {c.ip}:{c.port} {c.outcome}" for c in result.records],
+            },
+            dialect=self.db.engine.dialect,
+        )
+        with self.db.connection() as connection:
             recorded = acme_views.record_validation(
                 connection, challenge, method=result.method, checked_at=result.checked_at, error=error
             )
             acme_views.refresh_orders(connection, challenge.authorization_id)
-            self.audit.record(
-                session,
-                actor=f"acme:{thumbprint}",
-                action="validation.attempt",
-                subject=name,
-                outcome="success" if result.ok else "failure",
-                details={
-                    "challenge": challenge.type,
-                    "method": result.method,
-                    "problem": result.problem_type,
-                    "detail": result.detail,
-                    "contacts": [f"{c.url} {c.ip}:{c.port} {c.outcome}" for c in result.records],
-                },
-            )
+            self._append(connection, event)
         return self._challenge_reply(recorded)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from candor.acme.jwk import key_from_jwk
 from candor.acme.jws import VerifiedRequest
 from candor.acme.problems import AcmeProblem
-from candor.audit import AuditLog
+from candor.audit import AuditLog, PreparedEvent
 from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
 from candor.policy.dated import CAA_MAX_AGE
@@ -157,11 +157,18 @@ class ServiceCore:
     def _event(self, session: Session, action: str, account: Account | int, **details: object) -> None:
         """Record an audit event for an account's request; call it last in the transaction (its insert then
         holds nothing for long: on SQLite every statement before the commit runs under the write lock)."""
+        self.audit.append(session, self._prepared(action, account, **details))
+
+    def _prepared(self, action: str, account: Account | int, **details: object) -> PreparedEvent:
+        """An audit event for an account's request, prepared before its transaction (:meth:`_append` it in it)."""
         account_id = account if isinstance(account, int) else account.id
-        self.audit.record(
-            session, actor=f"acme:account/{account_id}", action=action, subject=f"account {account_id}",
-            outcome="success", details=details,
+        return self.audit.prepare(
+            actor=f"acme:account/{account_id}", action=action, subject=f"account {account_id}", outcome="success",
+            details=details, dialect=self.db.engine.dialect,
         )  # fmt: skip
+
+    def _append(self, connection: Connection, event: PreparedEvent) -> None:
+        self.audit.append(connection, event, sequenced=self.db.audit_sequenced)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -59,14 +59,14 @@ class Ordering(ServiceCore):
                     ErrorKind.REJECTED_IDENTIFIER,
                     f"{identifier.value}: wildcards are validated only by dns-01, which this server does not offer",
                 )
-        with self.db.session() as session:
-            account_id = self.account_id(request)
+        account_id = self.account_id(request)
+        with self.db.connection() as connection:
             check_new_order(
-                session, account_id=account_id, identifiers=identifiers, now=now, limits=self.settings.limits
+                connection, account_id=account_id, identifiers=identifiers, now=now, limits=self.settings.limits
             )
             if replaces is not None:
-                self._check_replaces(session, account_id, replaces, identifiers)
-            connection = session.connection()
+                with Session(bind=connection) as session:  # in the connection's transaction (ORM reads only)
+                    self._check_replaces(session, account_id, replaces, identifiers)
             authorizations = [self._authorization_for(connection, account_id, i, now=now) for i in identifiers]
             status = "ready" if all(reused for _, reused in authorizations) else "pending"  # RFC 8555 7.1.6
             expires_at = now + self.settings.order_lifetime
@@ -80,7 +80,10 @@ class Ordering(ServiceCore):
                 order_id, account_id, status, orders.encode_identifiers((i.type, i.value) for i in identifiers),
                 profile, expires_at, replaces, None,
             )  # fmt: skip
-            self._event(session, "order.create", account_id, order=order_id, identifiers=[i.value for i in identifiers])
+            event = self._prepared(
+                "order.create", account_id, order=order_id, identifiers=[i.value for i in identifiers]
+            )
+            self._append(connection, event)
         body = order_json(order, [a for a, _ in authorizations], self.settings.base, issued=False)
         return 201, body, {"Location": self._order_url(order_id)}
 

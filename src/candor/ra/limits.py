@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from candor.errors import RateLimitError
@@ -63,12 +63,16 @@ _FAILED_FOR = _window(
 )
 
 
-def _count_since(session: Session, query: Any, params: dict[str, Any]) -> tuple[int, datetime | None]:
-    row = run(session.connection(), query, params).one()
+def _connection(target: Session | Connection) -> Connection:
+    return target.connection() if isinstance(target, Session) else target
+
+
+def _count_since(session: Session | Connection, query: Any, params: dict[str, Any]) -> tuple[int, datetime | None]:
+    row = run(_connection(session), query, params).one()
     return int(row[0]), row[1]
 
 
-def check_new_account(session: Session, *, address: str | None, now: datetime, limits: Limits) -> None:
+def check_new_account(session: Session | Connection, *, address: str | None, now: datetime, limits: Limits) -> None:
     if address is None:
         return
     count, oldest = _count_since(session, _ACCOUNTS_FROM, {"address": address, "since": now - limits.accounts_window})
@@ -77,12 +81,12 @@ def check_new_account(session: Session, *, address: str | None, now: datetime, l
 
 
 def check_new_order(
-    session: Session, *, account_id: int, identifiers: Sequence[Identifier], now: datetime, limits: Limits
+    session: Session | Connection, *, account_id: int, identifiers: Sequence[Identifier], now: datetime, limits: Limits
 ) -> None:
     count, oldest = _count_since(session, _ORDERS_OF, {"account_id": account_id, "since": now - limits.orders_window})
     if count >= limits.orders_per_account:
         raise _refuse("new orders for this account", limits.orders_per_account, limits.orders_window, oldest, now)
-    pending = run(session.connection(), _PENDING_OF, {"account_id": account_id, "now": now}).scalar()
+    pending = run(_connection(session), _PENDING_OF, {"account_id": account_id, "now": now}).scalar()
     if (pending or 0) + len(identifiers) > limits.pending_authorizations_per_account:
         most = limits.pending_authorizations_per_account
         raise RateLimitError(f"rate limit: pending authorizations for this account (at most {most})", retry_after=3600)
@@ -98,7 +102,7 @@ def check_new_order(
             )
 
 
-def check_validation_attempt(session: Session, *, name: str, now: datetime, limits: Limits) -> None:
+def check_validation_attempt(session: Session | Connection, *, name: str, now: datetime, limits: Limits) -> None:
     count, oldest = _count_since(session, _FAILED_FOR, {"name": name, "since": now - limits.failed_validations_window})
     if count >= limits.failed_validations_per_name:
         raise _refuse(
