@@ -193,3 +193,25 @@ def test_a_pool_in_a_forked_process_lints_through_helpers_of_its_own() -> None:
 def test_a_pool_needs_a_helper() -> None:
     with pytest.raises(ValueError, match="at least one helper"):
         LintPool(0)
+
+
+def test_warming_starts_every_helper_of_a_pool_with_its_validators_built() -> None:
+    pool = LintPool(2)
+    try:
+        for thread in pool.warm([CertificateKind.DV_PRECERTIFICATE]):
+            thread.join(60)
+        helpers = pool._helpers
+        assert all(h._process is not None and h._process.poll() is None for h in helpers)  # started, running
+        pids = {h._process.pid for h in helpers if h._process is not None}
+        assert len(pids) == 2
+        report = pool.require_clean(_draft(), CertificateKind.DV_PRECERTIFICATE, what="x")
+        assert report.ok and {h._process.pid for h in helpers if h._process is not None} == pids  # the same ones
+    finally:
+        pool.close()
+
+
+def test_a_warm_up_the_helper_cannot_do_is_reported_and_lints_still_run(helper: LintProcess) -> None:
+    assert helper.warm([CertificateKind.DV_PRECERTIFICATE])
+    bogus = dataclasses.make_dataclass("Bogus", [("value", str)])("no-such-kind")
+    assert not helper.warm([bogus])  # type: ignore[list-item]
+    assert helper.require_clean(_draft(), CertificateKind.DV_PRECERTIFICATE, what="x").ok

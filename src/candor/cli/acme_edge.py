@@ -24,6 +24,7 @@ from candor.cli.context import Context
 from candor.config import resolve_path, resolve_secret
 from candor.errors import CandorError, ErrorKind
 from candor.issuance import IssuedChain, parse_csr
+from candor.lint import kind_for
 from candor.ra import operator_order
 from candor.ra.limits import Limits
 from candor.server import AcmeListener
@@ -41,13 +42,14 @@ class ChainFinalizer(Protocol):
 
 
 def acme_listener(
-    context: Context, signer: ChainFinalizer, *, host: str, nonces: Nonces | None = None
+    context: Context, signer: ChainFinalizer, *, host: str, nonces: Nonces | None = None, serving: bool = True
 ) -> AcmeListener | None:
     """The ACME listener of this serving process (``candor serve`` or one of its workers), with *nonces* (those
     :func:`shared_nonces` made before the workers forked) or, without, a store of its own. Once its own
     certificate is issued (in this process: ``candor serve`` with workers forks them only after), the signer
-    lints in a helper process (:func:`candor.signing.lint_in_helper_process`, started at the first lint), so
-    that pkilint's CPU runs beside the requests rather than under their interpreter lock."""
+    lints in helper processes (:func:`candor.signing.lint_in_helper_process`), so that pkilint's CPU runs beside
+    the requests rather than under their interpreter lock. In a process that will serve (not the parent of
+    workers, *serving* False), they start at once and build the offered profiles' validators in the background."""
     config = context.config.acme
     if not config.enabled:
         return None
@@ -79,7 +81,10 @@ def acme_listener(
         validator=validator,
     )
     certfile, keyfile, password = _listener_certificate(context) or _server_certificate(context, signer)
-    lint_in_helper_process()
+    warm = [kind_for(profile, True) for profile in service.settings.profiles] if serving else []
+    # one lint helper per core across the server's workers (more would only compete for the cores)
+    helpers = max(1, (os.cpu_count() or 1) // context.config.server.workers)
+    lint_in_helper_process(helpers=helpers, warm=warm)
     return AcmeListener(
         routes=acme_routes(service, nonces if nonces is not None else nonce_store(context.db, context.clock)),
         port=config.https_port,

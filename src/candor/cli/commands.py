@@ -161,7 +161,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 _say(f"reconciled: {note}")
             finalizer = ct_edge.LoggedSigner(signer, ct) if ct is not None else signer
             nonces = shared_nonces(context)  # here, before the workers fork: they share it
-            acme = acme_listener(context, finalizer, host=host, nonces=nonces)
+            acme = acme_listener(context, finalizer, host=host, nonces=nonces, serving=workers == 1)
             for settings, _ in own.logs:
                 _say(f"  CT log {settings.name}: {context.config.server.public_base_url}{settings.prefix}/ct/v1/")
             if list_path is not None:

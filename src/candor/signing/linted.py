@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -29,7 +30,7 @@ from candor.lint import CertificateKind, LintReport, require_clean
 from candor.policy.algorithms import CAPrivateKey, CAPublicKey, KeyAlgorithm
 from candor.profiles import CertificateTemplate, to_builder
 from candor.signing.der import assemble_certificate, require_correspondence
-from candor.signing.lint_process import LintPool
+from candor.signing.lint_process import HELPERS, LintPool
 
 
 @functools.cache
@@ -85,13 +86,20 @@ def prepare_tbs(
 _helper: LintPool | None = None
 
 
-def lint_in_helper_process(enabled: bool = True) -> None:
+def lint_in_helper_process(
+    enabled: bool = True, *, helpers: int = HELPERS, warm: Sequence[CertificateKind] = ()
+) -> None:
     """From now on this process lints in helper processes (:mod:`.lint_process`): ``candor serve`` asks for this
-    so that pkilint's CPU runs beside its requests instead of under their GIL. Off: in this process again."""
+    so that pkilint's CPU runs beside its requests instead of under their GIL, in *helpers* processes. Off: in
+    this process again. With
+    *warm*, the helpers start now and build those kinds' validators in the background (a serving process: its
+    first orders then do not wait ~2 s for a helper's start)."""
     global _helper
-    previous, _helper = _helper, (LintPool() if enabled else None)
+    previous, _helper = _helper, (LintPool(helpers) if enabled else None)
     if previous is not None:
         previous.close()
+    if _helper is not None and warm:
+        _helper.warm(warm)
 
 
 def _lint(der: bytes, kind: CertificateKind, *, what: str, allow_local_urls: bool) -> LintReport:
