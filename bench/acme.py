@@ -266,13 +266,19 @@ def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
 
 
 def _descendants(root: int) -> list[int]:
+    """*root* and every process below it. ``/proc/PID/task/TID/children`` lists the children each thread started,
+    so every thread's list is read: a lint helper started from a request thread is not the main thread's child
+    (until 2026-11-27 this read the main thread's only, and left the lint helpers out of the server's CPU)."""
     found, frontier = [root], [root]
     while frontier:
         pid = frontier.pop()
         with contextlib.suppress(OSError):
-            for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-                found.append(int(child))
-                frontier.append(int(child))
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    for child in (task / "children").read_text().split():
+                        if int(child) not in found:
+                            found.append(int(child))
+                            frontier.append(int(child))
     return found
 
 
