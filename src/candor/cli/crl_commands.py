@@ -96,14 +96,14 @@ def _generate_all(generator: CrlGenerator, issuer_ids: list[int]) -> tuple[list[
     failed = 0
     for issuer_id in issuer_ids:
         issuer = generator.prepare(issuer_id)
-        for shard in range(issuer.crl_shards):
-            try:
-                results.append(generator.generate_shard(issuer, shard))
-            except CandorError as exc:
-                if exc.kind not in (ErrorKind.LINT, ErrorKind.KEY):
-                    raise
-                print(f"crl {issuer.name}/{shard}: REFUSED: {exc.message}", file=sys.stderr, flush=True)
-                failed += 1
+        for shard, outcome in generator.generate_shards(issuer, range(issuer.crl_shards)):
+            if not isinstance(outcome, CandorError):
+                results.append(outcome)
+                continue
+            if outcome.kind not in (ErrorKind.LINT, ErrorKind.KEY):
+                raise outcome
+            print(f"crl {issuer.name}/{shard}: REFUSED: {outcome.message}", file=sys.stderr, flush=True)
+            failed += 1
     return results, failed
 
 
@@ -118,11 +118,11 @@ def _generate_listed(generator: CrlGenerator, due: list[tuple[int, int]]) -> lis
     results = []
     for issuer_id in sorted({i for i, _ in due}):
         issuer = generator.prepare(issuer_id)
-        for _, shard in (d for d in due if d[0] == issuer_id):
-            try:
-                results.append(generator.generate_shard(issuer, shard))
-            except CandorError as exc:
-                print(f"crl {issuer.name}/{shard}: REFUSED: {exc.message}", file=sys.stderr, flush=True)
+        for shard, outcome in generator.generate_shards(issuer, [s for i, s in due if i == issuer_id]):
+            if isinstance(outcome, CandorError):
+                print(f"crl {issuer.name}/{shard}: REFUSED: {outcome.message}", file=sys.stderr, flush=True)
+            else:
+                results.append(outcome)
     return results
 
 

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -83,6 +83,14 @@ class ShardResult:
 Progress = Callable[[ShardResult], None]
 
 
+@dataclass(frozen=True)
+class _Read:
+    """A shard's revision and revoked entries, read by :meth:`CrlGenerator.generate_shards` for it."""
+
+    revision: int
+    entries: list[build.Entry]
+
+
 class CrlGenerator:
     def __init__(
         self,
@@ -138,15 +146,48 @@ class CrlGenerator:
     def generate_all(self, issuer_id: int) -> list[ShardResult]:
         """Regenerate every shard of the issuer (the periodic run, BR 4.9.7)."""
         issuer = self.prepare(issuer_id)
-        return [self.generate_shard(issuer, shard) for shard in range(issuer.crl_shards)]
+        results = []
+        for _, outcome in self.generate_shards(issuer, range(issuer.crl_shards)):
+            if isinstance(outcome, CandorError):
+                raise outcome
+            results.append(outcome)
+        return results
 
-    def generate_shard(self, issuer: IssuerContext, shard: int) -> ShardResult:
+    def generate_shards(
+        self, issuer: IssuerContext, shards: Iterable[int]
+    ) -> Iterator[tuple[int, ShardResult | CandorError]]:
+        """:meth:`generate_shard` for each of *shards*, their entries read in one pass over the issuer's revoked
+        serials (:func:`state.revoked_entries_of`) when there are several; each shard's revision is read before
+        that pass, as :meth:`generate_shard` reads it before its own read, so a revocation recorded after the
+        pass leaves the shard dirty. Yields (shard, its result or the CandorError that refused it) as it goes."""
+        wanted = list(shards)
+        reads: dict[int, _Read] = {}
+        if len(wanted) > 1:
+            require_trustworthy(self.clock_watch, f"CRLs of {issuer.name}")
+            with self.db.session() as session:
+                revisions = {shard: state.revision(session, issuer.id, shard) for shard in wanted}
+                kind = self._kind(session, issuer.id)
+            with self.db.session() as session:
+                entries = state.revoked_entries_of(
+                    session, issuer_id=issuer.id, wanted=wanted, shards=issuer.crl_shards,
+                    expired_before=self.clock.now() - self.settings.keep_after_expiry_for(kind),
+                )  # fmt: skip
+            reads = {shard: _Read(revisions[shard], entries[shard]) for shard in wanted}
+        for shard in wanted:
+            try:
+                yield shard, self.generate_shard(issuer, shard, read=reads.pop(shard, None))
+            except CandorError as exc:
+                yield shard, exc
+
+    def generate_shard(self, issuer: IssuerContext, shard: int, *, read: _Read | None = None) -> ShardResult:
+        """Generate, check and publish one shard's CRL; with *read*, its revision and entries as
+        :meth:`generate_shards` read them (entries that expired in between stay listed: one CRL longer)."""
         started = time.perf_counter()
         subject = f"{issuer.name}/{shard}"
         # thisUpdate comes from the clock: none is signed, and no CRLNumber drawn, while it is not trustworthy
         require_trustworthy(self.clock_watch, f"CRL {subject}")  # (WS-08e, CSBR 6.8)
         with self.db.session() as session:
-            seen_revision = state.revision(session, issuer.id, shard)
+            seen_revision = state.revision(session, issuer.id, shard) if read is None else read.revision
             kind = self._kind(session, issuer.id)
         with self.db.session() as session:
             number = state.draw_number(session, issuer.id)
@@ -161,14 +202,17 @@ class CrlGenerator:
             next_update=this_update + self.settings.validity,
             kind=kind,
         )
-        with self.db.session() as session:
-            entries = state.revoked_entries(
-                session,
-                issuer_id=issuer.id,
-                shard=shard,
-                shards=issuer.crl_shards,
-                expired_before=now - self.settings.keep_after_expiry_for(kind),
-            )
+        if read is not None:
+            entries = read.entries
+        else:
+            with self.db.session() as session:
+                entries = state.revoked_entries(
+                    session,
+                    issuer_id=issuer.id,
+                    shard=shard,
+                    shards=issuer.crl_shards,
+                    expired_before=now - self.settings.keep_after_expiry_for(kind),
+                )
         try:
             skeleton = build.skeleton(header)
             checks.check_entries(entries, shard=shard, shards=issuer.crl_shards, this_update=der.time_der(this_update))
@@ -188,7 +232,7 @@ class CrlGenerator:
         try:
             require_trustworthy(self.clock_watch, f"CRL {subject}")  # the clock may have failed since thisUpdate
             crl_der = build.sign(skeleton, tbs, issuer.key(), issuer.algorithm)
-            checks.check_signed(crl_der, header, entries)
+            checks.check_signed(crl_der, header, entries, checked_tbs=tbs)  # the draft's TBS passed them all
         except CandorError as exc:
             self._refused(subject, number, exc)
             raise

@@ -33,11 +33,14 @@ class CrlScheduler:
             except CandorError as exc:
                 log.error("CRLs of issuer %d: %s", issuer_id, exc.message)
                 continue
-            for shard in shards:
-                try:
-                    results.append(self.generator.generate_shard(issuer, shard))
-                except CandorError as exc:  # recorded as crl.refused; nothing was published
-                    log.error("CRL %s/%d not published: %s", issuer.name, shard, exc.message)
+            try:
+                for shard, outcome in self.generator.generate_shards(issuer, shards):
+                    if isinstance(outcome, CandorError):  # recorded as crl.refused; nothing was published
+                        log.error("CRL %s/%d not published: %s", issuer.name, shard, outcome.message)
+                    else:
+                        results.append(outcome)
+            except CandorError as exc:  # the shared read (the clock, the database): every shard stays due
+                log.error("CRLs of %s not generated: %s", issuer.name, exc.message)
         return results
 
 

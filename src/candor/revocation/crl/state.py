@@ -9,7 +9,7 @@ increasing). Publication then updates the shard row only if its CRL is newer tha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import String, func, or_, select, type_coerce, update
@@ -75,6 +75,17 @@ def revoked_entries(
     """Every revoked serial of the shard whose certificate expired no earlier than *expired_before*
     (BR 4.10.1: entries stay at least until one CRL after expiry), precertificate-only serials included
     (BR 7.1.2.9), sorted by serial. Read with Core; on SQLite the timestamp text is encoded directly."""
+    return revoked_entries_of(
+        session, issuer_id=issuer_id, wanted=[shard], shards=shards, expired_before=expired_before
+    )[shard]
+
+
+def revoked_entries_of(
+    session: Session, *, issuer_id: int, wanted: Sequence[int], shards: int, expired_before: datetime
+) -> dict[int, list[Entry]]:
+    """:func:`revoked_entries` of each shard in *wanted*, read in one pass over the issuer's revoked serials
+    (a shard's own read selects its serials by the end of ``serial_hex``, which no index serves: each read passes
+    over all of them, so regenerating 16 shards one by one passed over them 16 times)."""
     when = SerialRecord.__table__.c.revoked_at
     revoked_at = type_coerce(when, String) if session.get_bind().dialect.name == "sqlite" else when
     query = select(SerialRecord.serial_hex, revoked_at, SerialRecord.revocation_reason).where(
@@ -82,25 +93,29 @@ def revoked_entries(
         SerialRecord.status == "revoked",
         or_(SerialRecord.expires_at.is_(None), SerialRecord.expires_at >= expired_before),
     )
-    by_suffix = hex_suffixes(shard, shards) if shards > 1 else None
-    if by_suffix is not None:
-        width, endings = by_suffix
+    found: dict[int, list[Entry]] = {shard: [] for shard in wanted}
+    by_suffix = [hex_suffixes(shard, shards) for shard in found] if shards > 1 and len(found) < shards else None
+    if by_suffix and all(by_suffix):
+        width = by_suffix[0][0]  # type: ignore[index]
+        endings = sorted(set().union(*(suffixes for _, suffixes in by_suffix)))  # type: ignore[misc]
         ending = func.substr(SerialRecord.serial_hex, func.length(SerialRecord.serial_hex) - (width - 1), width)
-        query = query.where(ending.in_(sorted(endings)))
-    rows: Iterable[tuple[str, object, int | None]] = session.execute(query)
-    entries = []
+        query = query.where(ending.in_(endings))
+    # Core rows on the session's connection (an ORM session.execute would run them through its loading)
+    rows: Iterable[tuple[str, object, int | None]] = session.connection().execute(query)
     time_der = der.time_der
     times: dict[object, bytes] = {}
     for serial_hex, at, reason in rows:
         octets = bytes.fromhex(serial_hex)
-        if by_suffix is None and shards > 1 and int.from_bytes(octets, "big") % shards != shard:
+        entries = found.get(int.from_bytes(octets, "big") % shards) if shards > 1 else found.get(0)
+        if entries is None:
             continue
         encoded = times.get(at)
         if encoded is None:
             encoded = times[at] = time_der(at)  # type: ignore[arg-type]
         entries.append(Entry(octets, encoded, reason or 0))
-    entries.sort(key=lambda e: (len(e.serial), e.serial))
-    return entries
+    for entries in found.values():
+        entries.sort(key=lambda e: (len(e.serial), e.serial))
+    return found
 
 
 def claim_publication(
