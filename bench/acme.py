@@ -637,7 +637,13 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=None, help="a fixed number of orders instead of --duration")
     parser.add_argument("--warmup", type=int, default=1, help="orders per client before measuring (default 1)")
     parser.add_argument("--only", choices=("candor", "pebble"), default=None)
-    parser.add_argument("--workers", type=int, default=1, help="candor serve's [server] workers (default 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="candor serve's [server] workers (default: one per core, as Pebble's Go runtime uses every core; "
+        "one Python worker is bound to one core by its interpreter lock)",
+    )
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite", help="Candor's database")
     parser.add_argument("--pg-host", default="127.0.0.1", help="PostgreSQL for --database postgres (trust auth)")
     parser.add_argument("--pg-port", type=int, default=5432)
