@@ -94,10 +94,9 @@ def revoked_entries_of(
         or_(SerialRecord.expires_at.is_(None), SerialRecord.expires_at >= expired_before),
     )
     found: dict[int, list[Entry]] = {shard: [] for shard in wanted}
-    by_suffix = [hex_suffixes(shard, shards) for shard in found] if shards > 1 and len(found) < shards else None
-    if by_suffix and all(by_suffix):
-        width = by_suffix[0][0]  # type: ignore[index]
-        endings = sorted(set().union(*(suffixes for _, suffixes in by_suffix)))  # type: ignore[misc]
+    selected = _endings(list(found), shards)
+    if selected is not None:
+        width, endings = selected
         ending = func.substr(SerialRecord.serial_hex, func.length(SerialRecord.serial_hex) - (width - 1), width)
         query = query.where(ending.in_(endings))
     # Core rows on the session's connection (an ORM session.execute would run them through its loading)
@@ -116,6 +115,20 @@ def revoked_entries_of(
     for entries in found.values():
         entries.sort(key=lambda e: (len(e.serial), e.serial))
     return found
+
+
+def _endings(wanted: list[int], shards: int) -> tuple[int, list[str]] | None:
+    """The ``serial_hex`` endings that select the serials of *wanted* shards in the database (:func:`hex_suffixes`),
+    or None to read every shard's (all of them are wanted, or the count does not divide 256 or 65,536)."""
+    if shards == 1 or len(wanted) == shards:
+        return None
+    width, endings = 0, set[str]()
+    for shard in wanted:
+        suffixes = hex_suffixes(shard, shards)
+        if suffixes is None:
+            return None
+        width, endings = suffixes[0], endings | suffixes[1]
+    return width, sorted(endings)
 
 
 def claim_publication(
