@@ -1,5 +1,6 @@
 """Acceptance 2: at the end of the run, every certificate and precertificate the tests issued is linted again,
-independently (pkilint detects the type itself), and verified by openssl as a TLS server certificate."""
+independently (pkilint detects the type itself and walks its own validators), and verified by openssl as a TLS
+server certificate. Candor's indexed walk of the same validators gives each the same report."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from candor.lint import is_local_url_finding, lint_detected
+from candor.lint.certificates import lint_certificate
 from support import ISSUED, openssl
 
 
@@ -19,7 +21,9 @@ def test_every_issued_certificate_relints_clean_and_verifies(tmp_path: Path, req
     problems: list[str] = []
     for index, (certificate, chain, root_pem, local_urls) in enumerate(ISSUED):
         der = certificate.public_bytes(Encoding.DER)
-        report = lint_detected(der)
+        report = lint_detected(der, indexed=False)
+        if lint_certificate(der, report.kind) != report:
+            problems.append(f"{certificate.serial_number:x}: the indexed walk's findings differ from pkilint's")
         errors = [f for f in report.errors if not (local_urls and is_local_url_finding(f))]
         if errors:
             problems.append(f"{certificate.serial_number:x}: {[str(f) for f in errors]}")

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from candor.errors import CandorError, ErrorKind
+from candor.lint.walk import IndexedWalk
 
 
 class CertificateKind(StrEnum):
@@ -92,7 +93,7 @@ _build_lock = threading.Lock()
 
 @functools.cache
 def _validator(kind: CertificateKind) -> tuple[Any, Any]:
-    """(validator container, finding filters) for *kind*, built once per process."""
+    """(validator container, finding filters) for *kind*, built once per process (pkilint's own objects)."""
     from pkilint.cabf import serverauth
     from pkilint.cabf.serverauth import serverauth_constants
     from pkilint.pkix import certificate, extension, name
@@ -116,22 +117,33 @@ def _validator(kind: CertificateKind) -> tuple[Any, Any]:
     return container, serverauth.create_serverauth_finding_filters(cert_type)
 
 
+@functools.cache
+def _walk(kind: CertificateKind) -> IndexedWalk:
+    """*kind*'s container walked with indexes (:mod:`.walk`): pkilint's results, less of its matching."""
+    return IndexedWalk(_validator(kind)[0])
+
+
 def prepare_linter(kind: CertificateKind) -> None:
     """Build *kind*'s validators now (pkilint's imports and validator set: ~1.5 s of CPU here, once per process)
     rather than in the first lint of that kind."""
     with _build_lock:
-        _validator(kind)
+        _walk(kind)
 
 
-def lint_certificate(der: bytes, kind: CertificateKind) -> LintReport:
-    """Run pkilint on *der*. Any failure of the linter itself is a ``LINT`` error: nothing gets signed."""
+def lint_certificate(der: bytes, kind: CertificateKind, *, indexed: bool = True) -> LintReport:
+    """Run pkilint on *der*. Any failure of the linter itself is a ``LINT`` error: nothing gets signed.
+
+    *indexed*: the validators run through :class:`~candor.lint.walk.IndexedWalk` (the same results for a third
+    less CPU); off, through pkilint's own container walk (the independent re-lint of ``tests/zz_relint`` does
+    both and compares)."""
     try:
         from pkilint import finding_filter, loader
 
         with _build_lock:
             container, filters = _validator(kind)
+            walk = _walk(kind) if indexed else container
         document = loader.RFC5280CertificateDocumentLoader().load_der_document(der, "certificate")
-        results = container.validate(document.root)
+        results = walk.validate(document.root)
         if filters:
             results, _ = finding_filter.filter_results(filters, results)
         findings = tuple(
@@ -172,7 +184,7 @@ def require_clean(der: bytes, kind: CertificateKind, *, what: str, allow_local_u
     return report
 
 
-def lint_detected(der: bytes) -> LintReport:
+def lint_detected(der: bytes, *, indexed: bool = True) -> LintReport:
     """Lint with the validators for the type pkilint itself detects from the certificate's contents (an
     independent second opinion: it does not trust the kind Candor meant to issue)."""
     try:
@@ -188,7 +200,7 @@ def lint_detected(der: bytes) -> LintReport:
         raise CandorError(
             ErrorKind.LINT, f"pkilint classifies the certificate as {detected.name}, not a type Candor issues"
         )
-    return lint_certificate(der, kind)
+    return lint_certificate(der, kind, indexed=indexed)
 
 
 _KIND_BY_SERVERAUTH_TYPE = {name: kind for kind, name in _SERVERAUTH_TYPES.items()}
