@@ -75,7 +75,7 @@ def test_append_does_no_serialising_or_hashing(db: Database, monkeypatch: pytest
     def refused(*_args: object, **_kwargs: object) -> str:
         raise AssertionError("serialised or hashed in the transaction")
 
-    for name in ("canonical_details", "content_hash"):
+    for name in ("canonical_details", "content_hash_of_text"):
         monkeypatch.setattr(log_module, name, refused)
     with db.session() as session:
         assert AuditLog(FakeClock(START)).append(session, prepared) is None

@@ -43,15 +43,36 @@ def _check_json(value: Any, path: str) -> None:
     )
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """Canonical JSON text: sorted keys, no whitespace, non-ASCII characters kept (UTF-8 when encoded)."""
     _check_json(value, "$")
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _dumps(value)
         text.encode("utf-8")
     except (TypeError, ValueError):
         raise CandorError(ErrorKind.INTERNAL, "audit details are not valid JSON text") from None
     return text
+
+
+def _record_bytes(fields: dict[str, str | int], details_text: str) -> bytes:
+    """``canonical_json`` of *fields* plus ``"details"``, UTF-8 encoded, where *details_text* is the details'
+    canonical JSON (:func:`canonical_details`), placed as it is rather than serialised again: ``json.dumps``
+    writes a nested object exactly as it writes it alone (same separators, sorted keys, escaping), and the
+    record's keys are sorted here as it sorts them (tests/audit/test_audit_chain.py compares the two). An
+    event's details can be kilobytes (a certificate's DER in hex); the other fields are short strings and
+    integers."""
+    try:
+        parts = [
+            f"{_dumps(key)}:{details_text if key == 'details' else _dumps(fields[key])}"
+            for key in sorted([*fields, "details"])
+        ]
+        return ("{" + ",".join(parts) + "}").encode("utf-8")
+    except (TypeError, ValueError):
+        raise CandorError(ErrorKind.INTERNAL, "audit event fields are not valid JSON text") from None
 
 
 def canonical_details(details: Any) -> str:
@@ -105,17 +126,29 @@ def event_hash(
     prev_hash: str,
 ) -> str:
     """Lowercase hex SHA-256 of :func:`canonical_event`."""
-    encoded = canonical_event(
-        seq=seq,
-        occurred_at=occurred_at,
-        actor=actor,
-        action=action,
-        subject=subject,
-        outcome=outcome,
-        details=details,
-        prev_hash=prev_hash,
-    )
-    return hashlib.sha256(encoded).hexdigest()
+    return event_hash_of_text(
+        seq=seq, occurred_at=occurred_at, actor=actor, action=action, subject=subject, outcome=outcome,
+        details_text=canonical_details(details), prev_hash=prev_hash,
+    )  # fmt: skip
+
+
+def event_hash_of_text(
+    *,
+    seq: int,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    outcome: str,
+    details_text: str,
+    prev_hash: str,
+) -> str:
+    """:func:`event_hash` of an event whose details are given as their canonical JSON text (as stored)."""
+    fields: dict[str, str | int] = {
+        "seq": seq, "occurred_at": format_time(occurred_at), "actor": actor, "action": action, "subject": subject,
+        "outcome": outcome, "prev_hash": prev_hash,
+    }  # fmt: skip
+    return hashlib.sha256(_record_bytes(fields, details_text)).hexdigest()
 
 
 def content_hash(
@@ -123,12 +156,29 @@ def content_hash(
 ) -> str:
     """Lowercase hex SHA-256 of an appended event's contents, before it has a place in the chain (no ``seq``,
     no ``prev_hash``): stored beside a pending event and checked again when the sequencer chains it."""
-    record = {
-        "occurred_at": format_time(occurred_at),
-        "actor": actor,
-        "action": action,
-        "subject": subject,
+    return content_hash_of_text(
+        occurred_at=occurred_at, actor=actor, action=action, subject=subject, outcome=outcome,
+        details_text=canonical_details(details),
+    )  # fmt: skip
+
+
+def content_hash_of_text(
+    *, occurred_at: datetime, actor: str, action: str, subject: str, outcome: str, details_text: str
+) -> str:
+    """:func:`content_hash` of an event whose details are given as their canonical JSON text (as stored)."""
+    fields: dict[str, str | int] = {
+        "occurred_at": format_time(occurred_at), "actor": actor, "action": action, "subject": subject,
         "outcome": outcome,
-        "details": details,
-    }
-    return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
+    }  # fmt: skip
+    return hashlib.sha256(_record_bytes(fields, details_text)).hexdigest()
+
+
+def is_canonical_details(text: str) -> bool:
+    """Whether *text* is a JSON object in its canonical form (what :func:`canonical_details` makes of it). Parsed
+    JSON holds only JSON values, so it is serialised again without :func:`canonical_json`'s walk; NaN and the
+    infinities, which the parser accepts, are refused by the serialiser."""
+    try:
+        details = json.loads(text)
+        return isinstance(details, dict) and _dumps(details) == text
+    except (ValueError, RecursionError):
+        return False

@@ -22,7 +22,6 @@ shown to auditors.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -33,7 +32,13 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from candor.audit.chain import GENESIS, canonical_details, content_hash, event_hash
+from candor.audit.chain import (
+    GENESIS,
+    canonical_details,
+    content_hash_of_text,
+    event_hash_of_text,
+    is_canonical_details,
+)
 from candor.audit.sequencer import AUDIT_LOCK_KEY, ChainRun, chain_pending
 from candor.clock import Clock, ensure_utc
 from candor.errors import CandorError, ErrorKind
@@ -142,9 +147,9 @@ class AuditLog:
             _check_text(n, v) for n, v in (("actor", actor), ("action", action), ("subject", subject))
         )
         occurred_at = ensure_utc(self._clock.now())
-        digest = content_hash(
+        digest = content_hash_of_text(
             occurred_at=occurred_at, actor=actor, action=action, subject=subject, outcome=outcome,
-            details=json.loads(stored_details),  # what the sequencer checks: the stored text, read back
+            details_text=stored_details,  # what the sequencer checks: the stored text
         )  # fmt: skip
         prepared = PreparedEvent(occurred_at, actor, action, subject, outcome, stored_details, digest)
         if dialect is None:
@@ -249,17 +254,16 @@ _COLUMNS = (
 def _recomputed(row: _EventRow) -> str | None:
     """The event's hash from its stored fields, or None if its details are not canonical JSON."""
     try:
-        details = json.loads(row.details)
-        if not isinstance(details, dict) or canonical_details(details) != row.details:
+        if not is_canonical_details(row.details):
             return None
-        return event_hash(
+        return event_hash_of_text(
             seq=row.seq,
             occurred_at=row.occurred_at,
             actor=row.actor,
             action=row.action,
             subject=row.subject,
             outcome=row.outcome,
-            details=details,
+            details_text=row.details,
             prev_hash=row.prev_hash,
         )
     except (ValueError, CandorError):

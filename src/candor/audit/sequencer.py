@@ -28,14 +28,13 @@ seconds; every CLI command that audits (it chains in its own transaction, see ``
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, text
 
-from candor.audit.chain import GENESIS, canonical_details, content_hash, event_hash
+from candor.audit.chain import GENESIS, content_hash_of_text, event_hash_of_text, is_canonical_details
 from candor.errors import CandorError, ErrorKind
 from candor.storage import Database, fastsql
 from candor.storage.models import AuditEvent, AuditPending
@@ -123,8 +122,7 @@ def _linked(rows: list[Any], head: tuple[int, str], *, full: bool) -> ChainRun:
     run = ChainRun(full=full)
     seq, prev_hash = head
     for row in rows:
-        details = _intact_details(row)
-        if details is None:
+        if not _intact(row):
             run.refused = (
                 f"pending audit event {row.id} ({row.action} by {row.actor}): its contents do not match the hash"
                 " stored when it was appended; it was changed before it was chained"
@@ -142,24 +140,27 @@ def _linked(rows: list[Any], head: tuple[int, str], *, full: bool) -> ChainRun:
             "details": row.details,
             "prev_hash": prev_hash,
         }
-        values["hash"] = prev_hash = event_hash(**{**values, "details": details})
+        values["hash"] = prev_hash = event_hash_of_text(
+            seq=seq, occurred_at=row.occurred_at, actor=row.actor, action=row.action, subject=row.subject,
+            outcome=row.outcome, details_text=row.details, prev_hash=values["prev_hash"],
+        )  # fmt: skip
         run.chained[row.id] = values
     return run
 
 
-def _intact_details(row: Any) -> dict[str, Any] | None:
-    """The pending event's details, if the row still matches the content hash stored when it was appended."""
+def _intact(row: Any) -> bool:
+    """Whether the pending event still matches the content hash stored when it was appended (its details still
+    canonical JSON, so that its chain hash is over the canonical form)."""
     try:
-        details = json.loads(row.details)
-        if not isinstance(details, dict) or canonical_details(details) != row.details:
-            return None
-        digest = content_hash(
+        if not is_canonical_details(row.details):
+            return False
+        digest = content_hash_of_text(
             occurred_at=row.occurred_at, actor=row.actor, action=row.action, subject=row.subject,
-            outcome=row.outcome, details=details,
+            outcome=row.outcome, details_text=row.details,
         )  # fmt: skip
-    except (ValueError, CandorError):
-        return None
-    return details if digest == row.content_hash else None
+    except CandorError:
+        return False
+    return bool(digest == row.content_hash)
 
 
 def chain_all_pending(db: Database) -> int:
