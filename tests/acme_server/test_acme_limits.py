@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,55 @@ def _path(url: object) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(str(url)).path
+
+
+def test_a_capped_count_refuses_and_dates_retry_after_as_a_full_count_would(tmp_path: Path) -> None:
+    """The counts read at most the limit's worth of rows, oldest first: more orders than the limit in the window
+    still refuse, and Retry-After is still when the oldest of them leaves the window."""
+    from candor.errors import RateLimitError
+    from candor.policy.names import Identifier
+    from candor.ra.limits import check_new_order
+
+    with acme_server(build_home(tmp_path / "home")) as harness:
+        client = Raw(harness, "p256").register()
+        clock = harness.ca.clock
+        first = clock.now()
+        for index in range(5):
+            assert _order(client, f"n{index}.example.com")[0] == 201
+            clock.advance(timedelta(minutes=10))
+        account_id = int(str(client.kid).rsplit("/", 1)[1])
+        names = [Identifier("dns", "more.example.com")]
+        with harness.ca.db.reader() as connection:
+            for limit in (2, 5):
+                with pytest.raises(RateLimitError) as refused:
+                    check_new_order(
+                        connection, account_id=account_id, identifiers=names, now=clock.now(),
+                        limits=Limits(orders_per_account=limit),
+                    )  # fmt: skip
+                oldest_leaves = first + timedelta(hours=3) - clock.now()
+                assert refused.value.retry_after == int(oldest_leaves.total_seconds()) + 1
+            check_new_order(
+                connection, account_id=account_id, identifiers=names, now=clock.now(),
+                limits=Limits(orders_per_account=6),
+            )  # fmt: skip
+
+
+def test_no_limit_reads_a_whole_table(tmp_path: Path) -> None:
+    """Each count is an index search (SQLite's plan): none scans orders, authorizations, challenges, issued names
+    or accounts, which grow with every order the CA ever took."""
+    from candor.ra import limits
+
+    statements = {
+        "orders": limits._ORDERS_OF, "pending": limits._PENDING_OF, "issued": limits._ISSUED_FOR,
+        "failed": limits._FAILED_FOR, "accounts": limits._ACCOUNTS_FROM,
+    }  # fmt: skip
+    home = build_home(tmp_path / "home")
+    with acme_server(home) as harness, harness.ca.db.reader() as connection:
+        for name, statement in statements.items():
+            compiled = statement.compile(dialect=connection.dialect)
+            values = compiled.construct_params({key: 1 for key in compiled.params if compiled.params[key] is None})
+            positional = tuple(values[key] for key in compiled.positiontup or ())
+            plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", positional)]
+            assert any(step.startswith("SEARCH") for step in plan), (name, plan)
+            tables = ("orders", "authorizations", "challenges", "issued_names", "accounts")
+            assert not [step for step in plan if step.split()[:2] in (["SCAN", t] for t in tables)], (name, plan)

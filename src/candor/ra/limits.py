@@ -42,18 +42,34 @@ def _refuse(what: str, limit: int, window: timedelta, oldest: datetime | None, n
 
 
 def _window(query: Any, column: Any) -> Any:
-    """count(*) and the oldest *column* of *query*'s rows newer than :since, built once (building a statement
-    and its cache key costs several times executing a built one, and these run on every newOrder)."""
-    return query.where(column > bindparam("since")).with_only_columns(func.count(), func.min(column))
+    """count(*) and the oldest *column* of *query*'s rows newer than :since, counting at most :cap of them (the
+    oldest first, so the oldest is the window's): a limit only needs to know whether the count reached it, and an
+    uncapped count reads every row of the window, which for a large subscriber is every order or certificate of
+    the week. Built once (building a statement and its cache key costs several times executing a built one, and
+    these run on every newOrder)."""
+    counted = (
+        query.where(column > bindparam("since"))
+        .with_only_columns(column.label("at"))
+        .order_by(column)
+        .limit(bindparam("cap"))
+        .subquery()
+    )
+    return select(func.count(), func.min(counted.c.at))
 
 
 _ACCOUNTS_FROM = _window(select(Account).where(Account.created_ip == bindparam("address")), Account.created_at)
 _ORDERS_OF = _window(select(Order).where(Order.account_id == bindparam("account_id")), Order.created_at)
-_PENDING_OF = select(func.count()).where(
-    Authorization.account_id == bindparam("account_id"),
-    Authorization.status == "pending",
-    Authorization.expires_at > bindparam("now"),
+_PENDING = (
+    select(Authorization.id)
+    .where(
+        Authorization.account_id == bindparam("account_id"),
+        Authorization.status == "pending",
+        Authorization.expires_at > bindparam("now"),
+    )
+    .limit(bindparam("cap"))
+    .subquery()
 )
+_PENDING_OF = select(func.count()).select_from(_PENDING)  # counting at most :cap, as _window does
 _ISSUED_FOR = _window(select(IssuedName).where(IssuedName.registered_domain == bindparam("key")), IssuedName.issued_at)
 _FAILED_FOR = _window(
     select(Challenge)
@@ -75,7 +91,8 @@ def _count_since(session: Session | Connection, query: Any, params: dict[str, An
 def check_new_account(session: Session | Connection, *, address: str | None, now: datetime, limits: Limits) -> None:
     if address is None:
         return
-    count, oldest = _count_since(session, _ACCOUNTS_FROM, {"address": address, "since": now - limits.accounts_window})
+    since, cap = now - limits.accounts_window, limits.accounts_per_address
+    count, oldest = _count_since(session, _ACCOUNTS_FROM, {"address": address, "since": since, "cap": cap})
     if count >= limits.accounts_per_address:
         raise _refuse(f"new accounts from {address}", limits.accounts_per_address, limits.accounts_window, oldest, now)
 
@@ -83,15 +100,18 @@ def check_new_account(session: Session | Connection, *, address: str | None, now
 def check_new_order(
     session: Session | Connection, *, account_id: int, identifiers: Sequence[Identifier], now: datetime, limits: Limits
 ) -> None:
-    count, oldest = _count_since(session, _ORDERS_OF, {"account_id": account_id, "since": now - limits.orders_window})
+    since, cap = now - limits.orders_window, limits.orders_per_account
+    count, oldest = _count_since(session, _ORDERS_OF, {"account_id": account_id, "since": since, "cap": cap})
     if count >= limits.orders_per_account:
         raise _refuse("new orders for this account", limits.orders_per_account, limits.orders_window, oldest, now)
-    pending = run(_connection(session), _PENDING_OF, {"account_id": account_id, "now": now}).scalar()
+    cap = limits.pending_authorizations_per_account + 1  # enough to tell whether one more name is over
+    pending = run(_connection(session), _PENDING_OF, {"account_id": account_id, "now": now, "cap": cap}).scalar()
     if (pending or 0) + len(identifiers) > limits.pending_authorizations_per_account:
         most = limits.pending_authorizations_per_account
         raise RateLimitError(f"rate limit: pending authorizations for this account (at most {most})", retry_after=3600)
     for key in rate_keys(identifiers):
-        count, oldest = _count_since(session, _ISSUED_FOR, {"key": key, "since": now - limits.certificates_window})
+        since, cap = now - limits.certificates_window, limits.certificates_per_registered_domain
+        count, oldest = _count_since(session, _ISSUED_FOR, {"key": key, "since": since, "cap": cap})
         if count >= limits.certificates_per_registered_domain:
             raise _refuse(
                 f"certificates for {key}",
@@ -103,7 +123,8 @@ def check_new_order(
 
 
 def check_validation_attempt(session: Session | Connection, *, name: str, now: datetime, limits: Limits) -> None:
-    count, oldest = _count_since(session, _FAILED_FOR, {"name": name, "since": now - limits.failed_validations_window})
+    since, cap = now - limits.failed_validations_window, limits.failed_validations_per_name
+    count, oldest = _count_since(session, _FAILED_FOR, {"name": name, "since": since, "cap": cap})
     if count >= limits.failed_validations_per_name:
         raise _refuse(
             f"failed validations for {name}",

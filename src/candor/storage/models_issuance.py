@@ -56,6 +56,8 @@ class Authorization(Base):
             "status <> 'valid' OR (method IS NOT NULL AND validated_at IS NOT NULL)", name="valid_has_proof"
         ),
         Index("ix_authorizations_account_identifier", "account_id", "identifier_value"),
+        Index("ix_authorizations_account_pending", "account_id", "status", "expires_at"),  # the pending limit
+        Index("ix_authorizations_identifier", "identifier_value"),  # failed validations per name
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -79,6 +81,7 @@ class Order(Base):
     __table_args__ = (
         CheckConstraint(one_of("status", ORDER_STATUSES), name="status"),
         Index("ix_orders_replaces", "replaces"),
+        Index("ix_orders_account_created", "account_id", "created_at"),  # orders per account, the orders list
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
