@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # the C encoder json.dumps uses
 from typing import Any
 
 from candor.errors import CandorError, ErrorKind
@@ -64,15 +65,24 @@ def _record_bytes(fields: dict[str, str | int], details_text: str) -> bytes:
     writes a nested object exactly as it writes it alone (same separators, sorted keys, escaping), and the
     record's keys are sorted here as it sorts them (tests/audit/test_audit_chain.py compares the two). An
     event's details can be kilobytes (a certificate's DER in hex); the other fields are short strings and
-    integers."""
+    integers, written with the functions ``json.dumps`` itself uses for them."""
     try:
         parts = [
-            f"{_dumps(key)}:{details_text if key == 'details' else _dumps(fields[key])}"
+            f"{encode_basestring(key)}:{details_text if key == 'details' else _scalar(fields[key])}"
             for key in sorted([*fields, "details"])
         ]
         return ("{" + ",".join(parts) + "}").encode("utf-8")
     except (TypeError, ValueError):
         raise CandorError(ErrorKind.INTERNAL, "audit event fields are not valid JSON text") from None
+
+
+def _scalar(value: str | int) -> str:
+    """A string or an integer as ``json.dumps(..., ensure_ascii=False)`` writes it."""
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if type(value) is int:
+        return int.__repr__(value)
+    raise TypeError(f"{type(value).__name__} is not an audit event field")
 
 
 def canonical_details(details: Any) -> str:
