@@ -57,6 +57,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 POLL_WAITS = (0.005, 0.010, 0.020)  # then 0.020 for ever: the cap, unless Retry-After says otherwise
 MAX_RETRY_AFTER = 10.0
+# A request unanswered this long gives its order up (counted as a timeout, reported). Pebble has been seen to
+# leave a newOrder unanswered for over a minute under this load, which ended the whole run.
+CLIENT_TIMEOUT = 60.0
 NAME_SUFFIX = "bench.example.com"
 
 
@@ -84,6 +87,7 @@ class Stats:
     requests: int = 0
     polls: int = 0
     bad_nonces: int = 0
+    timeouts: int = 0  # orders given up after a request had no answer for the client's timeout
 
 
 class AcmeClient:
@@ -221,7 +225,7 @@ async def run_load(
     """Every client registers and completes *warmup* orders; then all run for *duration* s (or *orders*)."""
     stats = Stats()
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
-    https = [httpx.AsyncClient(verify=trust, timeout=60.0, limits=limits) for _ in range(clients)]
+    https = [httpx.AsyncClient(verify=trust, timeout=CLIENT_TIMEOUT, limits=limits) for _ in range(clients)]
     try:
         acme = [AcmeClient(http, directory_url, stats) for http in https]
         await asyncio.gather(*(client.start() for client in acme))
@@ -237,7 +241,11 @@ async def run_load(
             while budget[0] > 0 and (orders is not None or time.perf_counter() < deadline):
                 budget[0] -= 1
                 begun = time.perf_counter()
-                await client.order(next(names), answer)
+                try:
+                    await client.order(next(names), answer)
+                except httpx.TimeoutException:  # counted and reported; the client goes on with a new order
+                    stats.timeouts += 1
+                    continue
                 stats.latencies.append(time.perf_counter() - begun)
                 done[0] += 1
 
@@ -623,7 +631,8 @@ def _summary(label: str, result: Result) -> None:
     print(
         f"{label}: {result.orders} orders in {result.seconds:.1f} s = {result.rate:.1f} orders/s; latency p50 "
         f"{result.percentile(0.5) * 1000:.0f} ms, p99 {result.percentile(0.99) * 1000:.0f} ms; "
-        f"{result.stats.requests} JWS POSTs, {result.stats.polls} poll waits, {result.stats.bad_nonces} badNonce"
+        f"{result.stats.requests} JWS POSTs, {result.stats.polls} poll waits, {result.stats.bad_nonces} badNonce, "
+        f"{result.stats.timeouts} orders given up on a {CLIENT_TIMEOUT:g} s timeout"
     )
     if result.orders:
         server = f"server {result.server_cpu / result.orders * 1000:.1f} ms, " if result.server_cpu else ""
@@ -667,11 +676,13 @@ def main() -> None:
             candor_p50_ms=round(candor.percentile(0.5) * 1000, 1),
             candor_p99_ms=round(candor.percentile(0.99) * 1000, 1),
             candor_cpu_ms_per_order=round(candor.server_cpu / max(candor.orders, 1) * 1000, 1),
+            candor_timeouts=candor.stats.timeouts,
         )
     if pebble is not None:
         report.update(
             pebble_orders_per_s=round(pebble.rate, 1),
             pebble_p50_ms=round(pebble.percentile(0.5) * 1000, 1),
+            pebble_timeouts=pebble.stats.timeouts,
         )
     if candor is not None and pebble is not None:
         ratio = candor.rate / pebble.rate if pebble.rate else 0.0
