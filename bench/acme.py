@@ -60,6 +60,9 @@ MAX_RETRY_AFTER = 10.0
 # A request unanswered this long gives its order up (counted as a timeout, reported). Pebble has been seen to
 # leave a newOrder unanswered for over a minute under this load, which ended the whole run.
 CLIENT_TIMEOUT = 60.0
+# Pebble runs measured at most, while a run has requests that timed out (seen in one of six runs here: every client
+# waited a minute on Pebble at once). Candor's runs are never repeated: its stalls stay in its figure.
+PEBBLE_ATTEMPTS = 3
 NAME_SUFFIX = "bench.example.com"
 
 
@@ -667,9 +670,15 @@ def main() -> None:
     if args.only in (None, "candor"):
         candor = asyncio.run(bench_candor(args))
         _summary("candor", candor)
+    pebble_stalls = 0
     if args.only in (None, "pebble"):
-        pebble = asyncio.run(bench_pebble(args))
-        _summary("pebble", pebble)
+        for _attempt in range(PEBBLE_ATTEMPTS):
+            pebble = asyncio.run(bench_pebble(args))
+            _summary("pebble", pebble)
+            if not pebble.stats.timeouts:
+                break
+            pebble_stalls += 1  # Pebble stopped answering for a minute: that run measures the stall, not Pebble
+            print("pebble: requests went unanswered for the client's timeout; measuring a fresh Pebble again")
     if candor is not None:
         report.update(
             orders_per_s=round(candor.rate, 1),
@@ -683,6 +692,7 @@ def main() -> None:
             pebble_orders_per_s=round(pebble.rate, 1),
             pebble_p50_ms=round(pebble.percentile(0.5) * 1000, 1),
             pebble_timeouts=pebble.stats.timeouts,
+            pebble_stalled_runs=pebble_stalls,
         )
     if candor is not None and pebble is not None:
         ratio = candor.rate / pebble.rate if pebble.rate else 0.0
