@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -27,6 +29,8 @@ POISON_OID = ExtensionOID.PRECERT_POISON  # 1.3.6.1.4.1.11129.2.4.3
 PRECERT_SIGNING_EKU = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.4")  # RFC 6962 3.1
 MAX_CHAIN_LENGTH = 10
 _CACHE_CAP = 4096
+_ACCEPTED_CAP = 64  # chains remembered as accepted: enough for one chain's submissions to every log of a CA
+_SHARED_CAP = 64  # distinct root sets with a shared checker
 
 
 class SubmissionError(ValueError):
@@ -96,8 +100,24 @@ class ChainChecker:
 
     Issuers are parsed once and remembered (by their DER), and issuer-to-issuer links that verified once are
     remembered by the pair's fingerprints, so a busy log parses one certificate and verifies one signature
-    per submission: the leaf's.
+    per submission: the leaf's. The last accepted chains are remembered too: logs with the same roots share one
+    checker (:meth:`for_roots`), and a CA submitting each (pre)certificate to several of them checks it once.
     """
+
+    _shared: ClassVar[dict[frozenset[bytes], ChainChecker]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def for_roots(cls, roots: Sequence[x509.Certificate]) -> ChainChecker:
+        """The process's checker for exactly this set of roots (one is made on first use)."""
+        key = frozenset(fingerprint(root.public_bytes(Encoding.DER)) for root in roots)
+        with cls._shared_lock:
+            checker = cls._shared.get(key)
+            if checker is None:
+                if len(cls._shared) >= _SHARED_CAP:
+                    cls._shared.clear()
+                checker = cls._shared[key] = cls(roots)
+            return checker
 
     def __init__(self, roots: Sequence[x509.Certificate]) -> None:
         self.roots = tuple(roots)
@@ -109,10 +129,26 @@ class ChainChecker:
             self._roots_by_subject.setdefault(root.certificate.subject.public_bytes(), []).append(root)
         self._issuers: dict[bytes, _Issuer] = {}
         self._verified: set[tuple[bytes, bytes]] = set()
+        self._accepted: OrderedDict[tuple[tuple[bytes, ...], bool], Submission] = OrderedDict()
         self._lock = threading.Lock()
 
     def check(self, ders: Sequence[bytes], *, precertificate: bool) -> Submission:
-        """RFC 6962 4.1 (add-chain) / 4.2 (add-pre-chain): the entry for *ders*, or :class:`SubmissionError`."""
+        """RFC 6962 4.1 (add-chain) / 4.2 (add-pre-chain): the entry for *ders*, or :class:`SubmissionError`.
+        A chain accepted a moment ago (the same bytes, the same kind) is answered as it was then: the checks
+        depend on nothing else (no dates, no revocation: RFC 6962 3.1)."""
+        key = (tuple(ders), precertificate)
+        with self._lock:
+            accepted = self._accepted.get(key)
+        if accepted is not None:
+            return accepted
+        submission = self._check(ders, precertificate=precertificate)
+        with self._lock:
+            self._accepted[key] = submission
+            while len(self._accepted) > _ACCEPTED_CAP:
+                self._accepted.popitem(last=False)
+        return submission
+
+    def _check(self, ders: Sequence[bytes], *, precertificate: bool) -> Submission:
         if not ders:
             raise SubmissionError("the chain is empty")
         if len(ders) > MAX_CHAIN_LENGTH:

@@ -156,7 +156,7 @@ class CtLog:
         self._db = db
         self._clock = clock
         self._signer = signer
-        self._checker = ChainChecker(roots)
+        self._checker = ChainChecker.for_roots(roots)  # shared by the logs with these roots
         self._row = store.ensure_log(
             db, name=parameters.name, key_label=parameters.key_label, log_id=self.log_id, now=clock.now()
         )
