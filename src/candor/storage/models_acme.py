@@ -43,6 +43,7 @@ class Challenge(Base):
 
 class OrderAuthorization(Base):
     __tablename__ = "order_authorizations"
+    __table_args__ = (Index("ix_order_authorizations_authorization", "authorization_id"),)  # refresh_orders
 
     order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id"), primary_key=True)
     authorization_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("authorizations.id"), primary_key=True)

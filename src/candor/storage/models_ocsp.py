@@ -23,6 +23,7 @@ class OcspResponseRecord(Base):
         UniqueConstraint("serial_id"),
         UniqueConstraint("issuer_key_sha1", "serial_hex"),  # the request's lookup key (RFC 6960 4.1.1 CertID)
         Index("ix_ocsp_responses_refresh_at", "refresh_at"),
+        Index("ix_ocsp_responses_this_update", "this_update"),  # what the workers that follow the signer read
         CheckConstraint(one_of("status", OCSP_STATUSES), name="status"),
     )
 
