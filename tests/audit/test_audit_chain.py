@@ -103,6 +103,8 @@ def test_hashes_from_the_stored_text_are_the_hashes_of_the_canonical_record(deta
     is; that must be, byte for byte, the canonical JSON of the whole record (what the hashes always covered)."""
     text = canonical_details(details)
     fields = {**FIELDS, "details": details}
+    if details:  # the short fields escaped as json.dumps escapes them: quotes, backslashes, U+2028, non-ASCII
+        fields |= {"subject": 'order "7" \\ caf\u00e9 \u2028 \U0001f512', "seq": 12345678901234567890}
     by_text = {k: v for k, v in fields.items() if k != "details"}
     assert event_hash_of_text(**by_text, details_text=text) == hashlib.sha256(canonical_event(**fields)).hexdigest()
     record = {k: v for k, v in fields.items() if k not in ("seq", "prev_hash")}

@@ -186,7 +186,9 @@ def content_hash_of_text(
 def is_canonical_details(text: str) -> bool:
     """Whether *text* is a JSON object in its canonical form (what :func:`canonical_details` makes of it). Parsed
     JSON holds only JSON values, so it is serialised again without :func:`canonical_json`'s walk; NaN and the
-    infinities, which the parser accepts, are refused by the serialiser."""
+    infinities, which the parser accepts, are refused by the serialiser. A text holding a raw lone surrogate
+    (which :func:`canonical_details` never makes, and no UTF-8 store holds) passes here and is refused when the
+    record is encoded for its hash."""
     try:
         details = json.loads(text)
         return isinstance(details, dict) and _dumps(details) == text

@@ -30,6 +30,15 @@ class Limits:
     accounts_per_address: int = 10
     accounts_window: timedelta = timedelta(hours=3)
 
+    def __post_init__(self) -> None:
+        """Every limit at least 1 and every window positive (``[acme.limits]`` holds the configured ones to this):
+        the counts stop at the limit, so a limit of 0 could not date its Retry-After."""
+        for name, value in vars(self).items():
+            if isinstance(value, int) and value < 1:
+                raise ValueError(f"rate limit {name} must be at least 1, not {value}")
+            if isinstance(value, timedelta) and value <= timedelta(0):
+                raise ValueError(f"rate limit window {name} must be positive, not {value}")
+
 
 def rate_keys(identifiers: Iterable[Identifier]) -> list[str]:
     return sorted({rate_limit_key(i) for i in identifiers})
