@@ -90,7 +90,9 @@ def acme_routes(service: AcmeService, nonces: Nonces) -> list[BaseRoute]:
 
             try:
                 body = await _bounded_body(request)
-                url = f"{service.settings.base_url}{request.url.path}"
+                # the route's path, as request.url.path gives it without building the whole URL (the POST routes'
+                # paths hold none of the characters, '?', '#' and '\\', that Starlette's URL would escape)
+                url = f"{service.settings.base_url}{request.scope['path']}"
                 object_id = int(request.path_params["id"]) if with_id else None
                 if object_id is not None and object_id > MAX_ID:
                     raise AcmeProblem("malformed", "no such ACME resource", 404)

@@ -9,6 +9,7 @@ account's status. :func:`verify_eab` checks an external account binding (RFC 855
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -74,9 +75,13 @@ class VerifiedRequest:
     kid: str | None
     jwk: Mapping[str, Any] | None
     key: PublicKey
-    thumbprint: str  # RFC 7638 thumbprint of ``key``
     payload: bytes
     protected: Mapping[str, Any]
+
+    @functools.cached_property
+    def thumbprint(self) -> str:
+        """RFC 7638 thumbprint of ``key`` (computed when asked: newAccount needs it, most requests do not)."""
+        return jwk_thumbprint(public_jwk(self.key))
 
     @property
     def is_post_as_get(self) -> bool:
@@ -153,7 +158,6 @@ def verify_request(
         kid=kid,
         jwk=jwk,
         key=key,
-        thumbprint=jwk_thumbprint(public_jwk(key)),
         payload=parsed.payload,
         protected=header,
     )
