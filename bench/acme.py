@@ -19,6 +19,10 @@ and who answers the challenges differ between the two servers:
 
 The last line printed is one JSON object: orders_per_s (Candor), pebble_orders_per_s, ratio_to_pebble,
 Candor's p50/p99 order latency, and what was measured.
+
+``--phases N``: where Candor's CPU goes, by request. One client makes N orders in sequence and the server's CPU
+(every process of ``candor serve``, from /proc) is read around each request; the JSON line adds
+phases_ms_per_order. Profilers misled here (docs/performance.md, sixth session); this does not.
 """
 
 from __future__ import annotations
@@ -91,6 +95,10 @@ class Stats:
     polls: int = 0
     bad_nonces: int = 0
     timeouts: int = 0  # orders given up after a request had no answer for the client's timeout
+    # --phases: the server's CPU seconds spent during each kind of request, and how many there were
+    phase_cpu: dict[str, float] = field(default_factory=dict)
+    phase_requests: dict[str, int] = field(default_factory=dict)
+    server_cpu: Callable[[], float] | None = None  # set to meter each request (one client at a time only)
 
 
 class AcmeClient:
@@ -138,11 +146,17 @@ class AcmeClient:
         for _attempt in range(5):
             nonce = self.nonce or await self._fresh_nonce()
             self.nonce = None
+            meter = self.stats.server_cpu
+            before = meter() if meter is not None else 0.0
             reply = await self.http.post(
                 url,
                 content=self._jws(url, payload, nonce, use_jwk=use_jwk),
                 headers={"Content-Type": "application/jose+json"},
             )
+            if meter is not None:
+                phase = _phase(url, payload)
+                self.stats.phase_cpu[phase] = self.stats.phase_cpu.get(phase, 0.0) + meter() - before
+                self.stats.phase_requests[phase] = self.stats.phase_requests.get(phase, 0) + 1
             self.stats.requests += 1
             self.nonce = reply.headers.get("Replay-Nonce")
             if reply.status_code < 400:
@@ -195,6 +209,23 @@ class AcmeClient:
         return certificate
 
 
+def _phase(url: str, payload: dict[str, Any] | None) -> str:
+    """The kind of an ACME request, from Candor's URL layout (--phases measures Candor only)."""
+    path = url.split("/acme/", 1)[-1]
+    kind = path.split("/", 1)[0]
+    if path.endswith("/finalize"):
+        return "finalize"
+    if kind == "authz":
+        return "authorization (POST-as-GET)"
+    if kind == "chall":
+        return "challenge"
+    if kind == "order":
+        return "order (POST-as-GET)"
+    if kind == "cert":
+        return "certificate download"
+    return {"new-order": "newOrder", "new-account": "newAccount"}.get(kind, kind) if payload is not None else kind
+
+
 def _wait(reply: httpx.Response, attempt: int) -> float:
     retry_after = reply.headers.get("Retry-After", "")
     if retry_after.isdigit():
@@ -223,9 +254,10 @@ class Result:
 
 async def run_load(
     directory_url: str, trust: ssl.SSLContext, answer: Answer, names: Iterator[str], *, clients: int, duration: float,
-    orders: int | None, warmup: int, server_pids: Callable[[], list[int]] = list,
+    orders: int | None, warmup: int, server_pids: Callable[[], list[int]] = list, phases: bool = False,
 ) -> Result:  # fmt: skip
-    """Every client registers and completes *warmup* orders; then all run for *duration* s (or *orders*)."""
+    """Every client registers and completes *warmup* orders; then all run for *duration* s (or *orders*). With
+    *phases* (one client), the server's CPU is read around each request of the measure."""
     stats = Stats()
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
     https = [httpx.AsyncClient(verify=trust, timeout=CLIENT_TIMEOUT, limits=limits) for _ in range(clients)]
@@ -241,6 +273,9 @@ async def run_load(
 
         await asyncio.gather(*(warm(client) for client in acme for _ in range(warmup)))
         stats.latencies.clear()
+        if phases:
+            pids = server_pids()
+            stats.server_cpu = lambda: sum(_cpu_by_pid(pids).values())
         cpu_before, client_before = _cpu_by_pid(server_pids()), time.process_time()
         started = time.perf_counter()
         deadline = started + duration
@@ -577,6 +612,7 @@ async def bench_candor(args: argparse.Namespace) -> Result:
                 result = await run_load(
                     directory_url, trust, responder.answer, iter(names), clients=args.clients, duration=args.duration,
                     orders=args.orders, warmup=args.warmup, server_pids=lambda: _descendants(server.pid) + backends(),
+                    phases=args.phases is not None,
                 )  # fmt: skip
         assert responder.server is not None
         responder.server.close()
@@ -671,7 +707,18 @@ def main() -> None:
     parser.add_argument("--no-ct", action="store_true", help="Candor without its CT logs and SCTs")
     parser.add_argument("--profile", default=None, help="py-spy raw profile of candor serve to this path")
     parser.add_argument("--gil", action="store_true", help="with --profile: sample only the thread holding the GIL")
+    parser.add_argument(
+        "--phases",
+        type=int,
+        default=None,
+        metavar="ORDERS",
+        help="Candor only: ORDERS orders in sequence by one client, with the server's CPU (all its processes, from "
+        "/proc) read around each request, printed per kind of request; background work lands in the request it "
+        "overlaps, and /proc counts in 10 ms ticks, so use a few hundred orders",
+    )
     args = parser.parse_args()
+    if args.phases is not None:  # one client, orders in sequence, Candor only: each request's server CPU apart
+        args.only, args.clients, args.orders = "candor", 1, args.phases
     report: dict[str, Any] = {}
     candor = pebble = None
     if args.only in (None, "candor"):
@@ -686,6 +733,17 @@ def main() -> None:
                 break
             pebble_stalls += 1  # Pebble stopped answering for a minute: that run measures the stall, not Pebble
             print("pebble: requests went unanswered for the client's timeout; measuring a fresh Pebble again")
+    if candor is not None and args.phases is not None:
+        stats = candor.stats
+        print("server CPU per order, by request (one client, orders in sequence):")
+        for phase, seconds in sorted(stats.phase_cpu.items(), key=lambda item: -item[1]):
+            per_order, requests = seconds / max(candor.orders, 1) * 1000, stats.phase_requests[phase]
+            print(f"  {phase}: {per_order:.2f} ms over {requests / max(candor.orders, 1):.2f} requests")
+        metered = sum(stats.phase_cpu.values())
+        print(f"  between requests: {(candor.server_cpu - metered) / max(candor.orders, 1) * 1000:.2f} ms")
+        report["phases_ms_per_order"] = {
+            phase: round(seconds / max(candor.orders, 1) * 1000, 2) for phase, seconds in stats.phase_cpu.items()
+        }
     if candor is not None:
         report.update(
             orders_per_s=round(candor.rate, 1),
