@@ -38,7 +38,7 @@ def test_fresh_database_migrates_to_head(database_url: str) -> None:
     try:
         assert database.current_revision() is None
         database.upgrade()
-        assert database.current_revision() == head_revision() == database.head_revision() == "0015"
+        assert database.current_revision() == head_revision() == database.head_revision() == "0016"
         assert set(inspect(database.engine).get_table_names()) >= TABLES
         database.upgrade()  # a second run is a no-op
         assert database.current_revision() == head_revision()

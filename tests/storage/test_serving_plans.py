@@ -16,7 +16,7 @@ from candor.revocation.ocsp.index import ResponseIndex, load_from_database
 from candor.storage import Database
 from candor.storage.acme_views import refresh_orders
 
-GROWING = ("ocsp_responses", "order_authorizations", "orders", "authorizations", "serials", "certificates")
+GROWING = ("ocsp_responses", "order_authorizations", "orders", "authorizations", "serials", "certificates", "issuances")
 
 
 TRACED: list[str] = []  # every statement the fixture's database runs, as SQLite runs it (literals included)
@@ -67,3 +67,14 @@ def test_refreshing_the_orders_of_an_authorization_finds_them_by_it(sqlite_db: D
         refresh_orders(connection, 1)
     with sqlite_db.reader() as connection:
         assert _table_scans(connection, statements, "order_authorizations") == []
+
+
+def test_the_start_up_reconcile_reads_only_unfinished_work(sqlite_db: Database) -> None:
+    from candor.storage import orders
+
+    with _traced() as statements, sqlite_db.session() as session:
+        orders.unfinished_issuances(session)
+        orders.release_stale_orders(session, older_than=datetime(2026, 11, 27, tzinfo=UTC))
+    with sqlite_db.reader() as connection:
+        assert _table_scans(connection, statements, "issuances") == []
+        assert _table_scans(connection, statements, "FROM orders") == []

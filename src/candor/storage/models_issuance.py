@@ -82,6 +82,7 @@ class Order(Base):
         CheckConstraint(one_of("status", ORDER_STATUSES), name="status"),
         Index("ix_orders_replaces", "replaces"),
         Index("ix_orders_account_created", "account_id", "created_at"),  # orders per account, the orders list
+        Index("ix_orders_status_updated", "status", "updated_at"),  # the start-up reconcile's stale claims
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -105,7 +106,10 @@ class Issuance(Base):
     """
 
     __tablename__ = "issuances"
-    __table_args__ = (CheckConstraint(one_of("state", ISSUANCE_STATES), name="state"),)
+    __table_args__ = (
+        CheckConstraint(one_of("state", ISSUANCE_STATES), name="state"),
+        Index("ix_issuances_state", "state"),  # the start-up reconcile's unfinished issuances
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     serial_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("serials.id"), unique=True)
