@@ -154,7 +154,7 @@ class AcmeClient:
                 headers={"Content-Type": "application/jose+json"},
             )
             if meter is not None:
-                phase = _phase(url, payload)
+                phase = _phase(url)
                 self.stats.phase_cpu[phase] = self.stats.phase_cpu.get(phase, 0.0) + meter() - before
                 self.stats.phase_requests[phase] = self.stats.phase_requests.get(phase, 0) + 1
             self.stats.requests += 1
@@ -209,7 +209,7 @@ class AcmeClient:
         return certificate
 
 
-def _phase(url: str, payload: dict[str, Any] | None) -> str:
+def _phase(url: str) -> str:
     """The kind of an ACME request, from Candor's URL layout (--phases measures Candor only)."""
     path = url.split("/acme/", 1)[-1]
     kind = path.split("/", 1)[0]
@@ -223,7 +223,7 @@ def _phase(url: str, payload: dict[str, Any] | None) -> str:
         return "order (POST-as-GET)"
     if kind == "cert":
         return "certificate download"
-    return {"new-order": "newOrder", "new-account": "newAccount"}.get(kind, kind) if payload is not None else kind
+    return {"new-order": "newOrder", "new-account": "newAccount"}.get(kind, kind)
 
 
 def _wait(reply: httpx.Response, attempt: int) -> float:
