@@ -53,6 +53,10 @@ class Nonces(Protocol):
     """What the ACME edge asks of a nonce store (RFC 8555 6.5): each nonce is accepted at most once, by any of the
     processes that share the store, until it expires; a nonce it did not issue is refused."""
 
+    # True if issuing or using a nonce may wait on I/O (a database, a commit): the edge then never does it on the
+    # event loop. False for the nonces in shared memory, whose only wait is a lock held for microseconds.
+    blocking: bool
+
     def issue(self) -> str: ...
 
     def redeem(self, value: str) -> bool: ...
@@ -73,6 +77,8 @@ def nonce_store(db: Database, clock: Clock, *, lifetime: timedelta = timedelta(h
 
 class NonceStore:
     """The nonces in the CA's database, for the nodes of a multi-node deployment (PostgreSQL)."""
+
+    blocking = True  # a transaction (with group commit, a wait for the batch's commit)
 
     def __init__(
         self, db: Database, clock: Clock, *, lifetime: timedelta = timedelta(hours=1), group_commit: bool = False

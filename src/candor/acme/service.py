@@ -1,7 +1,8 @@
 """The ACME resources (RFC 8555 7): accounts, orders, authorizations, challenges, finalization, certificates,
 revocation and renewal information, as one service.
 
-Handlers are synchronous and run in a worker thread; each returns (status, JSON body or PEM, headers). The
+Handlers are synchronous: a request thread runs them, or the event loop for the reads that cannot wait
+(:mod:`candor.acme.app`); each returns (status, JSON body or PEM, headers). The
 signer is reached only through the :class:`Finalizer` interface, and validation through :class:`Validator`:
 this package never holds a CA key (DESIGN.md, trust boundaries).
 """

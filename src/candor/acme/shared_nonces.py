@@ -54,6 +54,8 @@ _FORM = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 class SharedNonces:
     """Nonces for this process and the processes it forks after making this store. Thread- and fork-safe."""
 
+    blocking = False  # memory, a lock held for microseconds: usable on the event loop
+
     def __init__(self, clock: Clock, *, lifetime: timedelta = timedelta(hours=1), window: int = WINDOW) -> None:
         if window < 8 or window & (window - 1):
             raise ValueError("the nonce window is a power of two of at least 8 bits")
