@@ -18,7 +18,10 @@ and who answers the challenges differ between the two servers:
   through its management API.
 
 The last line printed is one JSON object: orders_per_s (Candor), pebble_orders_per_s, ratio_to_pebble,
-Candor's p50/p99 order latency, and what was measured.
+Candor's p50/p99 order latency, each server's and the client's CPU per order and the server's context switches
+per order, and what was measured. The summary also splits the server's CPU by kind of thread (event loops, other
+threads, lint helpers), from /proc: the figure that held up here when the machine's speed moved between runs is
+the server's CPU per order against the client's, which does the same work for either server.
 
 ``--phases N``: where Candor's CPU goes, by request. One client makes N orders in sequence and the server's CPU
 (every process of ``candor serve``, from /proc) is read around each request; the JSON line adds
@@ -240,6 +243,9 @@ class Result:
     stats: Stats
     server_cpu: float = 0.0  # CPU seconds the server process(es) used while measured (Linux /proc), 0 if unknown
     client_cpu: float = 0.0
+    # the server's CPU seconds by kind of thread, and its threads' context switches, while measured (Linux /proc)
+    cpu_by_role: dict[str, float] = field(default_factory=dict)
+    switches: int = 0
 
     @property
     def rate(self) -> float:
@@ -277,6 +283,7 @@ async def run_load(
             pids = server_pids()
             stats.server_cpu = lambda: sum(_cpu_by_pid(pids).values())
         cpu_before, client_before = _cpu_by_pid(server_pids()), time.process_time()
+        threads_before = _threads(server_pids())
         started = time.perf_counter()
         deadline = started + duration
         budget = [orders if orders is not None else 1 << 62]
@@ -299,7 +306,13 @@ async def run_load(
         cpu_after = _cpu_by_pid(server_pids())
         server_cpu = sum(cpu - cpu_before.get(pid, 0.0) for pid, cpu in cpu_after.items())
         client_cpu = time.process_time() - client_before
-        return Result(done[0], elapsed, stats, server_cpu, client_cpu)
+        by_role: dict[str, float] = {}
+        switches = 0
+        for key, (cpu, switched) in _threads(server_pids()).items():
+            cpu_then, switched_then = threads_before.get(key, (0.0, 0))
+            by_role[key[2]] = by_role.get(key[2], 0.0) + cpu - cpu_then
+            switches += switched - switched_then
+        return Result(done[0], elapsed, stats, server_cpu, client_cpu, by_role, switches)
     finally:
         for http in https:
             await http.aclose()
@@ -315,6 +328,30 @@ def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
         except OSError:
             continue
         found[pid] = sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def _threads(pids: list[int]) -> dict[tuple[int, int, str], tuple[float, int]]:
+    """Each thread of *pids*: (pid, tid, role) -> (user + system CPU seconds, context switches), from /proc. The
+    role: "lint helpers" (every thread of a lint helper process), "main threads" (the event loop of a serving
+    process; in Go, the runtime's first thread), or "other threads" (request threads, background work).
+    Context switches are the voluntary ones (a wait: the GIL, a lock, I/O) and the involuntary (preempted)."""
+    found: dict[tuple[int, int, str], tuple[float, int]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in set(pids):
+        with contextlib.suppress(OSError):
+            helper = b"lint_process" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    status = (task / "status").read_text()
+                    switched = sum(
+                        int(line.split()[1]) for line in status.splitlines() if line.endswith(tuple("0123456789"))
+                        and line.split(":")[0] in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
+                    )  # fmt: skip
+                    tid = int(task.name)
+                    role = "lint helpers" if helper else "main threads" if tid == pid else "other threads"
+                    found[(pid, tid, role)] = ((int(fields[11]) + int(fields[12])) / tick, switched)
     return found
 
 
@@ -681,8 +718,15 @@ def _summary(label: str, result: Result) -> None:
         f"{result.stats.timeouts} orders given up on a {CLIENT_TIMEOUT:g} s timeout"
     )
     if result.orders:
-        server = f"server {result.server_cpu / result.orders * 1000:.1f} ms, " if result.server_cpu else ""
+        server = ""
+        if result.server_cpu:
+            roles = ", ".join(
+                f"{role} {cpu / result.orders * 1000:.1f}" for role, cpu in sorted(result.cpu_by_role.items())
+            )
+            server = f"server {result.server_cpu / result.orders * 1000:.1f} ms ({roles}), "
         print(f"  CPU per order: {server}client {result.client_cpu / result.orders * 1000:.1f} ms")
+        if result.switches:
+            print(f"  server context switches per order: {result.switches / result.orders:.0f}")
 
 
 def main() -> None:
@@ -750,12 +794,17 @@ def main() -> None:
             candor_p50_ms=round(candor.percentile(0.5) * 1000, 1),
             candor_p99_ms=round(candor.percentile(0.99) * 1000, 1),
             candor_cpu_ms_per_order=round(candor.server_cpu / max(candor.orders, 1) * 1000, 1),
+            candor_client_cpu_ms_per_order=round(candor.client_cpu / max(candor.orders, 1) * 1000, 1),
+            candor_switches_per_order=round(candor.switches / max(candor.orders, 1)),
             candor_timeouts=candor.stats.timeouts,
         )
     if pebble is not None:
         report.update(
             pebble_orders_per_s=round(pebble.rate, 1),
             pebble_p50_ms=round(pebble.percentile(0.5) * 1000, 1),
+            pebble_cpu_ms_per_order=round(pebble.server_cpu / max(pebble.orders, 1) * 1000, 1),
+            pebble_client_cpu_ms_per_order=round(pebble.client_cpu / max(pebble.orders, 1) * 1000, 1),
+            pebble_switches_per_order=round(pebble.switches / max(pebble.orders, 1)),
             pebble_timeouts=pebble.stats.timeouts,
             pebble_stalled_runs=pebble_stalls,
         )
