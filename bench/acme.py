@@ -19,9 +19,10 @@ and who answers the challenges differ between the two servers:
 
 The last line printed is one JSON object: orders_per_s (Candor), pebble_orders_per_s, ratio_to_pebble,
 Candor's p50/p99 order latency, each server's and the client's CPU per order and the server's context switches
-per order, and what was measured. The summary also splits the server's CPU by kind of thread (event loops, other
-threads, lint helpers), from /proc: the figure that held up here when the machine's speed moved between runs is
-the server's CPU per order against the client's, which does the same work for either server.
+per order, and what was measured. The summary also splits the server's CPU by kind of thread (main threads, which
+are the serving processes' event loops; other threads; lint helpers), from /proc. The figure that held up here
+when the machine's speed moved between runs is the server's CPU per order against the client's, which does the
+same work for either server.
 
 ``--phases N``: where Candor's CPU goes, by request. One client makes N orders in sequence and the server's CPU
 (every process of ``candor serve``, from /proc) is read around each request; the JSON line adds
@@ -345,10 +346,8 @@ def _threads(pids: list[int]) -> dict[tuple[int, int, str], tuple[float, int]]:
                 with contextlib.suppress(OSError, IndexError, ValueError):
                     fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
                     status = (task / "status").read_text()
-                    switched = sum(
-                        int(line.split()[1]) for line in status.splitlines() if line.endswith(tuple("0123456789"))
-                        and line.split(":")[0] in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
-                    )  # fmt: skip
+                    counts = dict(line.split(":", 1) for line in status.splitlines() if "ctxt_switches" in line)
+                    switched = sum(int(value) for value in counts.values())
                     tid = int(task.name)
                     role = "lint helpers" if helper else "main threads" if tid == pid else "other threads"
                     found[(pid, tid, role)] = ((int(fields[11]) + int(fields[12])) / tick, switched)

@@ -17,7 +17,6 @@ from acme_harness import acme_server
 from acme_raw import Raw, issued_certificate
 from issuing import build_home
 
-from candor.acme import app as acme_app
 from candor.acme.challenges import Challenges
 from candor.acme.nonces import NonceStore
 from candor.acme.ordering import Ordering
@@ -83,21 +82,11 @@ def test_reads_run_on_the_event_loop_and_writes_on_request_threads(
         assert threads_of[handler] == {"acme-request"}, handler
 
 
-def test_with_nonces_that_wait_every_handler_runs_on_a_request_thread(
+def test_with_the_databases_nonces_every_handler_runs_on_a_request_thread(
     acme_home: Path, threads_of: dict[str, set[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made = acme_app.acme_routes
-
-    def with_waiting_nonces(service: Any, nonces: Any) -> Any:
-        class Waiting:  # the same store, declared as one whose exchange may wait (as NonceStore's does)
-            blocking = NonceStore.blocking
-
-            def __getattr__(self, name: str) -> Any:
-                return getattr(nonces, name)
-
-        return made(service, Waiting())
-
-    monkeypatch.setattr("acme_harness.acme_routes", with_waiting_nonces)
+    # the CA database's own nonce store (the one PostgreSQL deployments use), here on the test CA's SQLite
+    monkeypatch.setattr("acme_harness.nonce_store", lambda db, clock: NonceStore(db, clock))
     _whole_order(acme_home, "p256_hop")
     for handler in RECORDED:
         assert threads_of[handler] == {"acme-request"}, handler

@@ -29,8 +29,8 @@ JOSE = "application/jose+json"
 # check, the nonce and the handler run there (SQL, signing, validation: blocking work). The hop is
 # loop.run_in_executor, a future and a queue. Until 2026-11-27 it was Starlette's run_in_threadpool (anyio's
 # run_sync: a capacity limiter, a cancel scope and a thread registry on every call): 117 against 73 µs of CPU per
-# hop alone, and bench/acme.py moved from 49.6 to 52.9 orders/s, both servers' CPU per order down (six runs each,
-# alternated; docs/performance.md). As many threads as anyio's default limiter allowed.
+# hop alone, a few per cent of an order at most (docs/performance.md, seventh session). As many threads as anyio's
+# default limiter allowed.
 REQUEST_THREADS = 40
 T = TypeVar("T")
 
