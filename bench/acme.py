@@ -6,7 +6,9 @@ fresh P-256 CSR, poll the order, download the certificate. Polling never sleeps 
 5, 10, then 20 ms between polls unless the server sends Retry-After. Only the directory URL, the trust anchor
 and who answers the challenges differ between the two servers:
 
-* Candor: ``candor init`` into a temporary directory, loopback validation allowed, rate limits raised far
+* Candor: ``candor init`` into a temporary directory, one worker per core, each bound to its core as on a host of
+  its own (``[server] cpu_affinity = "auto"``; ``--cpu-affinity none`` leaves them to the kernel), loopback
+  validation allowed, rate limits raised far
   above the bench volume, every bench name mapped (``acme.validation.hosts``) to a random 127/8 address where
   this process answers http-01 on port 80 (the validator only uses port 80, so this needs root or
   CAP_NET_BIND_SERVICE). Real validation, pkilint on the precertificate and the BR 4.3.1.2 correspondence
@@ -483,7 +485,14 @@ def _toml_string(value: str) -> str:
 
 
 def prepare_candor(
-    home: Path, names: list[str], address: str, *, workers: int, database_url: str | None, ct: bool = True
+    home: Path,
+    names: list[str],
+    address: str,
+    *,
+    workers: int,
+    database_url: str | None,
+    ct: bool = True,
+    cpu_affinity: str = "auto",
 ) -> tuple[int, int]:
     port, acme_port = free_port(), free_port()
     candor = str(ROOT / ".venv" / "bin" / "candor")
@@ -496,6 +505,9 @@ def prepare_candor(
     config, replaced = re.subn(r"(?m)^workers = \d+$", f"workers = {workers}", config)
     if replaced != 1:
         raise SystemExit("candor.toml has no [server] workers; the bench needs updating")
+    config, replaced = re.subn(r'(?m)^cpu_affinity = "none"$', f"cpu_affinity = {_toml_string(cpu_affinity)}", config)
+    if replaced != 1:
+        raise SystemExit("candor.toml has no [server] cpu_affinity; the bench needs updating")
     if database_url is not None:  # the same ceremony again, into the fresh PostgreSQL database
         config, replaced = re.subn(r'(?m)^url = "sqlite:///candor.db"$', f"url = {_toml_string(database_url)}", config)
         if replaced != 1:
@@ -634,7 +646,13 @@ async def bench_candor(args: argparse.Namespace) -> Result:
     ):
         home = Path(scratch) / "home"
         _port, _acme_port = prepare_candor(
-            home, names, address, workers=args.workers, database_url=database_url, ct=not args.no_ct
+            home,
+            names,
+            address,
+            workers=args.workers,
+            database_url=database_url,
+            ct=not args.no_ct,
+            cpu_affinity=args.cpu_affinity,
         )
         responder = Responder()
         await responder.start(address, 80)
@@ -742,6 +760,13 @@ def main() -> None:
         help="candor serve's [server] workers (default: one per core, as Pebble's Go runtime uses every core; "
         "one Python worker is bound to one core by its interpreter lock)",
     )
+    parser.add_argument(
+        "--cpu-affinity",
+        choices=("auto", "none"),
+        default="auto",
+        help='candor serve\'s [server] cpu_affinity (default "auto": as configured for a host of its own, each worker '
+        "and its lint helper bound to a core)",
+    )
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite", help="Candor's database")
     parser.add_argument("--pg-host", default="127.0.0.1", help="PostgreSQL for --database postgres (trust auth)")
     parser.add_argument("--pg-port", type=int, default=5432)
@@ -819,6 +844,7 @@ def main() -> None:
     report.update(
         clients=args.clients,
         workers=args.workers,
+        cpu_affinity=args.cpu_affinity,
         database=args.database,
         cores=os.cpu_count(),
         measure=f"{args.orders} orders" if args.orders is not None else f"{args.duration:g} s",

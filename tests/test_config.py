@@ -36,3 +36,18 @@ def test_a_missing_secret_names_its_source_not_a_value(tmp_path: Path, source: S
         resolve_secret(source, base_dir=tmp_path, environ={})
     assert caught.value.kind is ErrorKind.CONFIG
     assert ("UNSET" in caught.value.message) or ("absent" in caught.value.message)
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"), [('"none"', True), ('"auto"', True), ('"sometimes"', False), ("0", False)]
+)
+def test_cpu_affinity_is_none_or_auto(tmp_path: Path, value: str, accepted: bool) -> None:
+    template = CONFIG_TEMPLATE.format(port=1, base_url="http://a", acme_port=2)
+    assert template.count('cpu_affinity = "none"') == 1  # the template says what it defaults to
+    (tmp_path / "candor.toml").write_text(template.replace('cpu_affinity = "none"', f"cpu_affinity = {value}"))
+    if accepted:
+        assert load_config(tmp_path).server.cpu_affinity == value.strip('"')
+        return
+    with pytest.raises(CandorError) as caught:
+        load_config(tmp_path)
+    assert caught.value.kind is ErrorKind.CONFIG and "cpu_affinity" in caught.value.message

@@ -8,6 +8,7 @@ them at the edge, given the environment explicitly.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -98,6 +99,18 @@ class ServerConfig(_Strict):
     # Worker processes serving both listeners (each with its own database connections, key stores and
     # signer). 1 serves from the `candor serve` process itself; on a dedicated host, the number of cores.
     workers: int = Field(default=1, ge=1, le=64)
+    # "auto": worker i is bound to the i-th core this process may run on (in turn when there are more workers than
+    # cores), as nginx's ``worker_cpu_affinity auto``; each worker's threads and lint helpers then keep one core's
+    # caches (docs/performance.md, eighth session). For a dedicated host with one worker per core. "none": the
+    # kernel places them. No effect with one worker, which keeps every core for itself and its lint helpers.
+    cpu_affinity: Literal["none", "auto"] = "none"
+
+    @field_validator("cpu_affinity")
+    @classmethod
+    def _affinity(cls, value: str) -> str:
+        if value == "auto" and not hasattr(os, "sched_setaffinity"):
+            raise ValueError('"auto" needs sched_setaffinity (Linux); use "none" on this platform')
+        return value
 
     @field_validator("public_base_url")
     @classmethod

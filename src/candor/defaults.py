@@ -18,6 +18,10 @@ public_base_url = "{base_url}"
 # Worker processes, each serving every listener with its own database connections and key stores; the
 # listening sockets are shared. 1 serves from the 'candor serve' process itself; a dedicated host: its cores.
 workers = 1
+# "auto" binds worker i to core i (in turn), as nginx's worker_cpu_affinity auto, so that each worker's threads
+# and lint helpers keep one core's caches: for a dedicated host with one worker per core. "none": the kernel
+# places them.
+cpu_affinity = "none"
 
 [issuance]
 # Put this server's OCSP responder URL ({base_url}/ocsp/<issuer>) in every certificate's AIA (BR 7.1.2.7.7).

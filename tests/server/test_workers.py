@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -201,6 +202,40 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_everything(home: Path) ->
         assert served.process.wait(30) == 0
         for pid in replaced:
             assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+@pytest.mark.parametrize(("allowed", "cores"), [({0, 1}, [0, 1, 0]), ({5, 2, 7}, [2, 5, 7, 2]), ({3}, [3, 3])])
+def test_workers_take_the_allowed_cores_in_order_and_in_turn(allowed: set[int], cores: list[int]) -> None:
+    assert [workers.core_for(slot, allowed) for slot in range(len(cores))] == cores
+    with pytest.raises(ValueError, match="no core"):
+        workers.core_for(0, set())
+
+
+def test_auto_cpu_affinity_binds_each_worker_and_its_lint_helpers_to_its_core(home: Path, tmp_path: Path) -> None:
+    bound = tmp_path / "home"
+    shutil.copytree(home, bound)
+    config = (bound / "candor.toml").read_text()
+    config, replaced = re.subn(r'(?m)^cpu_affinity = "none"$', 'cpu_affinity = "auto"', config)
+    assert replaced == 1
+    (bound / "candor.toml").write_text(config)
+    expected = sorted(workers.core_for(slot, os.sched_getaffinity(0)) for slot in range(2))
+    with serving(bound) as served:
+        assert "2 worker processes, each bound to a core" in served.log.read_text()
+        first = served.workers()
+        assert sorted(min(os.sched_getaffinity(pid)) for pid in first) == expected
+        assert all(len(os.sched_getaffinity(pid)) == 1 for pid in first)
+        # each worker warms its lint helper at start: the helper runs on its worker's core
+        _wait_for(lambda: all(_children(pid) for pid in first), "the workers' lint helpers")
+        for pid in first:
+            helpers = {core for child in _children(pid) for core in os.sched_getaffinity(child)}
+            assert helpers == os.sched_getaffinity(pid)
+        # a replacement takes its slot's core again
+        killed = os.sched_getaffinity(first[1])
+        os.kill(first[1], signal.SIGKILL)
+        _wait_for(lambda: len(served.workers()) == 2 and first[1] not in served.workers(), "a replacement worker")
+        replacement = next(pid for pid in served.workers() if pid != first[0])
+        assert os.sched_getaffinity(replacement) == killed
+        assert _health(served.port) == 200
 
 
 def test_supervisor_gives_up_on_workers_that_die_at_start(monkeypatch: pytest.MonkeyPatch) -> None:

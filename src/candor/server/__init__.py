@@ -178,9 +178,10 @@ def run_server(
     )
     if count == 1:
         return serve(PRIMARY_SLOT)
-    announce(f"  {count} worker processes")
+    bind_cores = config.server.cpu_affinity == "auto"
+    announce(f"  {count} worker processes" + (", each bound to a core" if bind_cores else ""))
     db.dispose()  # no pooled connection crosses the fork
-    return supervise(count, serve)
+    return supervise(count, serve, bind_cores=bind_cores)
 
 
 class _Stop:

@@ -11,6 +11,9 @@ to the workers as SIGTERM, which makes them finish their requests and exit, and 
 all have (SIGKILL after :data:`STOP_GRACE_SECONDS`). A worker whose parent dies is sent SIGTERM by the kernel
 (Linux ``PR_SET_PDEATHSIG``), so no worker outlives the server.
 
+With ``[server] cpu_affinity = "auto"`` each worker is bound to one core (:func:`core_for`), with the lint helpers
+it starts: on a host of its own, a worker's threads then stay on one core's caches.
+
 Slot 0 is the **primary**: the one worker where background singletons run (``Worker.background``: a CT log
 sequencer, a CRL scheduler). Its replacement after a crash is primary again, so there is always exactly one.
 """
@@ -24,7 +27,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -47,16 +50,28 @@ class _Slots:
     quick_exits: int = 0
 
 
-def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
+def core_for(slot: int, allowed: Collection[int]) -> int:
+    """The core the worker of *slot* is bound to with ``[server] cpu_affinity = "auto"``: the cores the server may
+    run on (*allowed*, its own affinity, which a container's cpuset or ``taskset`` may narrow), in order, in turn.
+    A replacement worker takes its slot's core again."""
+    cores = sorted(allowed)
+    if not cores:
+        raise ValueError("no core to bind a worker to")
+    return cores[slot % len(cores)]
+
+
+def supervise(workers: int, run_worker: Callable[[int], int], *, bind_cores: bool = False) -> int:
     """Fork *workers* processes running ``run_worker(slot)`` (slots 0 to workers - 1; its return value is the
-    worker's exit code) and keep them running until a stop signal; return the parent's exit code."""
+    worker's exit code) and keep them running until a stop signal; return the parent's exit code. *bind_cores*:
+    each worker is bound to :func:`core_for` its slot before it builds anything, so that its threads and the lint
+    helpers it starts run there too."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
     slots = _Slots(workers)
     stopping_since: float | None = None
     exit_code = 0
     try:
         for slot in range(workers):
-            _spawn(slots, slot, run_worker, previous)
+            _spawn(slots, slot, run_worker, previous, bind_cores)
         while slots.pids or slots.due:  # a restart may be due with no worker left running
             now = time.monotonic()
             timeout = min([1.0, *(max(0.0, t - now) for t in slots.due.values())])
@@ -79,7 +94,7 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
                 for slot, when in list(slots.due.items()):
                     if when <= time.monotonic():
                         del slots.due[slot]
-                        _spawn(slots, slot, run_worker, previous)
+                        _spawn(slots, slot, run_worker, previous, bind_cores)
             elif time.monotonic() - stopping_since > STOP_GRACE_SECONDS:
                 _signal_all(slots, signal.SIGKILL)
     finally:
@@ -92,7 +107,9 @@ def supervise(workers: int, run_worker: Callable[[int], int]) -> int:
     return exit_code
 
 
-def _spawn(slots: _Slots, slot: int, run_worker: Callable[[int], int], mask: set[int | signal.Signals]) -> None:
+def _spawn(
+    slots: _Slots, slot: int, run_worker: Callable[[int], int], mask: set[int | signal.Signals], bind_cores: bool
+) -> None:
     parent = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -102,6 +119,8 @@ def _spawn(slots: _Slots, slot: int, run_worker: Callable[[int], int], mask: set
         try:
             _die_with_parent(parent)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            if bind_cores:
+                os.sched_setaffinity(0, {core_for(slot, os.sched_getaffinity(0))})
             code = run_worker(slot)
         except BaseException:
             log.exception("worker %d (slot %d) failed", os.getpid(), slot)
