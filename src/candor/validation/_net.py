@@ -8,12 +8,18 @@ Three rules live here so that no validator can forget them:
   the check and the connection (DNS rebinding).
 - Every validation has one time budget. Socket timeouts bound each operation, and a watchdog shuts the
   socket down when the budget runs out, so a server that drips one byte at a time cannot hold a validator.
+  One watchdog thread per process keeps every open connection's deadline (until 2026-11-27 each connection
+  started a ``threading.Timer``: a thread started and ended per validation).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import heapq
+import itertools
+import logging
+import os
 import socket
 import ssl
 import threading
@@ -25,6 +31,7 @@ from candor.errors import CandorError
 from candor.validation.addresses import AddressPolicy, IPAddress
 from candor.validation.outcome import Contact, ProblemType
 
+log = logging.getLogger(__name__)
 ALLOWED_PORTS = frozenset({80, 443})  # WS-02e: the only ports any validator may contact
 USER_AGENT = "candor-validation/1 (+RFC 8555)"
 
@@ -55,16 +62,65 @@ class Deadline:
         return left
 
 
+# How late the watchdog may shut a connection down: deadlines this close together are served by one wake-up.
+WATCHDOG_SLACK_SECONDS = 0.02
+
+
+class _Watchdog:
+    """The deadlines of this process's open connections, and the one thread that shuts each connection down when
+    its deadline passes. A closed connection's entry stays until its deadline (then it is dropped unread): closing
+    is then a flag, not a search, and the thread wakes only when the earliest deadline is due."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # the thread, and its lock's state, are the parent's
+
+    def _reset(self) -> None:
+        self._wake = threading.Condition(threading.Lock())
+        self._due: list[tuple[float, int, Connection]] = []  # (monotonic deadline, tie-breaker, connection)
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, connection: Connection, seconds: float) -> None:
+        when = time.monotonic() + seconds
+        with self._wake:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="validation-watchdog", daemon=True)
+                self._thread.start()
+            earlier = not self._due or when < self._due[0][0]
+            heapq.heappush(self._due, (when, next(self._order), connection))
+            if earlier:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                expired = []
+                while self._due and self._due[0][0] <= now:
+                    expired.append(heapq.heappop(self._due)[2])
+                if not expired:
+                    wait = self._due[0][0] - now + WATCHDOG_SLACK_SECONDS if self._due else None
+                    self._wake.wait(wait)
+                    continue
+            for connection in expired:
+                try:
+                    connection.expire()
+                except Exception:  # never lose the thread that bounds every other connection
+                    log.exception("the validation watchdog could not shut a connection down")
+
+
+_watchdog = _Watchdog()
+
+
 class Connection:
-    """A connected socket with a watchdog that shuts it down when the deadline passes."""
+    """A connected socket, shut down by the process's watchdog when the deadline passes."""
 
     def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
         self._lock = threading.Lock()
         self._sock = sock
         self._closed = False
-        self._timer = threading.Timer(max(deadline.remaining(), 0.0), self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        _watchdog.watch(self, max(deadline.remaining(), 0.0))
 
     @property
     def sock(self) -> socket.socket:
@@ -75,14 +131,15 @@ class Connection:
         with self._lock:
             self._sock = sock
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The deadline passed: shut the connection down (unless it is closed already), which fails any read or
+        write under way on it."""
         with self._lock:  # the lock keeps close() from freeing the descriptor while it is being shut down
             if not self._closed:
                 with contextlib.suppress(OSError):  # the base-class call: a socket-level shutdown, TLS or not
                     socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
 
     def close(self) -> None:
-        self._timer.cancel()
         with self._lock:
             self._closed = True
             self._sock.close()
