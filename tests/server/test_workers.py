@@ -222,8 +222,9 @@ def test_auto_cpu_affinity_binds_each_worker_and_its_lint_helpers_to_its_core(ho
     with serving(bound) as served:
         assert "2 worker processes, each bound to a core" in served.log.read_text()
         first = served.workers()
+        # a worker binds itself as it starts, right after the fork: wait for that
+        _wait_for(lambda: all(len(os.sched_getaffinity(pid)) == 1 for pid in first), "the workers' binding")
         assert sorted(min(os.sched_getaffinity(pid)) for pid in first) == expected
-        assert all(len(os.sched_getaffinity(pid)) == 1 for pid in first)
         # each worker warms its lint helper at start: the helper runs on its worker's core
         _wait_for(lambda: all(_children(pid) for pid in first), "the workers' lint helpers")
         for pid in first:
@@ -234,6 +235,7 @@ def test_auto_cpu_affinity_binds_each_worker_and_its_lint_helpers_to_its_core(ho
         os.kill(first[1], signal.SIGKILL)
         _wait_for(lambda: len(served.workers()) == 2 and first[1] not in served.workers(), "a replacement worker")
         replacement = next(pid for pid in served.workers() if pid != first[0])
+        _wait_for(lambda: len(os.sched_getaffinity(replacement)) == 1, "the replacement's binding")
         assert os.sched_getaffinity(replacement) == killed
         assert _health(served.port) == 200
 
