@@ -240,6 +240,24 @@ def test_auto_cpu_affinity_binds_each_worker_and_its_lint_helpers_to_its_core(ho
         assert _health(served.port) == 200
 
 
+def test_a_worker_that_cannot_be_bound_to_a_core_serves_unbound(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def refuse(_pid: int, _cores: object) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(workers, "RESTART_PAUSE_SECONDS", 0.01)
+    monkeypatch.setattr(workers.os, "sched_setaffinity", refuse)  # the forked worker inherits the patch
+    ran = tmp_path / "ran"
+
+    def run_worker(slot: int) -> int:
+        ran.write_text(str(slot))
+        return 3  # then it dies at start, and the supervisor gives up (as below)
+
+    assert workers.supervise(1, run_worker, bind_cores=True) == 1
+    assert ran.read_text() == "0"  # the worker ran, unbound, instead of dying at the binding
+
+
 def test_supervisor_gives_up_on_workers_that_die_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers, "RESTART_PAUSE_SECONDS", 0.01)
     started = time.monotonic()

@@ -120,7 +120,7 @@ def _spawn(
             _die_with_parent(parent)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if bind_cores:
-                os.sched_setaffinity(0, {core_for(slot, os.sched_getaffinity(0))})
+                _bind(slot)
             code = run_worker(slot)
         except BaseException:
             log.exception("worker %d (slot %d) failed", os.getpid(), slot)
@@ -132,6 +132,15 @@ def _spawn(
     slots.pids[pid] = slot
     slots.started[pid] = time.monotonic()
     log.info("worker %d started (slot %d%s)", pid, slot, ", primary" if slot == PRIMARY_SLOT else "")
+
+
+def _bind(slot: int) -> None:
+    """Bind this worker to its slot's core. Binding is for speed only: a worker that cannot be bound (a cpuset
+    changed under the server, say) serves unbound, and says so."""
+    try:
+        os.sched_setaffinity(0, {core_for(slot, os.sched_getaffinity(0))})
+    except (OSError, ValueError) as exc:
+        log.warning("worker %d (slot %d) could not be bound to a core, and serves unbound: %s", os.getpid(), slot, exc)
 
 
 def _die_with_parent(parent: int) -> None:
