@@ -215,3 +215,11 @@ def test_a_warm_up_the_helper_cannot_do_is_reported_and_lints_still_run(helper: 
     bogus = dataclasses.make_dataclass("Bogus", [("value", str)])("no-such-kind")
     assert not helper.warm([bogus])  # type: ignore[list-item]
     assert helper.require_clean(_draft(), CertificateKind.DV_PRECERTIFICATE, what="x").ok
+
+
+def test_the_helper_runs_at_a_lower_priority_than_the_process_that_started_it(helper: LintProcess) -> None:
+    """The worker's threads (and the holder of the database's write lock) go before a lint on their core."""
+    helper.require_clean(_draft(), CertificateKind.DV_PRECERTIFICATE, what="x")
+    assert helper._process is not None
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, helper._process.pid) == min(19, mine + lint_process.HELPER_NICENESS)
