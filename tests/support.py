@@ -79,6 +79,14 @@ def make_home(base: Path, *, stores: str = FILE_STORE, database_url: str = "sqli
     return base
 
 
+def home_after_ceremony(base: Path, *, stores: str) -> Path:
+    """A data directory (:func:`make_home`) after the default ceremony."""
+    make_home(base, stores=stores)
+    result = run_cli("--data-dir", base, "ceremony", "--config", ceremony_file(base / "c.toml"))
+    assert result.code == 0, result.err
+    return base
+
+
 def ceremony_file(
     path: Path,
     *,

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from candor.ct.log.settings import CtConfig
+from candor.dburl import check_database_url, resolve_database_url
 from candor.errors import CandorError, ErrorKind
 from candor.revocation.ocsp.settings import OcspSettings
 from candor.timekeeping.settings import ClockSettings
@@ -83,11 +84,7 @@ class DatabaseConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _scheme(cls, url: str) -> str:
-        if not (url.startswith("sqlite:///") or url.startswith("postgresql")):
-            raise ValueError("must be a sqlite:///PATH or postgresql+psycopg://... URL")
-        if url.startswith("postgresql") and not url.startswith("postgresql+psycopg://"):
-            raise ValueError("PostgreSQL URLs must use the psycopg 3 driver: postgresql+psycopg://...")
-        return url
+        return check_database_url(url)
 
 
 class ServerConfig(_Strict):
@@ -288,9 +285,4 @@ def resolve_path(path: Path, base_dir: Path) -> Path:
 
 def database_url(config: DatabaseConfig, base_dir: Path) -> str:
     """The SQLAlchemy URL, with a relative SQLite path taken relative to the data directory."""
-    url = config.url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        relative = url.removeprefix("sqlite:///")
-        if relative and relative != ":memory:":
-            return f"sqlite:///{(base_dir / relative).resolve()}"
-    return url
+    return resolve_database_url(config.url, base_dir)

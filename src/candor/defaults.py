@@ -90,6 +90,11 @@ accounts_per_address_per_3h = 10
 # Certificate Transparency (RFC 6962). This data directory runs two logs of different operators (their keys
 # come from the ceremony), served at {base_url}/ct/<name>/ct/v1/, with the static-ct-api files under
 # public/ct/<name>/. `candor serve` publishes their log list at public/ct/log_list.json.
+[ct]
+# The logs' own database, apart from the CA's: their writes and the CA's never wait for each other's. Set it
+# before a log's first start and keep it: a log moved to an empty database would fork, and is refused.
+database = "sqlite:///ct-logs.db"
+
 [[ct.logs]]
 name = "log-a"
 operator = "Candor Local Log Operator A"

@@ -24,7 +24,7 @@ from candor.ct.log.settings import CtLogSettings
 from candor.errors import CandorError
 from candor.keys import KeyAlgorithm, KeyStores
 from candor.storage import Database, issuer_by_name, key_by_label
-from support import ceremony_file, make_home, run_cli
+from support import home_after_ceremony
 
 FILE_STORE = """
 [keys.stores.file]
@@ -51,10 +51,7 @@ static_dir = "/srv/ct/b"
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = make_home(tmp_path_factory.mktemp("ct-home") / "home", stores=FILE_STORE + CT_SECTION)
-    result = run_cli("--data-dir", base, "ceremony", "--config", ceremony_file(base / "c.toml"))
-    assert result.code == 0, result.err
-    return base
+    return home_after_ceremony(tmp_path_factory.mktemp("ct-home") / "home", stores=FILE_STORE + CT_SECTION)
 
 
 def test_config_reads_the_ct_logs_section(home: Path) -> None:

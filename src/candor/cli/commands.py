@@ -131,6 +131,12 @@ def audit_verify(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def db_upgrade(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     with open_context(data_dir_from(args.data_dir, environ), environ, migrate=True) as context:
         _say(f"database at revision {context.db.current_revision()}")
+        logs = ct_edge.logs_database(context, migrate=True)
+        if logs is not None:
+            try:
+                _say(f"CT logs' database at revision {logs.current_revision()}")
+            finally:
+                logs.dispose()
     return 0
 
 

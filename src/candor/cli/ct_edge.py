@@ -23,10 +23,12 @@ from starlette.routing import BaseRoute
 
 from candor.cli.context import Context
 from candor.clock import Clock
+from candor.config import database_url
+from candor.dburl import resolve_database_url
 from candor.errors import CandorError, ErrorKind
 from candor.issuance import IssuedChain, Signer
 from candor.keys import KeyStores
-from candor.storage import repositories
+from candor.storage import Database, repositories
 
 log = logging.getLogger(__name__)
 LOG_LIST = Path("public") / "ct" / "log_list.json"
@@ -40,6 +42,7 @@ class OwnLogs:
     """The logs of ``[[ct.logs]]``, open in this process."""
 
     logs: list[tuple[Any, Any]] = field(default_factory=list)  # (CtLogSettings, CtLog)
+    database: Database | None = None  # the logs' own database ([ct] database), closed with them
 
     def routes(self) -> list[BaseRoute]:
         from candor.ct.log import ct_log_routes
@@ -53,8 +56,12 @@ class OwnLogs:
         return {f"{base_url}{settings.prefix}/": ct_log for settings, ct_log in self.logs}
 
     def close(self) -> None:
-        for _, ct_log in self.logs:
-            ct_log.close()
+        try:
+            for _, ct_log in self.logs:
+                ct_log.close()
+        finally:
+            if self.database is not None:
+                self.database.dispose()
 
 
 def open_own_logs(context: Context, stores: KeyStores, *, sequence: bool = True) -> OwnLogs:
@@ -64,12 +71,15 @@ def open_own_logs(context: Context, stores: KeyStores, *, sequence: bool = True)
     from candor.ct.log import SharedWriter, open_log
 
     own = OwnLogs()
-    writer = SharedWriter(context.db)  # the logs share the CA's database: one transaction per batch for all
     try:
+        if context.config.ct.logs:
+            own.database = logs_database(context)
+        db = own.database or context.db
+        writer = SharedWriter(db)  # the logs share one database: one transaction per batch for all
         for settings in context.config.ct.logs:
             ct_log = open_log(
-                settings, db=context.db, clock=context.clock, stores=stores, data_dir=context.data_dir,
-                public_base_url=context.config.server.public_base_url, writer=writer,
+                settings, db=db, clock=context.clock, stores=stores, data_dir=context.data_dir,
+                public_base_url=context.config.server.public_base_url, writer=writer, registry=context.db,
             )  # fmt: skip
             ct_log.start(sequence=sequence)
             own.logs.append((settings, ct_log))
@@ -77,6 +87,31 @@ def open_own_logs(context: Context, stores: KeyStores, *, sequence: bool = True)
         own.close()
         raise
     return own
+
+
+def logs_database(context: Context, *, migrate: bool = False) -> Database | None:
+    """The logs' own database (``[ct] database``), or None where they keep their tables in the CA's. A new one
+    (no schema yet) is created; one at an older revision is upgraded only with *migrate* (``candor db
+    upgrade``), as the CA's is."""
+    url = context.config.ct.database
+    if url is None:
+        return None
+    resolved = resolve_database_url(url, context.data_dir)
+    if resolved == database_url(context.config.database, context.data_dir):
+        return None  # the CA's own, named twice
+    db = Database(resolved)
+    try:
+        revision = db.current_revision()
+        if revision is None or migrate:
+            db.upgrade()
+        elif revision != db.head_revision():
+            raise CandorError(
+                ErrorKind.STORAGE, "the CT logs' database schema is not current; run 'candor db upgrade' first"
+            )
+    except BaseException:
+        db.dispose()
+        raise
+    return db
 
 
 def publish_log_list(context: Context, own: OwnLogs) -> Path | None:

@@ -17,6 +17,7 @@ from candor.ct.log.chain import load_roots
 from candor.ct.log.service import CtLog, LogParameters, SharedWriter
 from candor.ct.log.settings import CtLogSettings
 from candor.ct.log.signer import EcdsaSigner, LogSigner
+from candor.ct.log.store import adopt_key
 from candor.errors import CandorError, ErrorKind
 from candor.keys import KeyAlgorithm, KeyStores, check_key
 from candor.storage import Database, key_by_label
@@ -49,13 +50,22 @@ def open_log(
     data_dir: Path,
     public_base_url: str,
     writer: SharedWriter | None = None,
+    registry: Database | None = None,
 ) -> CtLog:
-    """A configured log, ready for :meth:`CtLog.start` and :func:`candor.ct.log.ct_log_routes`; with *writer*, it
-    stores its submissions with the other logs of that writer (:class:`~candor.ct.log.service.SharedWriter`)."""
+    """A configured log, ready for :meth:`CtLog.start` and :func:`candor.ct.log.ct_log_routes`, storing its
+    entries in *db*; with *writer*, it stores its submissions with the other logs of that writer
+    (:class:`~candor.ct.log.service.SharedWriter`). Its key record is read from *registry* (the CA's database,
+    where the ceremony records it; default *db*) and copied into *db* when that is another database."""
     try:
         roots = load_roots(settings.root_paths(data_dir))
     except ValueError as exc:
         raise CandorError(ErrorKind.CONFIG, f"ct.logs {settings.name!r}: {exc}") from None
     parameters = LogParameters.from_settings(settings, data_dir=data_dir, public_base_url=public_base_url)
-    signer = log_signer(stores, db, parameters.key_label)
-    return CtLog(parameters, db=db, clock=clock, signer=signer, roots=roots, writer=writer)
+    registry = registry if registry is not None else db
+    signer = log_signer(stores, registry, parameters.key_label)
+    try:
+        if registry is not db:
+            adopt_key(db, registry, parameters.key_label)
+        return CtLog(parameters, db=db, clock=clock, signer=signer, roots=roots, writer=writer)
+    except ValueError as exc:
+        raise CandorError(ErrorKind.CONFIG, f"ct.logs {settings.name!r}: {exc}") from None

@@ -137,6 +137,22 @@ class SharedWriter:
         return [found[(log.row, submission.identity)] for log, submission in items]
 
 
+def _refuse_a_fork(db: Database, row: int, *, published: int | None) -> None:
+    """A log whose database is behind the checkpoint it has published (a database restored from an older backup,
+    or another one: ``[ct] database`` changed under a running log) would sign a second tree of the sizes between
+    them, a fork that monitors would rightly report as misbehaviour (RFC 6962 5.3, 9.3). Refuse to start it."""
+    if published is None:
+        return
+    with db.reader() as connection:
+        head = store.latest_tree_head(connection, row)
+    held = head.tree_size if head is not None else 0
+    if held < published:
+        raise ValueError(
+            f"its database holds a tree of {held} entries, but it has published a checkpoint of {published}: "
+            "serving it from this database would fork the log (restore the database it was served from)"
+        )
+
+
 class CtLog:
     def __init__(
         self,
@@ -163,6 +179,7 @@ class CtLog:
         static = None
         if parameters.static_dir is not None:
             static = StaticTree(parameters.static_dir, origin=parameters.origin, log_id=self.log_id)
+            _refuse_a_fork(db, self._row, published=static.published_size())
         refresh = min(parameters.mmd / 2, timedelta(minutes=1))  # a fresh tree head at least this often
         self._sequencer = Sequencer(db, self._row, signer=signer, clock=clock, static=static, refresh=refresh)
         if writer is not None and writer._db is not db:

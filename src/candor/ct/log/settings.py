@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from candor.ct.submit.settings import CtSubmitSettings
+from candor.dburl import check_database_url
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 
@@ -92,6 +93,15 @@ class CtLogSettings(_Strict):
 class CtConfig(_Strict):
     logs: list[CtLogSettings] = Field(default_factory=list)  # the logs this data directory runs
     submit: CtSubmitSettings = Field(default_factory=CtSubmitSettings)  # where precertificates are logged
+    # The logs' own database (a relative SQLite path is the data directory's), so that a log's writes never queue
+    # behind the CA's on one SQLite write lock, nor the CA's behind the log's: a log is another operator's
+    # service, and the CA needs none of its tables. None: the logs' tables are in the CA's [database].
+    database: str | None = None
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, url: str | None) -> str | None:
+        return None if url is None else check_database_url(url)
 
     @model_validator(mode="after")
     def _distinct(self) -> CtConfig:

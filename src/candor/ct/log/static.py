@@ -78,6 +78,14 @@ class StaticTree:
         atomic_write(self._issuer_path(fingerprint), der)
         self._issuers_written.add(fingerprint)
 
+    def published_size(self) -> int | None:
+        """The tree size of the checkpoint published here, if there is one to read (its second line)."""
+        try:
+            lines = (self.directory / "checkpoint").read_text(encoding="utf-8").split("\n")
+            return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def write_checkpoint(self, head: SignedTreeHead) -> None:
         atomic_write(self.directory / "checkpoint", checkpoint(self.origin, self.log_id, head).encode())
 

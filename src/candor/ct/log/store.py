@@ -21,7 +21,7 @@ from candor.ct.log import tls
 from candor.ct.log.chain import Submission, fingerprint
 from candor.ct.log.merkle import leaf_hash
 from candor.ct.log.signer import SignedTreeHead
-from candor.storage import Database, fastsql, key_by_label
+from candor.storage import Database, add_key, fastsql, key_by_label
 from candor.storage.models_ct import CtEntry, CtIssuer, CtLog, CtTile, CtTreeHead
 
 ENTRIES = cast(Table, CtEntry.__table__)
@@ -52,6 +52,27 @@ class StoredEntry:
 
 
 SignSct = Callable[[int, tls.SignedEntry, bytes], bytes]  # (timestamp, entry, extensions) -> DER signature
+
+
+def adopt_key(db: Database, registry: Database, label: str) -> None:
+    """Record in *db* (a log's own database) the key record *label* of *registry* (the CA's database, where the
+    ceremony records every key), so that the log's row can name its key there too; a record of that label already
+    in *db* must be of the same public key."""
+    with registry.session() as session:
+        record = key_by_label(session, label)
+        if record is None:
+            raise ValueError(f"no key record labelled {label!r}")
+        session.expunge(record)
+    with db.session() as session:
+        kept = key_by_label(session, label)
+        if kept is None:
+            add_key(
+                session, label=record.label, store=record.store, backend=record.backend, algorithm=record.algorithm,
+                handle=record.handle, public_key_der=record.public_key_der, purpose=record.purpose,
+                created_at=record.created_at,
+            )  # fmt: skip
+        elif kept.public_key_der != record.public_key_der:
+            raise ValueError(f"the log's database records another key labelled {label!r}")
 
 
 def ensure_log(db: Database, *, name: str, key_label: str, log_id: bytes, now: datetime) -> int:
