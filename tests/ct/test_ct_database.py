@@ -141,7 +141,14 @@ def test_a_log_moved_to_a_database_behind_its_published_checkpoint_is_refused(ho
     with pytest.raises(CandorError, match="would fork the log") as refused:
         _log_some(home, range(7103, 7104))
     assert refused.value.kind is ErrorKind.CONFIG
-    assert "log-a" in refused.value.message and "2" in refused.value.message
+    assert "ct.logs 'log-a': its database holds a tree of 0 entries, but it has published a checkpoint of 2" in (
+        refused.value.message
+    )
+    # refused before anything of the log was written where it would have forked: no row, no key record
+    target = home / ("elsewhere.db" if moved_to else "candor.db")
+    assert _count(target, "ct_logs") == 0
+    if moved_to:
+        assert _count(target, "keys") == 0  # (the CA's database keeps the ceremony's records, as it always has)
     _configure(home, "sqlite:///ct-logs.db")  # the database it was served from: served again
     assert _log_some(home, range(7103, 7104)) == 3
 

@@ -17,7 +17,6 @@ from candor.ct.log.chain import load_roots
 from candor.ct.log.service import CtLog, LogParameters, SharedWriter
 from candor.ct.log.settings import CtLogSettings
 from candor.ct.log.signer import EcdsaSigner, LogSigner
-from candor.ct.log.store import adopt_key
 from candor.errors import CandorError, ErrorKind
 from candor.keys import KeyAlgorithm, KeyStores, check_key
 from candor.storage import Database, key_by_label
@@ -64,8 +63,6 @@ def open_log(
     registry = registry if registry is not None else db
     signer = log_signer(stores, registry, parameters.key_label)
     try:
-        if registry is not db:
-            adopt_key(db, registry, parameters.key_label)
-        return CtLog(parameters, db=db, clock=clock, signer=signer, roots=roots, writer=writer)
+        return CtLog(parameters, db=db, clock=clock, signer=signer, roots=roots, writer=writer, registry=registry)
     except ValueError as exc:
         raise CandorError(ErrorKind.CONFIG, f"ct.logs {settings.name!r}: {exc}") from None

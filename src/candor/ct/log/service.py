@@ -137,15 +137,15 @@ class SharedWriter:
         return [found[(log.row, submission.identity)] for log, submission in items]
 
 
-def _refuse_a_fork(db: Database, row: int, *, published: int | None) -> None:
+def _refuse_a_fork(db: Database, name: str, *, published: int | None) -> None:
     """A log whose database is behind the checkpoint it has published (a database restored from an older backup,
     or another one: ``[ct] database`` changed under a running log) would sign a second tree of the sizes between
-    them, a fork that monitors would rightly report as misbehaviour (RFC 6962 5.3, 9.3). Refuse to start it."""
+    them, a fork that monitors would rightly report as misbehaviour (RFC 6962 5.3, 7.3). Refuse to start it, before
+    anything of it is written there."""
     if published is None:
         return
     with db.reader() as connection:
-        head = store.latest_tree_head(connection, row)
-    held = head.tree_size if head is not None else 0
+        held = store.tree_size_of(connection, name)
     if held < published:
         raise ValueError(
             f"its database holds a tree of {held} entries, but it has published a checkpoint of {published}: "
@@ -163,7 +163,10 @@ class CtLog:
         signer: LogSigner,
         roots: Sequence[x509.Certificate],
         writer: SharedWriter | None = None,
+        registry: Database | None = None,
     ) -> None:
+        """*registry*: the database the log's key record is read from when the log's row is created (the CA's,
+        where the ceremony records it), if not *db*."""
         if parameters.integrate_interval >= parameters.mmd:
             raise ValueError("the integration interval must be shorter than the maximum merge delay")
         self.parameters = parameters
@@ -173,13 +176,14 @@ class CtLog:
         self._clock = clock
         self._signer = signer
         self._checker = ChainChecker.for_roots(roots)  # shared by the logs with these roots
-        self._row = store.ensure_log(
-            db, name=parameters.name, key_label=parameters.key_label, log_id=self.log_id, now=clock.now()
-        )
         static = None
         if parameters.static_dir is not None:
             static = StaticTree(parameters.static_dir, origin=parameters.origin, log_id=self.log_id)
-            _refuse_a_fork(db, self._row, published=static.published_size())
+            _refuse_a_fork(db, parameters.name, published=static.published_size())
+        self._row = store.ensure_log(
+            db, name=parameters.name, key_label=parameters.key_label, log_id=self.log_id, now=clock.now(),
+            registry=registry,
+        )  # fmt: skip
         refresh = min(parameters.mmd / 2, timedelta(minutes=1))  # a fresh tree head at least this often
         self._sequencer = Sequencer(db, self._row, signer=signer, clock=clock, static=static, refresh=refresh)
         if writer is not None and writer._db is not db:

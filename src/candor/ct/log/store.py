@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from candor.ct.log import tls
 from candor.ct.log.chain import Submission, fingerprint
@@ -75,14 +76,21 @@ def adopt_key(db: Database, registry: Database, label: str) -> None:
             raise ValueError(f"the log's database records another key labelled {label!r}")
 
 
-def ensure_log(db: Database, *, name: str, key_label: str, log_id: bytes, now: datetime) -> int:
-    """The log's row id, creating the row on first start; refuses a name whose stored key differs."""
+def ensure_log(
+    db: Database, *, name: str, key_label: str, log_id: bytes, now: datetime, registry: Database | None = None
+) -> int:
+    """The log's row id, creating the row on first start; refuses a name whose stored key differs. A new row's
+    key record is first copied from *registry* (:func:`adopt_key`) when that is another database."""
     with db.session() as session:
-        row = session.execute(select(CtLog).where(CtLog.name == name)).scalar_one_or_none()
+        row = _existing(session, name, log_id)
+    if row is not None:
+        return row
+    if registry is not None and registry is not db:
+        adopt_key(db, registry, key_label)
+    with db.session() as session:
+        row = _existing(session, name, log_id)  # another process of this log may have created it meanwhile
         if row is not None:
-            if row.log_id != log_id:
-                raise ValueError(f"CT log {name!r} was created with another key (LogID {row.log_id.hex()})")
-            return row.id
+            return row
         key = key_by_label(session, key_label)
         if key is None:
             raise ValueError(f"no key record labelled {key_label!r}")
@@ -90,6 +98,24 @@ def ensure_log(db: Database, *, name: str, key_label: str, log_id: bytes, now: d
         session.add(log)
         session.flush()
         return log.id
+
+
+def _existing(session: Session, name: str, log_id: bytes) -> int | None:
+    row = session.execute(select(CtLog).where(CtLog.name == name)).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.log_id != log_id:
+        raise ValueError(f"CT log {name!r} was created with another key (LogID {row.log_id.hex()})")
+    return row.id
+
+
+def tree_size_of(connection: Connection, name: str) -> int:
+    """The size of the newest tree head stored for the log *name* (0: no such log, or no tree head yet)."""
+    size = connection.execute(
+        select(HEADS.c.tree_size).join(LOGS, LOGS.c.id == HEADS.c.ct_log_id).where(LOGS.c.name == name)
+        .order_by(HEADS.c.tree_size.desc()).limit(1)
+    ).scalar_one_or_none()  # fmt: skip
+    return int(size or 0)
 
 
 def stored_size(connection: Connection, log: int) -> int:
