@@ -20,6 +20,14 @@ and who answers the challenges differ between the two servers:
   ``pebble-challtestsrv``, which resolves every name to 127.0.0.1 and serves the tokens this process adds
   through its management API.
 
+Both servers are started, their clients registered and warmed up, and then measured in alternated slices of
+load, A B B A A B B A (``--slices``, 4 per server by default): this machine's speed has moved by up to half within
+minutes, and when one server was measured after the other the ratio moved with it (0.41-0.66 for the same code in
+the ninth session). Each slice starts on fresh connections and ends when the server's CPU has gone quiet; that wait
+counts in the slice's time, so that the work a server leaves for later is its own and not the other's. A server
+idle while the other is measured is left running; the summary says how much CPU it used meanwhile (Candor's
+periodic work: its OCSP pre-signer, CRL publisher and audit sequencer).
+
 The last line printed is one JSON object: orders_per_s (Candor), pebble_orders_per_s, ratio_to_pebble,
 Candor's p50/p99 order latency, each server's and the client's CPU per order and the server's context switches
 per order, and what was measured. The summary also splits the server's CPU by kind of thread (main threads, which
@@ -52,7 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,9 +79,17 @@ MAX_RETRY_AFTER = 10.0
 # A request unanswered this long gives its order up (counted as a timeout, reported). Pebble has been seen to
 # leave a newOrder unanswered for over a minute under this load, which ended the whole run.
 CLIENT_TIMEOUT = 60.0
-# Pebble runs measured at most, while a run has requests that timed out (seen in one of six runs here: every client
-# waited a minute on Pebble at once). Candor's runs are never repeated: its stalls stay in its figure.
+# Times a Pebble slice is measured at most, while it has requests that timed out (seen in one of six runs here:
+# every client waited a minute on Pebble at once). Candor's slices are never repeated: its stalls stay in its figure.
 PEBBLE_ATTEMPTS = 3
+# Slices of load per server (--slices), alternated between the servers A B B A A B B A: this machine's speed has
+# moved by up to half within minutes (docs/performance.md, ninth and tenth sessions), so one server measured
+# after the other compared two machines, and the ratio moved with the drift (0.41-0.66 for the same code).
+SLICES = 4
+# After a slice, the time until the server's CPU goes quiet (under a tenth of a core over SETTLE_WINDOW s) counts
+# in its slice, at most SETTLE_LIMIT s: the work its slice left for later is its own, not the other server's.
+SETTLE_WINDOW = 0.1
+SETTLE_LIMIT = 5.0
 # Every name is a registered domain of its own under RFC 6761's reserved "example" TLD, as in a CA's real traffic
 # (many subscribers' domains). Until 2026-11-27 every name was under bench.example.com: one registered domain with
 # thousands of certificates a minute, whose certificates-per-registered-domain count (it stops at the limit, here
@@ -247,14 +263,20 @@ def _wait(reply: httpx.Response, attempt: int) -> float:
 
 @dataclass
 class Result:
-    orders: int
-    seconds: float
-    stats: Stats
+    """What a server did while measured: the sum of its slices."""
+
+    orders: int = 0
+    seconds: float = 0.0
+    stats: Stats = field(default_factory=Stats)
     server_cpu: float = 0.0  # CPU seconds the server process(es) used while measured (Linux /proc), 0 if unknown
     client_cpu: float = 0.0
     # the server's CPU seconds by kind of thread, and its threads' context switches, while measured (Linux /proc)
     cpu_by_role: dict[str, float] = field(default_factory=dict)
     switches: int = 0
+    timeouts: int = 0  # in the slices kept
+    settle_seconds: float = 0.0  # of .seconds: waiting for the server's own work to end after each slice
+    idle_cpu: float = 0.0  # CPU seconds the server used while the other server was measured
+    slices: int = 0
 
     @property
     def rate(self) -> float:
@@ -266,65 +288,142 @@ class Result:
             return 0.0
         return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
+    def add(self, part: Result) -> None:
+        self.orders += part.orders
+        self.seconds += part.seconds
+        self.server_cpu += part.server_cpu
+        self.client_cpu += part.client_cpu
+        for role, cpu in part.cpu_by_role.items():
+            self.cpu_by_role[role] = self.cpu_by_role.get(role, 0.0) + cpu
+        self.switches += part.switches
+        self.timeouts += part.timeouts
+        self.settle_seconds += part.settle_seconds
+        self.slices += 1
 
-async def run_load(
-    directory_url: str, trust: ssl.SSLContext, answer: Answer, names: Iterator[str], *, clients: int, duration: float,
-    orders: int | None, warmup: int, server_pids: Callable[[], list[int]] = list, phases: bool = False,
-) -> Result:  # fmt: skip
-    """Every client registers and completes *warmup* orders; then all run for *duration* s (or *orders*). With
-    *phases* (one client), the server's CPU is read around each request of the measure."""
-    stats = Stats()
+
+@dataclass
+class Target:
+    """A server ready to be measured: where its directory is, whom to trust for its TLS, who answers its http-01
+    challenges, the names to order and its processes (for their CPU)."""
+
+    label: str
+    directory_url: str
+    trust: ssl.SSLContext
+    answer: Answer
+    names: Iterator[str]
+    server_pids: Callable[[], list[int]]
+
+
+@dataclass
+class Fleet:
+    """A target's clients, each with its account, and everything measured of the target so far."""
+
+    target: Target
+    clients: list[AcmeClient]
+    result: Result
+
+
+def _http(trust: ssl.SSLContext) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
-    https = [httpx.AsyncClient(verify=trust, timeout=CLIENT_TIMEOUT, limits=limits) for _ in range(clients)]
-    try:
-        acme = [AcmeClient(http, directory_url, stats) for http in https]
-        await asyncio.gather(*(client.start() for client in acme))
+    return httpx.AsyncClient(verify=trust, timeout=CLIENT_TIMEOUT, limits=limits)
 
-        async def warm(client: AcmeClient) -> None:
+
+async def start_fleet(target: Target, *, clients: int, warmup: int) -> Fleet:
+    """*clients* clients, each registered and through *warmup* orders."""
+    stats = Stats()
+    acme = [AcmeClient(_http(target.trust), target.directory_url, stats) for _ in range(clients)]
+    await asyncio.gather(*(client.start() for client in acme))
+
+    async def warm(client: AcmeClient) -> None:
+        try:
+            await client.order(next(target.names), target.answer)
+        except httpx.TimeoutException:  # a stall in the warm-up (not measured): the client goes on
+            stats.timeouts += 1
+
+    await asyncio.gather(*(warm(client) for client in acme for _ in range(warmup)))
+    stats.latencies.clear()
+    return Fleet(target, acme, Result(stats=stats))
+
+
+async def close_fleet(fleet: Fleet) -> None:
+    for client in fleet.clients:
+        await client.http.aclose()
+
+
+async def measure(fleet: Fleet, *, duration: float, orders: int | None, phases: bool = False) -> Result:
+    """One slice of load: every client loops over orders for *duration* s (or until *orders* are done); then,
+    until the server's CPU goes quiet, the work it left for later (counted in the slice's time and CPU). Each slice
+    starts on fresh connections and nonces, so that what the other server's slices did meanwhile (or the server's
+    keep-alive timeout) changes nothing. With *phases* (one client), the server's CPU is read around each
+    request."""
+    target, stats = fleet.target, fleet.result.stats
+    for client in fleet.clients:
+        await client.http.aclose()
+        client.http, client.nonce = _http(target.trust), None
+    if phases:
+        pids = target.server_pids()
+        stats.server_cpu = lambda: sum(_cpu_by_pid(pids).values())
+    timeouts_before = stats.timeouts
+    cpu_before, client_before = _cpu_by_pid(target.server_pids()), time.process_time()
+    threads_before = _threads(target.server_pids())
+    started = time.perf_counter()
+    deadline = started + duration
+    budget = [orders if orders is not None else 1 << 62]
+    done = [0]
+
+    async def worker(client: AcmeClient) -> None:
+        while budget[0] > 0 and (orders is not None or time.perf_counter() < deadline):
+            budget[0] -= 1
+            begun = time.perf_counter()
             try:
-                await client.order(next(names), answer)
-            except httpx.TimeoutException:  # a stall in the warm-up counts too (a stalled Pebble is measured again)
+                await client.order(next(target.names), target.answer)
+            except httpx.TimeoutException:  # counted and reported; the client goes on with a new order
                 stats.timeouts += 1
+                continue
+            stats.latencies.append(time.perf_counter() - begun)
+            done[0] += 1
 
-        await asyncio.gather(*(warm(client) for client in acme for _ in range(warmup)))
-        stats.latencies.clear()
-        if phases:
-            pids = server_pids()
-            stats.server_cpu = lambda: sum(_cpu_by_pid(pids).values())
-        cpu_before, client_before = _cpu_by_pid(server_pids()), time.process_time()
-        threads_before = _threads(server_pids())
-        started = time.perf_counter()
-        deadline = started + duration
-        budget = [orders if orders is not None else 1 << 62]
-        done = [0]
+    await asyncio.gather(*(worker(client) for client in fleet.clients))
+    loaded = time.perf_counter()
+    await _settle(target.server_pids)
+    elapsed = time.perf_counter() - started
+    cpu_after = _cpu_by_pid(target.server_pids())
+    server_cpu = sum(cpu - cpu_before.get(pid, 0.0) for pid, cpu in cpu_after.items())
+    client_cpu = time.process_time() - client_before
+    by_role: dict[str, float] = {}
+    switches = 0
+    for key, (cpu, switched) in _threads(target.server_pids()).items():
+        cpu_then, switched_then = threads_before.get(key, (0.0, 0))
+        by_role[key[2]] = by_role.get(key[2], 0.0) + cpu - cpu_then
+        switches += switched - switched_then
+    stats.server_cpu = None
+    return Result(
+        done[0], elapsed, stats, server_cpu, client_cpu, by_role, switches,
+        timeouts=stats.timeouts - timeouts_before, settle_seconds=elapsed - (loaded - started),
+    )  # fmt: skip
 
-        async def worker(client: AcmeClient) -> None:
-            while budget[0] > 0 and (orders is not None or time.perf_counter() < deadline):
-                budget[0] -= 1
-                begun = time.perf_counter()
-                try:
-                    await client.order(next(names), answer)
-                except httpx.TimeoutException:  # counted and reported; the client goes on with a new order
-                    stats.timeouts += 1
-                    continue
-                stats.latencies.append(time.perf_counter() - begun)
-                done[0] += 1
 
-        await asyncio.gather(*(worker(client) for client in acme))
-        elapsed = time.perf_counter() - started
-        cpu_after = _cpu_by_pid(server_pids())
-        server_cpu = sum(cpu - cpu_before.get(pid, 0.0) for pid, cpu in cpu_after.items())
-        client_cpu = time.process_time() - client_before
-        by_role: dict[str, float] = {}
-        switches = 0
-        for key, (cpu, switched) in _threads(server_pids()).items():
-            cpu_then, switched_then = threads_before.get(key, (0.0, 0))
-            by_role[key[2]] = by_role.get(key[2], 0.0) + cpu - cpu_then
-            switches += switched - switched_then
-        return Result(done[0], elapsed, stats, server_cpu, client_cpu, by_role, switches)
-    finally:
-        for http in https:
-            await http.aclose()
+async def _settle(server_pids: Callable[[], list[int]]) -> None:
+    """Wait (at most SETTLE_LIMIT s) until the server uses less than a tenth of a core over a tenth of a second:
+    the background work the slice left (Candor: the final certificates' CT submissions, the audit chain, OCSP
+    pre-signing) is then done, and does not run in the other server's slice."""
+    give_up = time.perf_counter() + SETTLE_LIMIT
+    before = sum(_cpu_by_pid(server_pids()).values())
+    while time.perf_counter() < give_up:
+        await asyncio.sleep(SETTLE_WINDOW)
+        now = sum(_cpu_by_pid(server_pids()).values())
+        if now - before < SETTLE_WINDOW / 10:
+            return
+        before = now
+
+
+def schedule(labels: list[str], slices: int) -> list[str]:
+    """The order of the slices: with two servers A and B, ABBA repeated (A B B A A B B A ...), so that a machine
+    whose speed drifts during the run gives both the same share of its fast and slow minutes."""
+    if len(labels) == 1:
+        return labels * slices
+    first, second = labels
+    return [label for i in range(slices) for label in ((first, second) if i % 2 == 0 else (second, first))]
 
 
 def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
@@ -643,7 +742,8 @@ def _wait_for_first_crls(database_url: str, timeout: float = 180.0) -> None:
         engine.dispose()
 
 
-async def bench_candor(args: argparse.Namespace) -> Result:
+@contextlib.asynccontextmanager
+async def candor_target(args: argparse.Namespace) -> AsyncIterator[Target]:
     names = _names("c", args)
     address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
     with (
@@ -662,24 +762,24 @@ async def bench_candor(args: argparse.Namespace) -> Result:
         )
         responder = Responder()
         await responder.start(address, 80)
-        command = [str(PYTHON), "-m", "candor", "--data-dir", str(home), "serve"]
-        with _process(command) as server:
-            directory_url = _wait_for_line(server, r"ACME directory: (\S+)", 120, "candor serve")
-            _drain(server)
-            _wait_for_first_crls(database_url or f"sqlite:///{home / 'candor.db'}")
-            trust = ssl.create_default_context(cafile=str(home / "public" / "issuers" / "root-x1.pem"))
-            with _profiler(args, server.pid):  # attached now: the profile is the load, not the start-up
-                result = await run_load(
-                    directory_url, trust, responder.answer, iter(names), clients=args.clients, duration=args.duration,
-                    orders=args.orders, warmup=args.warmup, server_pids=lambda: _descendants(server.pid) + backends(),
-                    phases=args.phases is not None,
+        try:
+            command = [str(PYTHON), "-m", "candor", "--data-dir", str(home), "serve"]
+            with _process(command) as server:
+                directory_url = _wait_for_line(server, r"ACME directory: (\S+)", 120, "candor serve")
+                _drain(server)
+                _wait_for_first_crls(database_url or f"sqlite:///{home / 'candor.db'}")
+                trust = ssl.create_default_context(cafile=str(home / "public" / "issuers" / "root-x1.pem"))
+                yield Target(
+                    "candor", directory_url, trust, responder.answer, iter(names),
+                    server_pids=lambda: _descendants(server.pid) + backends(),
                 )  # fmt: skip
-        assert responder.server is not None
-        responder.server.close()
-    return result
+        finally:
+            assert responder.server is not None
+            responder.server.close()
 
 
-async def bench_pebble(args: argparse.Namespace) -> Result:
+@contextlib.asynccontextmanager
+async def pebble_target(args: argparse.Namespace) -> AsyncIterator[Target]:
     for tool in ("pebble", "pebble-challtestsrv"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (Debian package pebble)")
@@ -719,11 +819,54 @@ async def bench_pebble(args: argparse.Namespace) -> Result:
                 trust = ssl.create_default_context(cafile=str(cert))
                 async with httpx.AsyncClient(timeout=30.0) as manager:
                     answerer = ChallTestSrv(manager, f"http://127.0.0.1:{challtest_management}")
-                    return await run_load(
-                        f"https://127.0.0.1:{listen}/dir", trust, answerer.answer, iter(_names("p", args)),
-                        clients=args.clients, duration=args.duration, orders=args.orders, warmup=args.warmup,
+                    yield Target(
+                        "pebble", f"https://127.0.0.1:{listen}/dir", trust, answerer.answer, iter(_names("p", args)),
                         server_pids=lambda: [pebble.pid, challtestsrv.pid],
                     )  # fmt: skip
+
+
+async def run_bench(args: argparse.Namespace) -> tuple[Result | None, Result | None, int]:
+    """Start the servers asked for, then measure them in alternated slices (:func:`schedule`); (Candor's result,
+    Pebble's, how many Pebble slices were measured again because Pebble stalled)."""
+    labels = [label for label in ("candor", "pebble") if args.only in (None, label)]
+    starts = {"candor": candor_target, "pebble": pebble_target}
+    stalls = 0
+    async with contextlib.AsyncExitStack() as stack:
+        targets = [await stack.enter_async_context(starts[label](args)) for label in labels]
+        fleets: dict[str, Fleet] = {}
+        try:
+            for target in targets:
+                fleets[target.label] = await start_fleet(target, clients=args.clients, warmup=args.warmup)
+            candor = fleets.get("candor")
+            if candor is not None:
+                stack.enter_context(_profiler(args, candor.target.server_pids()[0]))
+            slices = 1 if args.orders is not None else args.slices
+            for label in schedule(labels, slices):
+                fleet = fleets[label]
+                others = [other for other in fleets.values() if other is not fleet]
+                idle_before = [sum(_cpu_by_pid(other.target.server_pids()).values()) for other in others]
+                for attempt in range(PEBBLE_ATTEMPTS if label == "pebble" else 1):
+                    kept = len(fleet.result.stats.latencies)
+                    part = await measure(
+                        fleet, duration=args.duration / slices, orders=args.orders, phases=args.phases is not None
+                    )
+                    if not (label == "pebble" and part.timeouts and attempt + 1 < PEBBLE_ATTEMPTS):
+                        break
+                    # Pebble stopped answering for a minute: that slice measured the stall, not Pebble
+                    stalls += 1
+                    del fleet.result.stats.latencies[kept:]
+                    print("pebble: requests went unanswered for the client's timeout; measuring that slice again")
+                fleet.result.add(part)
+                for other, before in zip(others, idle_before, strict=True):
+                    other.result.idle_cpu += sum(_cpu_by_pid(other.target.server_pids()).values()) - before
+        finally:
+            for fleet in fleets.values():
+                await close_fleet(fleet)
+    return (
+        fleets["candor"].result if "candor" in fleets else None,
+        fleets["pebble"].result if "pebble" in fleets else None,
+        stalls,
+    )
 
 
 def _names(prefix: str, args: argparse.Namespace) -> list[str]:
@@ -739,7 +882,12 @@ def _summary(label: str, result: Result) -> None:
         f"{label}: {result.orders} orders in {result.seconds:.1f} s = {result.rate:.1f} orders/s; latency p50 "
         f"{result.percentile(0.5) * 1000:.0f} ms, p99 {result.percentile(0.99) * 1000:.0f} ms; "
         f"{result.stats.requests} JWS POSTs, {result.stats.polls} poll waits, {result.stats.bad_nonces} badNonce, "
-        f"{result.stats.timeouts} orders given up on a {CLIENT_TIMEOUT:g} s timeout"
+        f"{result.timeouts} orders given up on a {CLIENT_TIMEOUT:g} s timeout"
+    )
+    print(
+        f"  {result.slices} slice{'s' if result.slices != 1 else ''}; of the {result.seconds:.1f} s, "
+        f"{result.settle_seconds:.1f} s waiting for its CPU to go quiet after its slices; "
+        f"{result.idle_cpu:.2f} s of CPU while the other server was measured"
     )
     if result.orders:
         server = ""
@@ -758,6 +906,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent ACME clients (default 8)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of measured load per server")
     parser.add_argument("--orders", type=int, default=None, help="a fixed number of orders instead of --duration")
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=SLICES,
+        help=f"slices of load per server, alternated A B B A A B B A between the two (default {SLICES}; with "
+        "--orders or --phases one)",
+    )
     parser.add_argument("--warmup", type=int, default=1, help="orders per client before measuring (default 1)")
     parser.add_argument("--only", choices=("candor", "pebble"), default=None)
     parser.add_argument(
@@ -795,19 +950,10 @@ def main() -> None:
     if args.phases is not None:  # one client, orders in sequence, Candor only: each request's server CPU apart
         args.only, args.clients, args.orders = "candor", 1, args.phases
     report: dict[str, Any] = {}
-    candor = pebble = None
-    if args.only in (None, "candor"):
-        candor = asyncio.run(bench_candor(args))
-        _summary("candor", candor)
-    pebble_stalls = 0
-    if args.only in (None, "pebble"):
-        for _attempt in range(PEBBLE_ATTEMPTS):
-            pebble = asyncio.run(bench_pebble(args))
-            _summary("pebble", pebble)
-            if not pebble.stats.timeouts:
-                break
-            pebble_stalls += 1  # Pebble stopped answering for a minute: that run measures the stall, not Pebble
-            print("pebble: requests went unanswered for the client's timeout; measuring a fresh Pebble again")
+    candor, pebble, pebble_stalls = asyncio.run(run_bench(args))
+    for label, result in (("candor", candor), ("pebble", pebble)):
+        if result is not None:
+            _summary(label, result)
     if candor is not None and args.phases is not None:
         stats = candor.stats
         print("server CPU per order, by request (one client, orders in sequence):")
@@ -827,7 +973,7 @@ def main() -> None:
             candor_cpu_ms_per_order=round(candor.server_cpu / max(candor.orders, 1) * 1000, 1),
             candor_client_cpu_ms_per_order=round(candor.client_cpu / max(candor.orders, 1) * 1000, 1),
             candor_switches_per_order=round(candor.switches / max(candor.orders, 1)),
-            candor_timeouts=candor.stats.timeouts,
+            candor_timeouts=candor.timeouts,
         )
     if pebble is not None:
         report.update(
@@ -836,7 +982,7 @@ def main() -> None:
             pebble_cpu_ms_per_order=round(pebble.server_cpu / max(pebble.orders, 1) * 1000, 1),
             pebble_client_cpu_ms_per_order=round(pebble.client_cpu / max(pebble.orders, 1) * 1000, 1),
             pebble_switches_per_order=round(pebble.switches / max(pebble.orders, 1)),
-            pebble_timeouts=pebble.stats.timeouts,
+            pebble_timeouts=pebble.timeouts,
             pebble_stalled_runs=pebble_stalls,
         )
     if candor is not None and pebble is not None:
@@ -855,6 +1001,7 @@ def main() -> None:
         database=args.database,
         cores=os.cpu_count(),
         measure=f"{args.orders} orders" if args.orders is not None else f"{args.duration:g} s",
+        slices_per_server=1 if args.orders is not None else args.slices,
         candor_ct=not args.no_ct,
         validation="http-01, real",
     )
