@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ct_pki import leaf_builder
+from sqlalchemy import create_engine, text
 
 from candor.cli import ct_edge
 from candor.cli.context import Context, open_context
@@ -130,6 +131,29 @@ def test_the_logs_keep_their_entries_and_tree_heads_in_their_own_database(home: 
         assert logs.execute("SELECT count(*) FROM keys").fetchone()[0] == 2  # only the logs' keys
     # started again, each log goes on from its stored tree
     assert _log_some(home, range(7004, 7005)) == 4
+
+
+@pytest.mark.postgres
+def test_the_logs_database_may_be_postgresql(home: Path, postgres_schema_url: str) -> None:
+    """The CA on SQLite, its logs on PostgreSQL: entries, tree heads and the copied key records land there; started
+    again, each log goes on from its stored tree; moved back to an empty database, it is refused."""
+    _configure(home, postgres_schema_url)
+    assert _log_some(home, range(7501, 7503)) == 2
+    logs = create_engine(postgres_schema_url)
+    try:
+        with logs.connect() as connection:
+            count = {
+                t: connection.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                for t in ("ct_logs", "ct_entries", "keys")
+            }
+        assert count == {"ct_logs": 2, "ct_entries": 4, "keys": 2}
+    finally:
+        logs.dispose()
+    assert _count(home / "candor.db", "ct_entries") == 0
+    assert _log_some(home, range(7503, 7504)) == 3
+    _configure(home, "sqlite:///ct-logs.db")  # never served from: empty, behind the published checkpoint
+    with pytest.raises(CandorError, match="would fork the log"):
+        _log_some(home, range(7504, 7505))
 
 
 @pytest.mark.parametrize("moved_to", ["sqlite:///elsewhere.db", None])
