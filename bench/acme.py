@@ -13,7 +13,7 @@ and who answers the challenges differ between the two servers:
   above the bench volume, every bench name mapped (``acme.validation.hosts``) to a random 127/8 address where
   this process answers http-01 on port 80 (the validator only uses port 80, so this needs root or
   CAP_NET_BIND_SERVICE). Real validation, pkilint on the precertificate and the BR 4.3.1.2 correspondence
-  check of the final certificate, and CT as the embedded default runs it: two SCTs per certificate from its
+  check of the final certificate (``--lint-final``: pkilint on the final certificate too), and CT as the embedded default runs it: two SCTs per certificate from its
   own two logs (each verified before it is embedded), the final certificate queued for both and submitted in
   the background (``--no-ct``: without the logs; ``--workers N``: every worker serves them).
 * Pebble (Debian ``pebble``): PEBBLE_VA_NOSLEEP=1, PEBBLE_WFE_NONCEREJECT=0, real validation against
@@ -598,6 +598,7 @@ def prepare_candor(
     database_url: str | None,
     ct: bool = True,
     cpu_affinity: str = "auto",
+    lint_final: bool = False,
 ) -> tuple[int, int]:
     port, acme_port = free_port(), free_port()
     candor = str(ROOT / ".venv" / "bin" / "candor")
@@ -635,6 +636,10 @@ def prepare_candor(
     config += f"\n[acme.validation.hosts]\n{hosts}\n"
     if not ct:
         config = _without_ct(config)
+    if lint_final:
+        config, replaced = re.subn(r"(?m)^lint_final_certificate = false$", "lint_final_certificate = true", config)
+        if replaced != 1:
+            raise SystemExit("candor.toml has no [issuance] lint_final_certificate; the bench needs updating")
     (home / "candor.toml").write_text(config)
     return port, acme_port
 
@@ -759,6 +764,7 @@ async def candor_target(args: argparse.Namespace) -> AsyncIterator[Target]:
             database_url=database_url,
             ct=not args.no_ct,
             cpu_affinity=args.cpu_affinity,
+            lint_final=args.lint_final,
         )
         responder = Responder()
         await responder.start(address, 80)
@@ -935,6 +941,12 @@ def main() -> None:
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument("--max-rate", type=float, default=400.0, help=argparse.SUPPRESS)  # sizes the hosts table
     parser.add_argument("--no-ct", action="store_true", help="Candor without its CT logs and SCTs")
+    parser.add_argument(
+        "--lint-final",
+        action="store_true",
+        help="[issuance] lint_final_certificate = true: pkilint on the final certificate too (by default it is "
+        "admitted by its BR 4.3.1.2 correspondence to the linted precertificate)",
+    )
     parser.add_argument("--profile", default=None, help="py-spy raw profile of candor serve to this path")
     parser.add_argument("--gil", action="store_true", help="with --profile: sample only the thread holding the GIL")
     parser.add_argument(
@@ -990,9 +1002,10 @@ def main() -> None:
         report["ratio_to_pebble"] = round(ratio, 2)
         print(f"ratio Candor / Pebble: {ratio:.2f}")
     ct = "two SCTs from its own two CT logs and the final certificate sent to both" if not args.no_ct else "no CT"
+    final = "pkilint on it too" if args.lint_final else "no second pkilint run"
     print(
         "note: Candor's figure includes real http-01 validation, pkilint on the precertificate, the BR 4.3.1.2 "
-        f"correspondence check of the final certificate, and {ct}"
+        f"correspondence check of the final certificate ({final}), and {ct}"
     )
     report.update(
         clients=args.clients,
@@ -1003,6 +1016,7 @@ def main() -> None:
         measure=f"{args.orders} orders" if args.orders is not None else f"{args.duration:g} s",
         slices_per_server=1 if args.orders is not None else args.slices,
         candor_ct=not args.no_ct,
+        candor_lint_final=args.lint_final,
         validation="http-01, real",
     )
     print(json.dumps(report))

@@ -127,6 +127,10 @@ class IssuanceConfig(_Strict):
     validity_days: int = Field(default=90, ge=1, le=398)
     # Put the OCSP responder URL in AIA (only once an OCSP responder serves these issuers).
     ocsp_urls: bool = False
+    # Lint the final certificate with pkilint too, as well as the precertificate. Off, the final certificate is
+    # admitted by the technical control BR 4.3.1.2 accepts instead: its TBS corresponds byte for byte to the
+    # linted precertificate's, the poison removed and the SCT list added (RFC 6962 3.2), which is always checked.
+    lint_final_certificate: bool = False
 
 
 IANA_ROOT_ANCHORS = (

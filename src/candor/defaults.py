@@ -26,6 +26,10 @@ cpu_affinity = "none"
 [issuance]
 # Put this server's OCSP responder URL ({base_url}/ocsp/<issuer>) in every certificate's AIA (BR 7.1.2.7.7).
 ocsp_urls = true
+# Every precertificate is linted (pkilint) before it is signed, and every final certificate must correspond to its
+# linted precertificate byte for byte, the poison removed and the SCT list added (BR 4.3.1.2, RFC 6962 3.2).
+# true: pkilint lints each final certificate as well (one more lint per certificate).
+lint_final_certificate = false
 
 # The clock watch (CSBR 6.8, and WS-08e for certificates): nothing is signed while the system clock is more
 # than max_offset_seconds off its time sources, or when none has confirmed it for max_sync_age_hours; every

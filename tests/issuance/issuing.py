@@ -146,7 +146,14 @@ def _is_ip(name: str) -> bool:
     return True
 
 
-def open_ca(home: Path, *, now: datetime = NOW, validity_days: int = 90, sct_source: SctSource | None = None) -> CA:
+def open_ca(
+    home: Path,
+    *,
+    now: datetime = NOW,
+    validity_days: int = 90,
+    sct_source: SctSource | None = None,
+    lint_final: bool = False,
+) -> CA:
     config = load_config(home)
     db = Database(database_url(config.database, home))
     stores = KeyStores(config.keys.stores, base_dir=home, environ={})
@@ -155,7 +162,7 @@ def open_ca(home: Path, *, now: datetime = NOW, validity_days: int = 90, sct_sou
         db=db,
         issuers=IssuerResolver(stores, base_url=BASE_URL),
         clock=clock,
-        settings=IssuanceSettings(base_url=BASE_URL, validity=timedelta(days=validity_days)),
+        settings=IssuanceSettings(base_url=BASE_URL, validity=timedelta(days=validity_days), lint_final=lint_final),
         actor="test",
         sct_source=sct_source,
     )

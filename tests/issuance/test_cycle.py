@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 
 from candor.audit import verify_chain
 from candor.errors import CandorError, ErrorKind
+from candor.lint import CertificateKind, LintReport, lint_certificate
 from candor.profiles.precert import tbs_without_poison_or_scts
+from candor.signing import linted
 from candor.storage.models import AuditEvent, CertificateRecord, SerialRecord
 from candor.storage.models_issuance import Issuance
 from support import openssl
@@ -149,3 +151,80 @@ def test_a_refusal_does_not_poison_the_signer_for_the_next_order(ca: CA) -> None
     with pytest.raises(CandorError):
         ca.signer.finalize(order_id, csr_for(["other.example.com"]))  # names differ: refused after the claim
     assert ca.issue(["accepted-next.example.com"]).certificate
+
+
+@pytest.fixture
+def lints(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The kind of every certificate the signer lints, in order (each still linted)."""
+    seen: list[str] = []
+    lint = linted._lint
+
+    def recording(der: bytes, kind: CertificateKind, *, what: str, allow_local_urls: bool) -> LintReport:
+        seen.append(kind.value)
+        return lint(der, kind, what=what, allow_local_urls=allow_local_urls)
+
+    monkeypatch.setattr(linted, "_lint", recording)
+    return seen
+
+
+def _final_intent_checked(ca: CA) -> str:
+    with ca.db.session() as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "issuance.final_intent").order_by(AuditEvent.seq.desc())
+        ).first()
+        assert event is not None
+        return str(json.loads(event.details)["checked"])
+
+
+def test_by_default_the_final_certificate_is_admitted_by_its_correspondence(ca: CA, lints: list[str]) -> None:
+    """BR 4.3.1.2: the precertificate is linted; the final certificate corresponds to it, checked, not linted again."""
+    ca.issue(["one-lint.example.com"])
+    assert lints == ["dv-precertificate"]
+    assert _final_intent_checked(ca) == "corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)"
+
+
+def test_lint_final_certificate_lints_the_final_certificate_too(ca_home: Path, lints: list[str]) -> None:
+    ca = open_ca(ca_home, lint_final=True)
+    try:
+        chain = ca.issue(["two-lints.example.com"])
+        assert lints == ["dv-precertificate", "dv-certificate"]
+        assert _final_intent_checked(ca).endswith("; linted")
+        assert lint_certificate(chain.certificate.public_bytes(Encoding.DER), CertificateKind.DV_CERTIFICATE).ok
+    finally:
+        ca.stores.close()
+        ca.db.dispose()
+
+
+def test_a_final_certificate_the_linter_refuses_is_never_signed(ca_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With lint_final_certificate, a lint error in the final certificate stops the cycle before the final intent:
+    the precertificate stays (it was signed and logged), nothing else is signed or stored, and a retry is refused
+    again (fail closed)."""
+    lint = linted._lint
+
+    def refusing_finals(der: bytes, kind: CertificateKind, *, what: str, allow_local_urls: bool) -> LintReport:
+        if kind is CertificateKind.DV_CERTIFICATE:
+            raise CandorError(ErrorKind.LINT, f"{what}: pkilint reports 1 error(s): ERROR injected")
+        return lint(der, kind, what=what, allow_local_urls=allow_local_urls)
+
+    monkeypatch.setattr(linted, "_lint", refusing_finals)
+    ca = open_ca(ca_home, lint_final=True)
+    try:
+        account = ca.account("acct-final-lint")
+        ca.authorize(account, "final-lint.example.com", method="3.2.2.4.7")
+        order_id = ca.order(account, ["final-lint.example.com"])
+        csr = csr_for(["final-lint.example.com"], key=new_key())
+        for _attempt in range(2):
+            with pytest.raises(CandorError, match="ERROR injected") as refused:
+                ca.signer.finalize(order_id, csr)
+            assert refused.value.kind is ErrorKind.LINT
+        with ca.db.session() as session:
+            issuance = session.scalars(select(Issuance).where(Issuance.order_id == order_id)).one()
+            assert issuance.state == "precertificate"
+            assert issuance.final_tbs is None
+            kinds = session.scalars(
+                select(CertificateRecord.kind).where(CertificateRecord.serial_id == issuance.serial_id)
+            ).all()
+        assert kinds == ["precertificate"]
+    finally:
+        ca.stores.close()
+        ca.db.dispose()

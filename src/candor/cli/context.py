@@ -80,6 +80,7 @@ def build_signer(
         validity=timedelta(days=config.issuance.validity_days),
         backdate=timedelta(seconds=config.issuance.backdate_seconds),
         ocsp_urls=config.issuance.ocsp_urls,
+        lint_final=config.issuance.lint_final_certificate,
     )
     return Signer(
         db=context.db,

@@ -22,6 +22,7 @@ from candor.clock import Clock
 from candor.errors import CandorError, ErrorKind
 from candor.issuance.ct import FinalQueue, ObtainedScts, RecordingSctSource, SctSource
 from candor.issuance.issuers import IssuerContext, IssuerResolver
+from candor.lint import kind_for
 from candor.policy.names import Identifier, rate_limit_key
 from candor.storage import Database, issuance_sql, orders
 from candor.storage.models_issuance import Issuance, Order
@@ -98,6 +99,7 @@ class Stages:
         actor: str,
         sct_source: SctSource | None,
         on_phase: Callable[[str, int], None],
+        lint_final: bool = False,
     ) -> None:
         self.db = db
         self.resolver = resolver
@@ -106,6 +108,7 @@ class Stages:
         self.actor = actor
         self.sct_source = sct_source
         self.on_phase = on_phase
+        self.lint_final = lint_final
 
     def advance(self, progress: Progress) -> x509.Certificate:
         """Run the remaining stages; return the final certificate."""
@@ -150,10 +153,16 @@ class Stages:
                 scts,
                 algorithm=issuer.algorithm,
             )
+            checked = "corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)"
+            if self.lint_final:  # and pkilint on the final certificate itself, before anything is stored or signed
+                token = signing.prepare_tbs(
+                    token.tbs, algorithm=issuer.algorithm, kind=kind_for(progress.profile, False),
+                    what=f"certificate for order {progress.order_id}", allow_local_urls=issuer.private,
+                )  # fmt: skip
+                checked += "; linted"
             event = self._event(
                 "issuance.final_intent", progress,
-                tbs_sha256=token.tbs_sha256, sct_list_bytes=len(scts) if scts else 0,
-                checked="corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)",
+                tbs_sha256=token.tbs_sha256, sct_list_bytes=len(scts) if scts else 0, checked=checked,
             )  # fmt: skip
             with self.db.connection() as connection:
                 moved = self._move(

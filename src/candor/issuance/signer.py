@@ -65,6 +65,7 @@ class IssuanceSettings:
     validity: timedelta = timedelta(days=90)
     backdate: timedelta = timedelta(0)
     ocsp_urls: bool = False
+    lint_final: bool = False  # pkilint on the final certificate too ([issuance] lint_final_certificate)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class Signer:
             actor=actor,
             sct_source=sct_source,
             on_phase=on_phase or (lambda _stage, _order: None),
+            lint_final=settings.lint_final,
         )
 
     # -- entry points ---------------------------------------------------------------------------------
