@@ -13,9 +13,10 @@ and who answers the challenges differ between the two servers:
   above the bench volume, every bench name mapped (``acme.validation.hosts``) to a random 127/8 address where
   this process answers http-01 on port 80 (the validator only uses port 80, so this needs root or
   CAP_NET_BIND_SERVICE). Real validation, pkilint on the precertificate and the BR 4.3.1.2 correspondence
-  check of the final certificate (``--lint-final``: pkilint on the final certificate too), and CT as the embedded default runs it: two SCTs per certificate from its
-  own two logs (each verified before it is embedded), the final certificate queued for both and submitted in
-  the background (``--no-ct``: without the logs; ``--workers N``: every worker serves them).
+  check of the final certificate (``--lint-final``: pkilint on the final certificate too), and CT as the
+  embedded default runs it: two SCTs per certificate from its own two logs (each verified before it is
+  embedded), the final certificate queued for both and submitted in the background (``--no-ct``: without the
+  logs; ``--workers N``: every worker serves them).
 * Pebble (Debian ``pebble``): PEBBLE_VA_NOSLEEP=1, PEBBLE_WFE_NONCEREJECT=0, real validation against
   ``pebble-challtestsrv``, which resolves every name to 127.0.0.1 and serves the tokens this process adds
   through its management API.
@@ -328,9 +329,12 @@ def _http(trust: ssl.SSLContext) -> httpx.AsyncClient:
     return httpx.AsyncClient(verify=trust, timeout=CLIENT_TIMEOUT, limits=limits)
 
 
-async def start_fleet(target: Target, *, clients: int, warmup: int) -> Fleet:
-    """*clients* clients, each registered and through *warmup* orders."""
-    stats = Stats()
+async def start_fleet(target: Target, *, clients: int, warmup: int, result: Result | None = None) -> Fleet:
+    """*clients* clients, each registered and through *warmup* orders; with *result*, a fleet that goes on adding
+    to what an earlier one measured (a stalled Pebble replaced)."""
+    result = result if result is not None else Result()
+    stats = result.stats
+    kept = len(stats.latencies)
     acme = [AcmeClient(_http(target.trust), target.directory_url, stats) for _ in range(clients)]
     await asyncio.gather(*(client.start() for client in acme))
 
@@ -341,8 +345,8 @@ async def start_fleet(target: Target, *, clients: int, warmup: int) -> Fleet:
             stats.timeouts += 1
 
     await asyncio.gather(*(warm(client) for client in acme for _ in range(warmup)))
-    stats.latencies.clear()
-    return Fleet(target, acme, Result(stats=stats))
+    del stats.latencies[kept:]  # the warm-up's
+    return Fleet(target, acme, result)
 
 
 async def close_fleet(fleet: Fleet) -> None:
@@ -836,38 +840,53 @@ async def run_bench(args: argparse.Namespace) -> tuple[Result | None, Result | N
     Pebble's, how many Pebble slices were measured again because Pebble stalled)."""
     labels = [label for label in ("candor", "pebble") if args.only in (None, label)]
     starts = {"candor": candor_target, "pebble": pebble_target}
-    stalls = 0
-    async with contextlib.AsyncExitStack() as stack:
-        targets = [await stack.enter_async_context(starts[label](args)) for label in labels]
-        fleets: dict[str, Fleet] = {}
+    servers: dict[str, contextlib.AsyncExitStack] = {}  # each server's processes and its fleet's connections
+    fleets: dict[str, Fleet] = {}
+
+    async def start(label: str, result: Result | None = None) -> Fleet:
+        server = contextlib.AsyncExitStack()
         try:
-            for target in targets:
-                fleets[target.label] = await start_fleet(target, clients=args.clients, warmup=args.warmup)
-            candor = fleets.get("candor")
-            if candor is not None:
-                stack.enter_context(_profiler(args, candor.target.server_pids()[0]))
+            target = await server.enter_async_context(starts[label](args))
+            fleet = await start_fleet(target, clients=args.clients, warmup=args.warmup, result=result)
+            server.push_async_callback(close_fleet, fleet)
+        except BaseException:
+            await server.aclose()
+            raise
+        servers[label] = server
+        return fleet
+
+    stalls = 0
+    try:
+        for label in labels:
+            fleets[label] = await start(label)
+        with contextlib.ExitStack() as profiling:
+            if "candor" in fleets:
+                profiling.enter_context(_profiler(args, fleets["candor"].target.server_pids()[0]))
             slices = 1 if args.orders is not None else args.slices
             for label in schedule(labels, slices):
-                fleet = fleets[label]
-                others = [other for other in fleets.values() if other is not fleet]
+                others = [other for name, other in fleets.items() if name != label]
                 idle_before = [sum(_cpu_by_pid(other.target.server_pids()).values()) for other in others]
                 for attempt in range(PEBBLE_ATTEMPTS if label == "pebble" else 1):
+                    fleet = fleets[label]
                     kept = len(fleet.result.stats.latencies)
                     part = await measure(
                         fleet, duration=args.duration / slices, orders=args.orders, phases=args.phases is not None
                     )
                     if not (label == "pebble" and part.timeouts and attempt + 1 < PEBBLE_ATTEMPTS):
                         break
-                    # Pebble stopped answering for a minute: that slice measured the stall, not Pebble
+                    # Pebble stopped answering for the client's timeout: that slice measured the stall, not Pebble.
+                    # A stalled Pebble has stayed stalled here, so the slice is measured again on a fresh one.
                     stalls += 1
                     del fleet.result.stats.latencies[kept:]
-                    print("pebble: requests went unanswered for the client's timeout; measuring that slice again")
+                    print("pebble: requests went unanswered for the client's timeout; that slice again, fresh Pebble")
+                    await servers.pop(label).aclose()
+                    fleets[label] = await start(label, result=fleet.result)
                 fleet.result.add(part)
                 for other, before in zip(others, idle_before, strict=True):
                     other.result.idle_cpu += sum(_cpu_by_pid(other.target.server_pids()).values()) - before
-        finally:
-            for fleet in fleets.values():
-                await close_fleet(fleet)
+    finally:
+        for server in reversed(list(servers.values())):
+            await server.aclose()
     return (
         fleets["candor"].result if "candor" in fleets else None,
         fleets["pebble"].result if "pebble" in fleets else None,
