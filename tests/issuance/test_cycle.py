@@ -186,10 +186,21 @@ def test_by_default_the_final_certificate_is_admitted_by_its_correspondence(ca: 
 def test_lint_final_certificate_lints_the_final_certificate_too(ca_home: Path, lints: list[str]) -> None:
     ca = open_ca(ca_home, lint_final=True)
     try:
-        chain = ca.issue(["two-lints.example.com"])
+        account = ca.account("acct-two-lints")
+        ca.authorize(account, "two-lints.example.com", method="3.2.2.4.7")
+        order_id = ca.order(account, ["two-lints.example.com"])
+        chain = ca.signer.finalize(order_id, csr_for(["two-lints.example.com"], common_name="two-lints.example.com"))
         assert lints == ["dv-precertificate", "dv-certificate"]
         assert _final_intent_checked(ca).endswith("; linted")
-        assert lint_certificate(chain.certificate.public_bytes(Encoding.DER), CertificateKind.DV_CERTIFICATE).ok
+        report = lint_certificate(chain.certificate.public_bytes(Encoding.DER), CertificateKind.DV_CERTIFICATE)
+        assert report.ok and report.warnings  # a commonName: pkilint's DV warning
+        with ca.db.session() as session:
+            event = session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "issuance.final_intent").order_by(AuditEvent.seq.desc())
+            ).first()
+            assert event is not None
+            # the final certificate's own warnings, as the intent's event records the precertificate's
+            assert json.loads(event.details)["lint_warnings"] == [str(w) for w in report.warnings]
     finally:
         ca.stores.close()
         ca.db.dispose()

@@ -153,16 +153,18 @@ class Stages:
                 scts,
                 algorithm=issuer.algorithm,
             )
-            checked = "corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)"
+            checked: dict[str, object] = {"checked": "corresponds to the linted precertificate (BR 4.3.1.2, RFC 6962)"}
             if self.lint_final:  # and pkilint on the final certificate itself, before anything is stored or signed
                 token = signing.prepare_tbs(
                     token.tbs, algorithm=issuer.algorithm, kind=kind_for(progress.profile, False),
                     what=f"certificate for order {progress.order_id}", allow_local_urls=issuer.private,
                 )  # fmt: skip
-                checked += "; linted"
+                assert token.report is not None
+                checked["checked"] = f"{checked['checked']}; linted"
+                checked["lint_warnings"] = [str(w) for w in token.report.warnings]
             event = self._event(
                 "issuance.final_intent", progress,
-                tbs_sha256=token.tbs_sha256, sct_list_bytes=len(scts) if scts else 0, checked=checked,
+                tbs_sha256=token.tbs_sha256, sct_list_bytes=len(scts) if scts else 0, **checked,
             )  # fmt: skip
             with self.db.connection() as connection:
                 moved = self._move(
