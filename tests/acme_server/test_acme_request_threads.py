@@ -20,6 +20,7 @@ from issuing import build_home
 from candor.acme.challenges import Challenges
 from candor.acme.nonces import NonceStore
 from candor.acme.ordering import Ordering
+from candor.acme.shared_nonces import SharedNonces
 
 RECORDED = {
     "new_order": Ordering,
@@ -88,5 +89,17 @@ def test_with_the_databases_nonces_every_handler_runs_on_a_request_thread(
     # the CA database's own nonce store (the one PostgreSQL deployments use), here on the test CA's SQLite
     monkeypatch.setattr("acme_harness.nonce_store", lambda db, clock: NonceStore(db, clock))
     _whole_order(acme_home, "p256_hop")
+    for handler in RECORDED:
+        assert threads_of[handler] == {"acme-request"}, handler
+
+
+@pytest.mark.postgres
+def test_on_postgresql_reads_run_on_request_threads_even_with_the_nonces_in_memory(
+    tmp_path: Path, postgres_schema_url: str, threads_of: dict[str, set[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL read is a network round trip, which the event loop must not wait for: with the nonces in shared
+    memory (which alone would allow it on SQLite), every handler still runs on a request thread."""
+    monkeypatch.setattr("acme_harness.nonce_store", lambda db, clock: SharedNonces(clock))
+    _whole_order(build_home(tmp_path / "pg", database=postgres_schema_url), "p256_postgres")
     for handler in RECORDED:
         assert threads_of[handler] == {"acme-request"}, handler
